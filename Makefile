@@ -1,0 +1,47 @@
+# MatMul-free LM accelerator: top-level entry points.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-all lint bench-golden export demo-fidelity clean help
+
+help:
+	@echo "make setup          create $(VENV) and install everything from PyPI"
+	@echo "make test           the default regression (slow tests excluded)"
+	@echo "make test-all       every test, including those marked slow"
+	@echo "make export MODEL=370m [PACKING=1.6bit] [CHECKPOINT=dir]   write build/MODEL.img"
+	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
+	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+setup: $(PY)
+	$(PY) -m pip install -e '.[all]'
+	@$(PY) -c "import torch, numpy, numba; print('setup ok: torch', torch.__version__, 'numpy', numpy.__version__, 'numba', numba.__version__)"
+
+test:
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all:
+	$(PY) -m pytest -m '' $(PYTEST_ARGS)
+
+lint:
+	$(PY) -m ruff check spec sw sim tests
+
+MODEL ?= 370m
+PACKING ?= 1.6bit
+CHECKPOINT ?=
+export:
+	$(PY) -m sw.export --model $(MODEL) --packing $(PACKING) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) -o build/$(MODEL).img
+
+bench-golden:
+	$(PY) -m sim.bench_golden --model 370m -o build/bench/golden_370m.json
+
+demo-fidelity:
+	$(PY) -m sim.fidelity --model demo -o build/fidelity/demo.json
+
+clean:
+	rm -rf build
