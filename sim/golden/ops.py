@@ -1,0 +1,279 @@
+"""Golden integer operations: the executable definition of spec/numerics.py.
+
+Every function here is integer-exact and deterministic; the RTL vector units must reproduce each
+one bit for bit. docs/numerics.md states the same rules in prose and pseudo-code.
+
+Conventions:
+  * vectors are numpy int64 while computing; FX results are saturated to int32;
+  * `rshift_round(v, n)` = floor((v + 2**(n-1)) / 2**n), i.e. round half up (toward +inf) for
+    n >= 1, and an exact left shift for n <= 0;
+  * per-token scalars are soft floats (SF, a (mantissa, exponent) pair of Python ints) and every SF
+    operation rounds exactly once, half up.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from math import isqrt
+
+import numpy as np
+
+from spec import numerics as N
+
+SF = tuple[int, int]
+SF_ZERO: SF = (0, 0)
+_SFB = N.SF_BITS
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar soft float
+# ---------------------------------------------------------------------------------------------
+def sf_norm(v: int, e: int) -> SF:
+    """Non-negative integer v * 2**e -> SF, rounding half up once."""
+    if v < 0:
+        raise ValueError("SF values are non-negative")
+    if v == 0:
+        return SF_ZERO
+    b = v.bit_length()
+    if b > _SFB:
+        sh = b - _SFB
+        m = (v + (1 << (sh - 1))) >> sh
+        e += sh
+        if m >> _SFB:            # rounding carried into a new bit
+            m >>= 1
+            e += 1
+    else:
+        m = v << (_SFB - b)
+        e -= _SFB - b
+    return (m, e)
+
+
+def sf_mul(a: SF, b: SF) -> SF:
+    if a[0] == 0 or b[0] == 0:
+        return SF_ZERO
+    return sf_norm(a[0] * b[0], a[1] + b[1])
+
+
+def sf_add(a: SF, b: SF) -> SF:
+    """Exact sum, rounded once. When the exponents differ by more than SF_BITS the smaller
+    operand is below half an ulp of the result, so returning the larger one *is* that rounding."""
+    if a[0] == 0:
+        return b
+    if b[0] == 0:
+        return a
+    if a[1] < b[1]:
+        a, b = b, a
+    d = a[1] - b[1]
+    if d > _SFB:
+        return a
+    return sf_norm((a[0] << d) + b[0], b[1])
+
+
+def sf_recip(a: SF) -> SF:
+    """1/a: mantissa round_half_up(2**(2*SF_BITS-1) / m), computed as (2**(2*SF_BITS) // m + 1) >> 1."""
+    if a[0] == 0:
+        raise ZeroDivisionError("sf_recip(0)")
+    r = ((1 << (2 * _SFB)) // a[0] + 1) >> 1
+    return sf_norm(r, -(2 * _SFB - 1) - a[1])
+
+
+def sf_sqrt(a: SF) -> SF:
+    """sqrt(a): make the exponent even, then floor(isqrt(m * 2**SF_BITS)) at exponent e/2 - SF_BITS/2."""
+    if a[0] == 0:
+        return SF_ZERO
+    m, e = a
+    if e & 1:
+        m <<= 1
+        e -= 1
+    return sf_norm(isqrt(m << _SFB), e // 2 - _SFB // 2)
+
+
+def sf_rsqrt(a: SF) -> SF:
+    return sf_recip(sf_sqrt(a))
+
+
+def sf_from_float(x: float) -> SF:
+    """A float32 value (e.g. beta) -> SF, exact (a float32 has a 24-bit significand)."""
+    x = float(np.float32(x))
+    if x < 0:
+        raise ValueError("SF values are non-negative")
+    if x == 0.0:
+        return SF_ZERO
+    mant, exp = np.frexp(np.float32(x))        # x = mant * 2**exp, mant in [0.5, 1)
+    m = int(np.float64(mant) * (1 << _SFB))
+    return sf_norm(m, int(exp) - _SFB)
+
+
+def sf_to_float(a: SF) -> float:
+    return float(np.ldexp(np.float64(a[0]), a[1]))
+
+
+def sf_shift(a: SF, n: int) -> SF:
+    """a * 2**n (exact)."""
+    return a if a[0] == 0 else (a[0], a[1] + n)
+
+
+@lru_cache(maxsize=None)
+def sf_inv_int(n: int) -> SF:
+    """1/n for a vector length n."""
+    return sf_recip(sf_norm(n, 0))
+
+
+#: constants of the contract
+SF_EPS: SF = sf_from_float(N.RMS_EPS)
+SF_INV_CODE_MAX: SF = sf_inv_int(N.CODE_MAX)
+
+
+# ---------------------------------------------------------------------------------------------
+# vector helpers
+# ---------------------------------------------------------------------------------------------
+def rshift_round(v: np.ndarray, n: int) -> np.ndarray:
+    v = np.asarray(v, dtype=np.int64)
+    if n <= 0:
+        return v << (-n)
+    return (v + (1 << (n - 1))) >> n
+
+
+def sat_fx(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, N.FX_MIN, N.FX_MAX).astype(np.int32)
+
+
+def apply_sf(v: np.ndarray, s: SF) -> np.ndarray:
+    """round_half_up(v * s) for integer v (|v| < 2**31) -> saturated int32."""
+    m, e = s
+    if m == 0:
+        return np.zeros(np.shape(v), np.int32)
+    p = np.asarray(v, dtype=np.int64) * m
+    if e >= 0:
+        # saturate before shifting so that the shift cannot overflow int64
+        lim = (N.FX_MAX >> e) + 1
+        return sat_fx(np.clip(p, -lim, lim) << e)
+    return sat_fx(rshift_round(p, -e))
+
+
+def fx_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return sat_fx(np.asarray(a, np.int64) + np.asarray(b, np.int64))
+
+
+def fx_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """FX * FX -> FX."""
+    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(b, np.int64), N.FX_FRAC))
+
+
+def gate_mul(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """FX * GATE -> FX."""
+    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(g, np.int64), N.GATE_FRAC))
+
+
+def gamma_mul(a: np.ndarray, mant: np.ndarray, exp: int) -> np.ndarray:
+    """FX * GAMMA -> FX: round_half_up(a * mant * 2**-exp)."""
+    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(mant, np.int64), exp))
+
+
+# ---------------------------------------------------------------------------------------------
+# reductions and norms
+# ---------------------------------------------------------------------------------------------
+def mean_square(t: np.ndarray) -> SF:
+    """mean(t**2) of an FX vector, in real units, as SF.
+
+    Values are pre-shifted right by k = max(0, bitlen(max|t|) - SUMSQ_IN_BITS) (truncating the
+    magnitude) so that each square fits 2*SUMSQ_IN_BITS bits; the integer sum of squares is exact.
+    """
+    a = np.abs(np.asarray(t, dtype=np.int64))
+    mx = int(a.max()) if a.size else 0
+    if mx == 0:
+        return SF_ZERO
+    k = max(0, mx.bit_length() - N.SUMSQ_IN_BITS)
+    if k:
+        a = a >> k
+    ss = int(np.dot(a, a))
+    return sf_mul(sf_norm(ss, 2 * k - 2 * N.FX_FRAC), sf_inv_int(a.size))
+
+
+def rms_inv(t: np.ndarray) -> SF:
+    """1 / sqrt(mean(t**2) + eps), as SF."""
+    return sf_rsqrt(sf_add(mean_square(t), SF_EPS))
+
+
+def rmsnorm(x: np.ndarray, g_mant: np.ndarray, g_exp: int) -> np.ndarray:
+    """RMSNorm with learned weight: FX -> FX. Two roundings: x * rms_inv, then * gamma."""
+    r = rms_inv(x)
+    t = apply_sf(x, r)
+    return gamma_mul(t, g_mant, g_exp)
+
+
+def quantize(t: np.ndarray, g_mant: np.ndarray, g_exp: int) -> tuple[np.ndarray, SF]:
+    """A BitLinear's input side: its own RMSNorm (weight gamma) folded into per-token int8 codes.
+
+    Float rule: y = t / sqrt(mean(t^2)+eps) * gamma; codes = round_away(y * 127 / max|y|);
+    dequantized input = codes * max|y| / 127. The RMS cancels in the codes, so
+      p = t * mant (exact), M = max|p|, codes from p alone (below),
+      s = M * 2**-(FX_FRAC + g_exp) * rms_inv(t) / 127   (the per-token dequantization factor).
+    Codes: magnitudes are normalized to QUANT_NORM_BITS bits (|p| >> sh, truncating, or << -sh),
+    R = floor(127 * 2**QUANT_RCP_SHIFT / M_n), code = sign(p) * ((|p_n| * R + 2**(RCP-1)) >> RCP).
+    Returns (codes int8, s).
+    """
+    p = np.asarray(t, dtype=np.int64) * np.asarray(g_mant, dtype=np.int64)
+    a = np.abs(p)
+    mx = int(a.max()) if a.size else 0
+    if mx == 0:
+        return np.zeros(np.shape(t), np.int8), SF_ZERO
+    sh = mx.bit_length() - N.QUANT_NORM_BITS
+    if sh > 0:
+        a = a >> sh
+        mn = mx >> sh
+    else:
+        a = a << (-sh)
+        mn = mx << (-sh)
+    r = (N.CODE_MAX << N.QUANT_RCP_SHIFT) // mn
+    q = (a * r + (1 << (N.QUANT_RCP_SHIFT - 1))) >> N.QUANT_RCP_SHIFT
+    codes = np.where(p < 0, -q, q).astype(np.int8)
+    s = sf_mul(sf_mul(sf_norm(mx, -(N.FX_FRAC + g_exp)), rms_inv(t)), SF_INV_CODE_MAX)
+    return codes, s
+
+
+def rescale(acc: np.ndarray, s: SF, beta: SF) -> np.ndarray:
+    """BitLinear output: FX = round_half_up(acc * s * beta * 2**FX_FRAC), saturated."""
+    return apply_sf(acc, sf_shift(sf_mul(s, beta), N.FX_FRAC))
+
+
+# ---------------------------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------------------------
+_SIG_LUT = N.sigmoid_table().astype(np.int64)
+_SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2     # fractional bits interpolated between entries
+_SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """FX -> GATE. Table of sigma on [0, SIG_RANGE] with linear interpolation, odd symmetry
+    sigma(-z) = 1 - sigma(z), saturation at |z| >= SIG_RANGE."""
+    z = np.asarray(z, dtype=np.int64)
+    a = np.minimum(np.abs(z), _SIG_LIMIT)
+    idx = a >> _SIG_FRAC
+    fr = a & ((1 << _SIG_FRAC) - 1)
+    lo = _SIG_LUT[np.minimum(idx, N.SIG_ENTRIES)]
+    hi = _SIG_LUT[np.minimum(idx + 1, N.SIG_ENTRIES)]
+    sp = lo + rshift_round((hi - lo) * fr, _SIG_FRAC)
+    return np.where(z >= 0, sp, N.GATE_ONE - sp).astype(np.int64)
+
+
+def silu(z: np.ndarray) -> np.ndarray:
+    """FX -> FX: z * sigmoid(z)."""
+    return gate_mul(z, sigmoid(z))
+
+
+def forget_gate(fz: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f = lb + (1 - lb) * sigmoid(fz) (GATE), and 1 - f. lb = 0 gives f = sigmoid(fz)."""
+    lb = np.asarray(lb, dtype=np.int64)
+    f = lb + rshift_round((N.GATE_ONE - lb) * sigmoid(fz), N.GATE_FRAC)
+    return f, N.GATE_ONE - f
+
+
+def recurrence(h: np.ndarray, f: np.ndarray, i_in: np.ndarray) -> np.ndarray:
+    """h' = h * f + i  (FX state, GATE f)."""
+    return fx_add(gate_mul(h, f), i_in)
+
+
+def argmax(v: np.ndarray) -> int:
+    """Index of the first maximum."""
+    return int(np.argmax(np.asarray(v)))
