@@ -1,0 +1,31 @@
+"""Tokenizer of a checkpoint directory: ``tokenizer.json`` read with the ``tokenizers`` library.
+
+Contract: ``load_tokenizer(dir) -> tokenizers.Tokenizer | None``. None when ``dir`` is not a
+directory or holds no ``tokenizer.json`` (random-init presets, bare checkpoints); a present but
+unreadable file raises ``TokenizerError``. Works offline (the file is read from disk only).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TokenizerError(RuntimeError):
+    """tokenizer.json exists but cannot be used."""
+
+
+def load_tokenizer(path: str | Path | None):
+    if path is None:
+        return None
+    p = Path(path)
+    f = p / "tokenizer.json" if p.is_dir() else None
+    if f is None or not f.is_file():
+        return None
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise TokenizerError(f"{f} exists but the 'tokenizers' package is not installed "
+                             "(pip install -e .[export])") from None
+    try:
+        return Tokenizer.from_file(str(f))
+    except Exception as e:  # noqa: BLE001 - tokenizers raises its own exception type
+        raise TokenizerError(f"{f}: cannot load ({e})") from None
