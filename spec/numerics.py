@@ -49,10 +49,6 @@ GAMMA_TOP = GAMMA_BITS - 2  # max|mant| in [2**14, 2**15)
 
 SF_BITS = 24
 
-#: Quantizer: magnitudes are normalized to QUANT_NORM_BITS before the reciprocal multiply.
-QUANT_NORM_BITS = 24
-QUANT_RCP_SHIFT = 40
-
 #: Sum of squares: values are pre-shifted so that max|v| fits in SUMSQ_IN_BITS bits.
 SUMSQ_IN_BITS = 24
 

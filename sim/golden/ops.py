@@ -208,8 +208,10 @@ def quantize(t: np.ndarray, g_mant: np.ndarray, g_exp: int) -> tuple[np.ndarray,
     dequantized input = codes * max|y| / 127. The RMS cancels in the codes, so
       p = t * mant (exact), M = max|p|, codes from p alone (below),
       s = M * 2**-(FX_FRAC + g_exp) * rms_inv(t) / 127   (the per-token dequantization factor).
-    Codes: magnitudes are normalized to QUANT_NORM_BITS bits (|p| >> sh, truncating, or << -sh),
-    R = floor(127 * 2**QUANT_RCP_SHIFT / M_n), code = sign(p) * ((|p_n| * R + 2**(RCP-1)) >> RCP).
+    Codes are the exact rational rounding code = sign(p) * floor(127 * |p| / M + 1/2) (ties away
+    from zero, as the official Triton kernel rounds). |p| < 2**47, so 254 * |p| fits in int64.
+    (Hardware: a per-token reciprocal estimate of 127/M, one multiply per element, and a
+    one-step remainder correction give this exact quotient.)
     Returns (codes int8, s).
     """
     p = np.asarray(t, dtype=np.int64) * np.asarray(g_mant, dtype=np.int64)
@@ -217,15 +219,8 @@ def quantize(t: np.ndarray, g_mant: np.ndarray, g_exp: int) -> tuple[np.ndarray,
     mx = int(a.max()) if a.size else 0
     if mx == 0:
         return np.zeros(np.shape(t), np.int8), SF_ZERO
-    sh = mx.bit_length() - N.QUANT_NORM_BITS
-    if sh > 0:
-        a = a >> sh
-        mn = mx >> sh
-    else:
-        a = a << (-sh)
-        mn = mx << (-sh)
-    r = (N.CODE_MAX << N.QUANT_RCP_SHIFT) // mn
-    q = (a * r + (1 << (N.QUANT_RCP_SHIFT - 1))) >> N.QUANT_RCP_SHIFT
+    # exact rational rounding, ties away from zero: floor(127*|p|/M + 1/2) = (254|p| + M) // 2M
+    q = (2 * N.CODE_MAX * a + mx) // (2 * mx)
     codes = np.where(p < 0, -q, q).astype(np.int8)
     s = sf_mul(sf_mul(sf_norm(mx, -(N.FX_FRAC + g_exp)), rms_inv(t)), SF_INV_CODE_MAX)
     return codes, s
@@ -240,20 +235,19 @@ def rescale(acc: np.ndarray, s: SF, beta: SF) -> np.ndarray:
 # activations
 # ---------------------------------------------------------------------------------------------
 _SIG_LUT = N.sigmoid_table().astype(np.int64)
-_SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2     # fractional bits interpolated between entries
-_SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """FX -> GATE. Table of sigma on [0, SIG_RANGE] with linear interpolation, odd symmetry
     sigma(-z) = 1 - sigma(z), saturation at |z| >= SIG_RANGE."""
+    frac = N.FX_FRAC - N.SIG_STEP_LOG2          # input bits interpolated between entries
     z = np.asarray(z, dtype=np.int64)
-    a = np.minimum(np.abs(z), _SIG_LIMIT)
-    idx = a >> _SIG_FRAC
-    fr = a & ((1 << _SIG_FRAC) - 1)
+    a = np.minimum(np.abs(z), N.SIG_RANGE << N.FX_FRAC)
+    idx = a >> frac
+    fr = a & ((1 << frac) - 1)
     lo = _SIG_LUT[np.minimum(idx, N.SIG_ENTRIES)]
     hi = _SIG_LUT[np.minimum(idx + 1, N.SIG_ENTRIES)]
-    sp = lo + rshift_round((hi - lo) * fr, _SIG_FRAC)
+    sp = lo + rshift_round((hi - lo) * fr, frac)
     return np.where(z >= 0, sp, N.GATE_ONE - sp).astype(np.int64)
 
 

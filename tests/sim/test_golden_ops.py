@@ -182,3 +182,10 @@ def test_matvec_kernels_agree_exactly(shape):
     # the worst case for float32 exactness: all +1 weights, all 127 codes
     wmax = np.ones((2, 6912), np.int8)
     assert kernels.matvec_numpy(wmax, np.full(6912, 127, np.int8))[0] == 127 * 6912
+
+
+def test_quantize_exact_ties_round_away_from_zero():
+    # 127 * |p| / M lands exactly on k + 1/2 for M = 254: 1 -> 0.5, 3 -> 1.5, 5 -> 2.5
+    t = np.array([254, 1, -1, 3, -5, 0], np.int32)
+    codes, _ = O.quantize(t, np.ones(6, np.int16), 0)
+    assert codes.tolist() == [127, 1, -1, 2, -3, 0]
