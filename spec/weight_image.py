@@ -378,6 +378,8 @@ class ImageWriter:
     def __init__(self, path: str | os.PathLike, config: ModelConfig, *, packing: str = DEFAULT_PACKING,
                  beat_bytes: int = DEFAULT_BEAT_BYTES, source: str = ""):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{self.path} is a directory, not an image path")
         self.layout = layout(config, packing, beat_bytes)
         self.config, self.packing, self.beat_bytes, self.source = config, packing, beat_bytes, source
         # Reserve room for the JSON with every crc at its widest; readers accept any data_offset
@@ -427,7 +429,11 @@ class ImageWriter:
         self._f.seek(0)
         self._f.write(bytes(pre) + text)
         self._f.close()
-        os.replace(self._tmp, self.path)
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError:
+            self._tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:
