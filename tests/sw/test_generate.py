@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,17 @@ from sw import generate as G  # noqa: E402
 from sw import model as M  # noqa: E402
 
 pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest and immune to a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 TINY = PRESETS["tiny"]
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +88,8 @@ def test_bad_arguments(tiny):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "sw.generate", *args], cwd=ROOT,
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "sw.generate", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
