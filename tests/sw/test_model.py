@@ -202,3 +202,16 @@ def test_training_step_reduces_loss():
         a, _ = m(ids)
     b, _ = M.build_model(TINY, {k: v.detach() for k, v in m.state_dict().items()})(ids)
     assert torch.equal(a, b.detach())
+
+
+def test_config_without_lower_bounds():
+    import dataclasses
+    cfg = dataclasses.replace(TINY, use_lower_bound=False, name="tiny-nolb")
+    m = M.build_model(cfg, seed=1)
+    assert "model.lower_bounds" not in m.state_dict()
+    assert m.model.lower_bound_table() is None
+    ids = _ids(1, 6, seed=3)
+    with torch.no_grad():
+        logits, state = m(ids)
+        lg, _ = m.step(ids[0, :1], None)
+    assert torch.equal(lg, logits[:, 0]) and len(state) == cfg.n_layers
