@@ -31,7 +31,7 @@ import numpy as np
 from spec import numerics as N
 from spec.models import ModelConfig
 
-from . import kernels
+from . import fast, kernels
 from . import ops as O
 
 Trace = Callable[[int, str, np.ndarray], None]
@@ -118,10 +118,20 @@ class GoldenWeights:
 class GoldenModel:
     """Stateful golden decoder: `step(token) -> logits (FX int32 [V])`."""
 
-    def __init__(self, weights: GoldenWeights, trace: Trace | None = None):
+    def __init__(self, weights: GoldenWeights, trace: Trace | None = None, backend: str | None = None):
+        """backend: "numpy" (ops.py, the definition) or "fast" (numba twins, bit-identical);
+        default fast when numba imports, unless MMFREE_GOLDEN_KERNEL=numpy."""
         self.w = weights
         self.cfg = weights.config
         self.trace = trace
+        if backend is None:
+            backend = "fast" if fast.AVAILABLE and kernels.kernel_name() == "numba" else "numpy"
+        if backend not in ("fast", "numpy"):
+            raise ValueError(f"backend must be 'fast' or 'numpy', got {backend!r}")
+        if backend == "fast" and not fast.AVAILABLE:
+            raise RuntimeError("the fast backend needs numba")
+        self.backend = backend
+        self.O = fast.FastOps if backend == "fast" else O
         self.reset()
 
     def reset(self) -> None:
@@ -132,10 +142,11 @@ class GoldenModel:
         if self.trace is not None:
             self.trace(layer, op, v)
 
-    def bitlinear(self, layer: int, name: str, t: np.ndarray, norm: Gamma, mat: Matrix) -> np.ndarray:
-        codes, s = O.quantize(t, norm.mant, norm.exp)
+    def bitlinear(self, layer: int, name: str, t: np.ndarray, norm: Gamma, mat: Matrix,
+                  rinv: O.SF | None = None) -> np.ndarray:
+        codes, s = self.O.quantize(t, norm.mant, norm.exp, rinv)
         acc = kernels.matvec(mat.trits, codes)
-        y = O.rescale(acc, s, mat.beta)
+        y = self.O.rescale(acc, s, mat.beta)
         self._t(layer, name + ".codes", codes)
         self._t(layer, name + ".acc", acc)
         self._t(layer, name, y)
@@ -148,37 +159,38 @@ class GoldenModel:
 
     def block(self, l: int, x: np.ndarray) -> np.ndarray:
         L = self.w.layers[l]
-        u = O.rmsnorm(x, L.attn_norm.mant, L.attn_norm.exp)
+        u = self.O.rmsnorm(x, L.attn_norm.mant, L.attn_norm.exp)
         self._t(l, "attn_norm", u)
-        i = self.bitlinear(l, "i_proj", u, L.i_norm, L.i_proj)
-        fz = self.bitlinear(l, "f_proj", u, L.f_norm, L.f_proj)
-        g = self.bitlinear(l, "g_proj", u, L.g_norm_in, L.g_proj)
-        f, omf = O.forget_gate(fz, L.lower_bound)
+        r = self.O.rms_inv(u)            # shared by the three BitLinears that read u
+        i = self.bitlinear(l, "i_proj", u, L.i_norm, L.i_proj, r)
+        fz = self.bitlinear(l, "f_proj", u, L.f_norm, L.f_proj, r)
+        g = self.bitlinear(l, "g_proj", u, L.g_norm_in, L.g_proj, r)
+        f, omf = self.O.forget_gate(fz, L.lower_bound)
         self._t(l, "forget", f)
-        i_in = O.gate_mul(O.silu(i), omf)
+        i_in = self.O.gate_mul(self.O.silu(i), omf)
         self._t(l, "input", i_in)
-        h = O.recurrence(self.h[l], f, i_in)
+        h = self.O.recurrence(self.h[l], f, i_in)
         self.h[l] = h
         self._t(l, "h", h)
-        gn = O.rmsnorm(g, L.g_norm.mant, L.g_norm.exp)
-        z = O.fx_mul(gn, O.silu(h))
+        gn = self.O.rmsnorm(g, L.g_norm.mant, L.g_norm.exp)
+        z = self.O.fx_mul(gn, self.O.silu(h))
         self._t(l, "gated", z)
         o = self.bitlinear(l, "o_proj", z, L.o_norm, L.o_proj)
-        x = O.fx_add(x, o)
+        x = self.O.fx_add(x, o)
         self._t(l, "resid_attn", x)
-        v = O.rmsnorm(x, L.mlp_norm.mant, L.mlp_norm.exp)
+        v = self.O.rmsnorm(x, L.mlp_norm.mant, L.mlp_norm.exp)
         self._t(l, "mlp_norm", v)
         gu = self.bitlinear(l, "gate_proj", v, L.gate_norm, L.gate_proj)
         inter = self.cfg.intermediate_size
-        m = O.fx_mul(O.silu(gu[:inter]), gu[inter:])
+        m = self.O.fx_mul(self.O.silu(gu[:inter]), gu[inter:])
         self._t(l, "swiglu", m)
         dn = self.bitlinear(l, "down_proj", m, L.down_norm, L.down_proj)
-        x = O.fx_add(x, dn)
+        x = self.O.fx_add(x, dn)
         self._t(l, "resid_mlp", x)
         return x
 
     def head(self, x: np.ndarray) -> np.ndarray:
-        xf = O.rmsnorm(x, self.w.norm.mant, self.w.norm.exp)
+        xf = self.O.rmsnorm(x, self.w.norm.mant, self.w.norm.exp)
         self._t(-1, "final_norm", xf)
         return self.bitlinear(-1, "lm_head", xf, self.w.head_norm, self.w.lm_head)
 
@@ -201,7 +213,7 @@ class GoldenModel:
             logits = self.step(int(t))
         out = []
         for _ in range(n_new):
-            nxt = O.argmax(logits)
+            nxt = self.O.argmax(logits)
             out.append(nxt)
             logits = self.step(nxt)
         return out

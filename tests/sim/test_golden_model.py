@@ -138,3 +138,15 @@ if __name__ == "__main__" and "--regen" in sys.argv:
         np.savez_compressed(GOLDEN, logits=_golden_logits(image), tokens=TOKENS[:16],
                             numerics_version=N.NUMERICS_VERSION)
     print(f"wrote {GOLDEN}")
+
+
+def test_fast_and_numpy_backends_identical(tiny):
+    from sim.golden import fast
+
+    if not fast.AVAILABLE:
+        pytest.skip("numba not installed (make setup)")
+    _, _, img = tiny
+    w = GoldenWeights.from_path(img)
+    a = GoldenModel(w, backend="numpy").run(TOKENS[:12])
+    b = GoldenModel(w, backend="fast").run(TOKENS[:12])
+    assert np.array_equal(a, b)
