@@ -76,10 +76,10 @@ def measure(model: str, n_tokens: int, packing: str = "1.6bit", seed: int = 0, w
             progress: bool = True, floor: float | None = None) -> dict:
     import torch
 
+    from spec.models import get_preset
     from sw.checkpoint import load_checkpoint
     from sw.export import export_image
     from sw.model import HGRNBitForCausalLM, random_state_dict
-    from spec.models import get_preset
 
     workdir.mkdir(parents=True, exist_ok=True)
     if model == "demo":

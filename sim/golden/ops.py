@@ -12,7 +12,7 @@ Conventions:
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from math import isqrt
 
 import numpy as np
@@ -112,7 +112,7 @@ def sf_shift(a: SF, n: int) -> SF:
     return a if a[0] == 0 else (a[0], a[1] + n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def sf_inv_int(n: int) -> SF:
     """1/n for a vector length n."""
     return sf_recip(sf_norm(n, 0))
