@@ -72,8 +72,47 @@ def perturbation_floor(cfg, sd: dict, tokens: np.ndarray, f_logits: np.ndarray, 
     return {"relative_perturbation": rel, **compare_logits(f_logits, p_logits, tokens)}
 
 
+def layer_local(cfg, sd: dict, tokens: np.ndarray, weights: GoldenWeights) -> dict:
+    """Numerics error without the network's chaos: every layer of the golden model is fed the
+    float model's own inputs (residual x_l and state h_l, converted to FX) and its residual update
+    x_{l+1} - x_l and new state are compared with the float layer's, per layer and token."""
+    import torch
+
+    from spec import numerics as N
+    from sw.model import HGRNBitForCausalLM
+
+    net = HGRNBitForCausalLM(cfg)
+    net.load_state_dict(sd)
+    net.eval()
+    m = net.model
+    lbs = m.lower_bound_table()
+    state = net.init_state(1)
+    gm = GoldenModel(weights)
+    def to_fx(t):  # noqa: ANN001, ANN202  float tensor [1, 1, d] -> FX
+        return np.clip(np.round(t.double().numpy()[0, 0] * (1 << N.FX_FRAC)), N.FX_MIN, N.FX_MAX).astype(np.int32)
+
+    to_f = lambda v: np.asarray(v, np.float64) / (1 << N.FX_FRAC)
+    cos_upd, cos_h = [], []
+    with torch.no_grad():
+        for tok in tokens:
+            x = m.embeddings(torch.tensor([[int(tok)]])).float()
+            for k, layer in enumerate(m.layers):
+                gm.h[k] = to_fx(state[k][:, None])
+                xg = to_f(gm.block(k, to_fx(x)))
+                x_next, h = layer(x, None if lbs is None else lbs[k], state[k])
+                uf = (x_next - x).double().numpy()[0, 0]
+                ug = xg - x.double().numpy()[0, 0]
+                cos_upd.append(float(uf @ ug / (np.linalg.norm(uf) * np.linalg.norm(ug) + 1e-30)))
+                hf, hg = h.double().numpy()[0], to_f(gm.h[k])
+                cos_h.append(float(hf @ hg / (np.linalg.norm(hf) * np.linalg.norm(hg) + 1e-30)))
+                x, state[k] = x_next, h
+    return {"layer_update_cosine_min": min(cos_upd), "layer_update_cosine_mean": float(np.mean(cos_upd)),
+            "state_cosine_min": min(cos_h), "state_cosine_mean": float(np.mean(cos_h)),
+            "layers_x_tokens": len(cos_upd)}
+
+
 def measure(model: str, n_tokens: int, packing: str = "1.6bit", seed: int = 0, workdir: Path = Path("build/fidelity"),
-            progress: bool = True, floor: float | None = None) -> dict:
+            progress: bool = True, floor: float | None = None, local: bool = False) -> dict:
     import torch
 
     from spec.models import get_preset
@@ -131,6 +170,8 @@ def measure(model: str, n_tokens: int, packing: str = "1.6bit", seed: int = 0, w
     res |= {"model": model, "source": source, "packing": packing, "tokens": int(n_tokens),
             "float_seconds": t_float, "golden_seconds": t_golden,
             "what": "measured on this machine: golden integer model vs float PyTorch model, teacher-forced"}
+    if local:
+        res["layer_local"] = layer_local(cfg, sd, tokens, weights)
     if floor:
         res["float_vs_perturbed_float"] = perturbation_floor(cfg, sd, tokens, f_logits, floor)
     return res
@@ -150,6 +191,13 @@ def print_table(res: dict) -> None:
         rows += [(f"float vs float, norms x(1+{fl['relative_perturbation']:g}*N(0,1))",
                   f"top-1 {100 * fl['top1_agreement']:.2f} %, cosine min {fl['cosine_min']:.5f} / mean "
                   f"{fl['cosine_mean']:.5f}, ppl rel diff {100 * fl['ppl_rel_diff']:.3f} %")]
+    lo = res.get("layer_local")
+    if lo:
+        rows += [("layer-local update cosine min / mean",
+                  f"{lo['layer_update_cosine_min']:.6f} / {lo['layer_update_cosine_mean']:.6f} "
+                  f"({lo['layers_x_tokens']} layer-tokens)"),
+                 ("layer-local state cosine min / mean",
+                  f"{lo['state_cosine_min']:.6f} / {lo['state_cosine_mean']:.6f}")]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{w}}  {v}")
@@ -164,11 +212,13 @@ def main(argv=None) -> int:  # noqa: ANN001
     ap.add_argument("--floor", type=float, default=None, metavar="REL",
                     help="also compare the float model with itself after perturbing its norm weights by REL "
                          "(e.g. 1e-7): the agreement any non-bit-identical implementation can hope for")
+    ap.add_argument("--local", action="store_true",
+                    help="also feed every golden layer the float model's inputs and compare layer by layer")
     ap.add_argument("-o", "--output", type=Path, default=None)
     a = ap.parse_args(argv)
     n = a.tokens or (2048 if a.model == "demo" else 16)
     try:
-        res = measure(a.model, n, a.packing, a.seed, floor=a.floor)
+        res = measure(a.model, n, a.packing, a.seed, floor=a.floor, local=a.local)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
