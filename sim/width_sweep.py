@@ -30,6 +30,7 @@ SETTINGS: list[tuple[str, dict]] = [
     ("FX_FRAC=12", {"FX_FRAC": 12}),
     ("FX_FRAC=14", {"FX_FRAC": 14}),
     ("FX_FRAC=20", {"FX_FRAC": 20}),
+    ("FX_FRAC=24", {"FX_FRAC": 24}),
     ("GAMMA_BITS=8", {"GAMMA_BITS": 8, "GAMMA_TOP": 6}),
     ("GAMMA_BITS=12", {"GAMMA_BITS": 12, "GAMMA_TOP": 10}),
     ("SIG_STEP_LOG2=4", {"SIG_STEP_LOG2": 4, "SIG_ENTRIES": N.SIG_RANGE << 4}),
