@@ -89,7 +89,7 @@ def layer_local(cfg, sd: dict, tokens: np.ndarray, weights: GoldenWeights) -> di
     state = net.init_state(1)
     gm = GoldenModel(weights)
     def to_fx(t):  # noqa: ANN001, ANN202  float tensor [1, 1, d] -> FX
-        return np.clip(np.round(t.double().numpy()[0, 0] * (1 << N.FX_FRAC)), N.FX_MIN, N.FX_MAX).astype(np.int32)
+        return np.clip(np.round(t.double().numpy()[0, 0] * (1 << N.FX_FRAC)), N.FX_MIN, N.FX_MAX).astype(np.int64)
 
     to_f = lambda v: np.asarray(v, np.float64) / (1 << N.FX_FRAC)
     cos_upd, cos_h = [], []

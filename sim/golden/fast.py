@@ -46,8 +46,21 @@ if AVAILABLE:
         return min(max(v, _FX_MIN), _FX_MAX)
 
     @jit
+    def bitlen_max(v):
+        mx = np.int64(0)
+        for j in range(v.size):
+            a = abs(np.int64(v[j]))
+            if a > mx:
+                mx = a
+        bl = 0
+        while mx:
+            bl += 1
+            mx >>= 1
+        return bl
+
+    @jit
     def apply_sf(v, m, e):
-        out = np.empty(v.size, np.int32)
+        out = np.empty(v.size, np.int64)
         for j in range(v.size):
             p = np.int64(v[j]) * m
             if m == 0:
@@ -61,7 +74,7 @@ if AVAILABLE:
 
     @jit
     def gamma_mul(a, mant, exp):
-        out = np.empty(a.size, np.int32)
+        out = np.empty(a.size, np.int64)
         for j in range(a.size):
             out[j] = _sat(_rsr(np.int64(a[j]) * np.int64(mant[j]), exp))
         return out
@@ -125,7 +138,7 @@ if AVAILABLE:
 
     @jit
     def silu(z):
-        out = np.empty(z.size, np.int32)
+        out = np.empty(z.size, np.int64)
         for j in range(z.size):
             v = np.int64(z[j])
             out[j] = _sat(_rsr(v * _sig1(v), _GF))
@@ -143,31 +156,40 @@ if AVAILABLE:
 
     @jit
     def gate_mul(a, g):
-        out = np.empty(a.size, np.int32)
+        out = np.empty(a.size, np.int64)
         for j in range(a.size):
             out[j] = _sat(_rsr(np.int64(a[j]) * np.int64(g[j]), _GF))
         return out
 
     @jit
     def fx_mul(a, b):
-        out = np.empty(a.size, np.int32)
+        out = np.empty(a.size, np.int64)
         for j in range(a.size):
             out[j] = _sat(_rsr(np.int64(a[j]) * np.int64(b[j]), _FXF))
         return out
 
     @jit
     def fx_add(a, b):
-        out = np.empty(a.size, np.int32)
+        out = np.empty(a.size, np.int64)
         for j in range(a.size):
             out[j] = _sat(np.int64(a[j]) + np.int64(b[j]))
         return out
 
     @jit
     def recurrence(h, f, i_in):
-        out = np.empty(h.size, np.int32)
+        out = np.empty(h.size, np.int64)
         for j in range(h.size):
             out[j] = _sat(_rsr(np.int64(h[j]) * np.int64(f[j]), _GF) + np.int64(i_in[j]))
         return out
+
+
+def _fits(a: np.ndarray, b_bits: int, extra: int = 0) -> bool:
+    """The int64 kernels are exact while the product's bit length stays within 62 bits;
+    otherwise FastOps defers to ops.py, which forms the product with Python integers."""
+    return bitlen_max(a) + b_bits + extra <= 62
+
+
+_GATE_BITS = N.GATE_FRAC + 1
 
 
 class FastOps:
@@ -188,12 +210,18 @@ class FastOps:
 
     @classmethod
     def rmsnorm(cls, x: np.ndarray, g_mant: np.ndarray, g_exp: int) -> np.ndarray:
-        m, e = cls.rms_inv(x)
-        return gamma_mul(apply_sf(x, m, e), g_mant, g_exp)
+        r = cls.rms_inv(x)
+        t = apply_sf(x, r[0], r[1]) if _fits(x, N.SF_BITS, max(0, r[1])) else O.apply_sf(x, r)
+        if _fits(t, N.GAMMA_BITS, max(0, -g_exp)):
+            return gamma_mul(t, g_mant, g_exp)
+        return O.gamma_mul(t, g_mant, g_exp)
 
     @classmethod
     def quantize(cls, t, g_mant, g_exp, rinv=None):  # noqa: ANN001, ANN206
-        codes, mx = quantize_codes(np.ascontiguousarray(t), g_mant)
+        t = np.ascontiguousarray(t)
+        if bitlen_max(t) + N.GAMMA_BITS > 54:      # 254 * |p| must fit int64
+            return O.quantize(t, g_mant, g_exp, rinv)
+        codes, mx = quantize_codes(t, g_mant)
         if mx == 0:
             return codes, O.SF_ZERO
         if rinv is None:
@@ -203,14 +231,39 @@ class FastOps:
 
     @staticmethod
     def rescale(acc: np.ndarray, s: O.SF, beta: O.SF) -> np.ndarray:
-        m, e = O.sf_shift(O.sf_mul(s, beta), N.FX_FRAC)
-        return apply_sf(acc, m, e)
+        k = O.sf_shift(O.sf_mul(s, beta), N.FX_FRAC)
+        if k[0] and _fits(acc, N.SF_BITS, max(0, k[1])):
+            return apply_sf(acc, k[0], k[1])
+        return O.apply_sf(acc, k)
 
-    sigmoid = staticmethod(lambda z: sigmoid(np.ascontiguousarray(z)))
-    silu = staticmethod(lambda z: silu(np.ascontiguousarray(z)))
-    forget_gate = staticmethod(lambda fz, lb: forget_gate(fz, lb))
-    gate_mul = staticmethod(lambda a, g: gate_mul(a, g))
-    fx_mul = staticmethod(lambda a, b: fx_mul(np.ascontiguousarray(a), np.ascontiguousarray(b)))
-    fx_add = staticmethod(lambda a, b: fx_add(a, b))
-    recurrence = staticmethod(lambda h, f, i: recurrence(h, f, i))
+    @staticmethod
+    def sigmoid(z: np.ndarray) -> np.ndarray:
+        return sigmoid(np.ascontiguousarray(z))
+
+    @staticmethod
+    def silu(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z)
+        return silu(z) if _fits(z, _GATE_BITS) else O.silu(z)
+
+    @staticmethod
+    def forget_gate(fz: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return forget_gate(fz, lb)
+
+    @staticmethod
+    def gate_mul(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return gate_mul(a, g) if _fits(a, _GATE_BITS) else O.gate_mul(a, g)
+
+    @staticmethod
+    def fx_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        return fx_mul(a, b) if _fits(a, bitlen_max(b)) else O.fx_mul(a, b)
+
+    @staticmethod
+    def fx_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return fx_add(a, b)
+
+    @staticmethod
+    def recurrence(h: np.ndarray, f: np.ndarray, i_in: np.ndarray) -> np.ndarray:
+        return recurrence(h, f, i_in) if _fits(h, _GATE_BITS) else O.recurrence(h, f, i_in)
+
     argmax = staticmethod(O.argmax)

@@ -116,7 +116,7 @@ class GoldenWeights:
 
 
 class GoldenModel:
-    """Stateful golden decoder: `step(token) -> logits (FX int32 [V])`."""
+    """Stateful golden decoder: `step(token) -> logits (FX, int64 [V])`."""
 
     def __init__(self, weights: GoldenWeights, trace: Trace | None = None, backend: str | None = None):
         """backend: "numpy" (ops.py, the definition) or "fast" (numba twins, bit-identical);
@@ -135,7 +135,7 @@ class GoldenModel:
         self.reset()
 
     def reset(self) -> None:
-        self.h = [np.zeros(self.cfg.hidden_size, np.int32) for _ in range(self.cfg.num_hidden_layers)]
+        self.h = [np.zeros(self.cfg.hidden_size, np.int64) for _ in range(self.cfg.num_hidden_layers)]
 
     # -- building blocks ----------------------------------------------------------------------
     def _t(self, layer: int, op: str, v: np.ndarray) -> None:

@@ -4,7 +4,9 @@ Every function here is integer-exact and deterministic; the RTL vector units mus
 one bit for bit. docs/numerics.md states the same rules in prose and pseudo-code.
 
 Conventions:
-  * vectors are numpy int64 while computing; FX results are saturated to int32;
+  * vectors are numpy int64; FX results are saturated to FX_BITS (48) bits;
+  * every product is exact before it is rounded (`mul_round`): int64 when the operands' bit
+    lengths add up to at most 62, Python integers otherwise;
   * `rshift_round(v, n)` = floor((v + 2**(n-1)) / 2**n), i.e. round half up (toward +inf) for
     n >= 1, and an exact left shift for n <= 0;
   * per-token scalars are soft floats (SF, a (mantissa, exponent) pair of Python ints) and every SF
@@ -135,20 +137,39 @@ def rshift_round(v: np.ndarray, n: int) -> np.ndarray:
 
 def sat_fx(v: np.ndarray) -> np.ndarray:
     # minimum/maximum rather than np.clip: same result, a fraction of the call overhead
-    return np.minimum(np.maximum(v, N.FX_MIN), N.FX_MAX).astype(np.int32)
+    return np.minimum(np.maximum(v, N.FX_MIN), N.FX_MAX).astype(np.int64)
+
+
+def bitlen_max(v: np.ndarray) -> int:
+    """Bit length of max|v| (0 for an empty or all-zero vector)."""
+    v = np.asarray(v)
+    return int(np.abs(v).max()).bit_length() if v.size else 0
+
+
+def mul_round(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """sat_fx(floor((a * b + 2**(n-1)) / 2**n)) with the product exact; n <= 0 means a * b * 2**-n.
+
+    The operands are at most 49 bits (FX and its sums), so the product can need 97 bits: when the
+    bit lengths add up to more than 62 the product is formed with Python integers.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if bitlen_max(a) + bitlen_max(b) + max(0, -n) <= 62:
+        return sat_fx(rshift_round(a * b, n))
+    p = a.astype(object) * b.astype(object)
+    if n > 0:
+        p = (p + (1 << (n - 1))) >> n
+    elif n < 0:
+        p = p * (1 << -n)
+    return np.array([min(max(int(x), N.FX_MIN), N.FX_MAX) for x in np.ravel(p)], np.int64).reshape(np.shape(p))
 
 
 def apply_sf(v: np.ndarray, s: SF) -> np.ndarray:
-    """round_half_up(v * s) for integer v (|v| < 2**31) -> saturated int32."""
+    """round_half_up(v * s) for an integer vector v -> saturated FX."""
     m, e = s
     if m == 0:
-        return np.zeros(np.shape(v), np.int32)
-    p = np.asarray(v, dtype=np.int64) * m
-    if e >= 0:
-        # saturate before shifting so that the shift cannot overflow int64
-        lim = (N.FX_MAX >> e) + 1
-        return sat_fx(np.clip(p, -lim, lim) << e)
-    return sat_fx(rshift_round(p, -e))
+        return np.zeros(np.shape(v), np.int64)
+    return mul_round(v, np.int64(m), -e)
 
 
 def fx_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -157,17 +178,17 @@ def fx_add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def fx_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """FX * FX -> FX."""
-    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(b, np.int64), N.FX_FRAC))
+    return mul_round(a, b, N.FX_FRAC)
 
 
 def gate_mul(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """FX * GATE -> FX."""
-    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(g, np.int64), N.GATE_FRAC))
+    return mul_round(a, g, N.GATE_FRAC)
 
 
 def gamma_mul(a: np.ndarray, mant: np.ndarray, exp: int) -> np.ndarray:
     """FX * GAMMA -> FX: round_half_up(a * mant * 2**-exp)."""
-    return sat_fx(rshift_round(np.asarray(a, np.int64) * np.asarray(mant, np.int64), exp))
+    return mul_round(a, mant, exp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +231,7 @@ def quantize(t: np.ndarray, g_mant: np.ndarray, g_exp: int, rinv: SF | None = No
       p = t * mant (exact), M = max|p|, codes from p alone (below),
       s = M * 2**-(FX_FRAC + g_exp) * rms_inv(t) / 127   (the per-token dequantization factor).
     Codes are the exact rational rounding code = sign(p) * floor(127 * |p| / M + 1/2) (ties away
-    from zero, as the official Triton kernel rounds). |p| < 2**47, so 254 * |p| fits in int64.
+    from zero, as the official Triton kernel rounds); p is exact (|p| < 2**62).
     (Hardware: a per-token reciprocal estimate of 127/M, one multiply per element, and a
     one-step remainder correction give this exact quotient.)
     `rinv` may pass in rms_inv(t) when several BitLinears quantize the same t (i, f, g share u).
@@ -222,7 +243,10 @@ def quantize(t: np.ndarray, g_mant: np.ndarray, g_exp: int, rinv: SF | None = No
     if mx == 0:
         return np.zeros(np.shape(t), np.int8), SF_ZERO
     # exact rational rounding, ties away from zero: floor(127*|p|/M + 1/2) = (254|p| + M) // 2M
-    q = (2 * N.CODE_MAX * a + mx) // (2 * mx)
+    if mx.bit_length() <= 54:
+        q = (2 * N.CODE_MAX * a + mx) // (2 * mx)
+    else:   # 254 * |p| would overflow int64: same quotient with Python integers
+        q = np.array([(2 * N.CODE_MAX * int(x) + mx) // (2 * mx) for x in a], np.int64)
     codes = np.where(p < 0, -q, q).astype(np.int8)
     if rinv is None:
         rinv = rms_inv(t)

@@ -16,11 +16,11 @@ F = fast.FastOps
 def _vectors(seed: int, n: int = 1500):
     rng = np.random.default_rng(seed)
     out = []
-    for scale in (0, 3, 2 ** 12, 2 ** 18, 2 ** 30):
+    for scale in (0, 3, 2 ** 12, 2 ** 18, 2 ** 30, 2 ** 40, 2 ** 46):
         v = rng.normal(0, scale + 1e-9, n)
-        v = np.clip(np.round(v), N.FX_MIN, N.FX_MAX).astype(np.int32)
+        v = np.clip(np.round(v), N.FX_MIN, N.FX_MAX).astype(np.int64)
         out.append(v)
-    edge = np.array([N.FX_MIN, N.FX_MAX, 0, 1, -1, 2 ** 20, -(2 ** 20)] * 3, np.int32)
+    edge = np.array([N.FX_MIN, N.FX_MAX, 0, 1, -1, 2 ** 20, -(2 ** 20)] * 3, np.int64)
     out.append(edge)
     return out
 

@@ -75,6 +75,18 @@ def test_apply_sf_is_round_half_up_and_saturates(vals, s):
         assert int(o) == min(max(ref, N.FX_MIN), N.FX_MAX)
 
 
+@given(st.lists(st.integers(-(2 ** 48), 2 ** 48), min_size=1, max_size=6),
+       st.lists(st.integers(-(2 ** 48), 2 ** 48), min_size=6, max_size=6), st.integers(-8, 60))
+@settings(max_examples=400, deadline=None)
+def test_mul_round_is_exact_and_saturates(a, b, n):
+    b = b[: len(a)]
+    out = O.mul_round(np.array(a, np.int64), np.array(b, np.int64), n)
+    for x, y, o in zip(a, b, out, strict=True):
+        p = Fraction(x * y, 2 ** n) if n >= 0 else Fraction(x * y * 2 ** -n)
+        ref = math.floor(p + Fraction(1, 2)) if n > 0 else int(p)
+        assert int(o) == min(max(ref, N.FX_MIN), N.FX_MAX)
+
+
 def test_rshift_round_ties_go_up():
     v = np.array([3, 2, 1, -1, -2, -3, 5, -5], np.int64)
     assert O.rshift_round(v, 1).tolist() == [2, 1, 1, 0, -1, -1, 3, -2]
@@ -101,7 +113,7 @@ def test_silu_accuracy():
 def test_rmsnorm_matches_float():
     rng = np.random.default_rng(2)
     for scale in (0.01, 1.0, 300.0):
-        x = np.round(rng.normal(0, scale, 1024) * FX).astype(np.int32)
+        x = np.round(rng.normal(0, scale, 1024) * FX).astype(np.int64)
         g = rng.normal(1, 0.5, 1024)
         gm, ge = N.gamma_block(g)
         y = O.rmsnorm(x, gm, ge) / FX
@@ -122,7 +134,7 @@ def test_quantize_matches_float_rule():
     total = agree = 0
     for n in (64, 1024, 2816, 6912):
         for scale in (1e-3, 1.0, 100.0):
-            t = np.round(rng.normal(0, scale, n) * FX).astype(np.int32)
+            t = np.round(rng.normal(0, scale, n) * FX).astype(np.int64)
             g = rng.normal(1, 0.3, n)
             gm, ge = N.gamma_block(g)
             codes, s = O.quantize(t, gm, ge)
@@ -136,10 +148,10 @@ def test_quantize_matches_float_rule():
 
 
 def test_quantize_zero_vector_and_scale_invariance():
-    codes, s = O.quantize(np.zeros(16, np.int32), np.ones(16, np.int16), 0)
+    codes, s = O.quantize(np.zeros(16, np.int64), np.ones(16, np.int16), 0)
     assert not codes.any() and s == O.SF_ZERO
     rng = np.random.default_rng(4)
-    t = rng.integers(-(2 ** 20), 2 ** 20, 512).astype(np.int32)
+    t = rng.integers(-(2 ** 20), 2 ** 20, 512).astype(np.int64)
     gm, ge = N.gamma_block(rng.normal(1, 0.2, 512))
     c1, _ = O.quantize(t, gm, ge)
     c2, _ = O.quantize(t * 4, gm, ge)     # codes depend only on the direction of t*gamma
@@ -165,8 +177,8 @@ def test_forget_gate_and_recurrence():
     lb = N.gate_from_float(rng.uniform(0, 1, 256)).astype(np.int64)
     f, omf = O.forget_gate(fz, lb)
     assert np.all(f >= lb) and np.all(f <= N.GATE_ONE) and np.all(f + omf == N.GATE_ONE)
-    h = np.full(4, N.FX_MAX, np.int32)
-    out = O.recurrence(h, np.full(4, N.GATE_ONE), np.full(4, N.FX_MAX, np.int32))
+    h = np.full(4, N.FX_MAX, np.int64)
+    out = O.recurrence(h, np.full(4, N.GATE_ONE), np.full(4, N.FX_MAX, np.int64))
     assert np.all(out == N.FX_MAX)          # saturates, never wraps
 
 
