@@ -214,7 +214,9 @@ class BitLinear(nn.Module):
     """FusedBitLinear: ``weight`` [out, in] and ``norm.weight`` [in]; no bias.
 
     In inference (no autograd) the ternary weight is cached and recomputed only when
-    ``weight`` changes (its version counter, storage or device)."""
+    ``weight`` changes (its version counter, storage or device). Some in-place updates leave the
+    version counter alone (fused optimizers, CUDA-graph replays), so every ``train()`` /
+    ``eval()`` switch also drops the cache."""
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -222,6 +224,10 @@ class BitLinear(nn.Module):
         self.weight = nn.Parameter(torch.zeros(out_features, in_features))
         self.norm = RMSNorm(in_features, eps=BITLINEAR_EPS)
         self._cache: tuple | None = None
+
+    def train(self, mode: bool = True) -> BitLinear:
+        self._cache = None
+        return super().train(mode)
 
     def quantized_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.weight

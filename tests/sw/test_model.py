@@ -215,3 +215,24 @@ def test_config_without_lower_bounds():
         logits, state = m(ids)
         lg, _ = m.step(ids[0, :1], None)
     assert torch.equal(lg, logits[:, 0]) and len(state) == cfg.n_layers
+
+
+@pytest.mark.torch
+def test_mode_switch_drops_the_ternary_cache_even_without_a_version_bump():
+    """A fused optimizer can change weights without bumping the version counter; eval() after
+    training must still see the new weights."""
+    import torch
+
+    from spec.models import get_preset
+    from sw.model import HGRNBitForCausalLM
+
+    net = HGRNBitForCausalLM(get_preset("tiny")).init_weights(0).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        before = net(ids)[0]
+        w = net.lm_head.weight
+        w.data.mul_(-1.0)                  # through .data: the version counter may not move
+        net.train()
+        net.eval()
+        after = net(ids)[0]
+    assert not torch.allclose(before, after)
