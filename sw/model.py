@@ -384,28 +384,32 @@ class HGRNBitForCausalLM(nn.Module):
 def random_state_dict(config: ModelConfig, seed: int = 0) -> dict[str, torch.Tensor]:
     """A seeded float32 state dict for ``config`` (CPU tensors, keys = state_dict_shapes()).
 
-    Follows the official ``HGRNBitPreTrainedModel._init_weights``: embedding and every ternary
-    matrix ~ N(0, initializer_range), ``o_proj`` and ``down_proj`` then divided by
-    sqrt(2 * n_layers), every norm weight 1, the padding row (if any) of the embedding 0.
-    Deviations, on purpose:
-      * ``model.lower_bounds`` ~ N(0, 0.1) instead of zeros, so that the lower-bound path is
-        exercised by random-weight tests (zeros give lb = (k / L) exactly per layer);
-      * the official attention projections are first xavier-uniform initialised (gain 2**-2.5)
-        by HGRNBitAttention and HF then skips them; here all of them are normal, as listed above.
+    Follows the official initialisation as it actually happens:
+      * ``HGRNBitAttention.__init__`` draws i/f/g/o_proj xavier-uniform with gain 2**-2.5 and
+        marks them initialised, so HF's ``_init_weights`` leaves them (``o_proj`` is therefore
+        not rescaled);
+      * embedding, ``gate_proj``, ``down_proj`` and ``lm_head`` ~ N(0, initializer_range),
+        ``down_proj`` then divided by sqrt(2 * n_layers);
+      * every norm weight 1, ``model.lower_bounds`` 0 (so the lower bound of layer k is k / L),
+        the padding row (if any) of the embedding 0.
     Tensors are drawn in ``state_dict_shapes()`` order from one ``torch.Generator(seed)``.
     """
     g = torch.Generator().manual_seed(int(seed))
     std = config.initializer_range
     resid_div = math.sqrt(2 * config.num_hidden_layers)
+    attn = ("attn.i_proj.weight", "attn.f_proj.weight", "attn.g_proj.weight", "attn.o_proj.weight")
     out: dict[str, torch.Tensor] = {}
     for name, shape in config.state_dict_shapes().items():
         if name == "model.lower_bounds":
-            t = torch.randn(shape, generator=g, dtype=torch.float32).mul_(0.1)
+            t = torch.zeros(shape, dtype=torch.float32)
         elif len(shape) == 1:
             t = torch.ones(shape, dtype=torch.float32)
+        elif name.endswith(attn):
+            bound = 2 ** -2.5 * math.sqrt(6.0 / (shape[0] + shape[1]))
+            t = torch.rand(shape, generator=g, dtype=torch.float32).mul_(2 * bound).sub_(bound)
         else:
             t = torch.randn(shape, generator=g, dtype=torch.float32).mul_(std)
-            if name.endswith(("attn.o_proj.weight", "mlp.down_proj.weight")):
+            if name.endswith("mlp.down_proj.weight"):
                 t.div_(resid_div)
             if name == "model.embeddings.weight" and config.pad_token_id is not None:
                 t[config.pad_token_id] = 0

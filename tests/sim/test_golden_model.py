@@ -1,7 +1,7 @@
 """Golden model end to end: image -> integer token step, against the float PyTorch model, and a
 frozen regression vector (tests/golden/golden_tiny.npz) so that any numerics change is deliberate.
 
-Regenerate the vector (only together with a NUMERICS_VERSION bump):
+Regenerate the vector only when the numerics (bump NUMERICS_VERSION) or the seeded init change:
     python -m tests.sim.test_golden_model --regen
 """
 from __future__ import annotations

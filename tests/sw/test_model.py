@@ -46,11 +46,17 @@ def test_random_state_dict_seeded_and_follows_init():
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["lm_head.weight"], c["lm_head.weight"])
     assert torch.equal(a["model.norm.weight"], torch.ones(TINY.d))
-    assert a["model.lower_bounds"].abs().max() > 0          # deliberately non-zero
-    std_o = a["model.layers.0.attn.o_proj.weight"].std().item()
-    std_i = a["model.layers.0.attn.i_proj.weight"].std().item()
-    assert std_i == pytest.approx(0.02, rel=0.1)
-    assert std_o == pytest.approx(0.02 / np.sqrt(2 * TINY.n_layers), rel=0.1)
+    assert not a["model.lower_bounds"].any()                # official: zeros -> lb_k = k / L
+    # attention projections: xavier-uniform, gain 2**-2.5 (std = bound / sqrt(3)), not rescaled
+    bound = 2 ** -2.5 * np.sqrt(6 / (2 * TINY.d))
+    for p in ("i_proj", "o_proj"):
+        w = a[f"model.layers.0.attn.{p}.weight"]
+        assert w.abs().max().item() <= bound
+        assert w.std().item() == pytest.approx(bound / np.sqrt(3), rel=0.1)
+    std_up = a["model.layers.0.mlp.gate_proj.weight"].std().item()
+    std_down = a["model.layers.0.mlp.down_proj.weight"].std().item()
+    assert std_up == pytest.approx(0.02, rel=0.1)
+    assert std_down == pytest.approx(0.02 / np.sqrt(2 * TINY.n_layers), rel=0.1)
 
 
 def test_prefill_equals_step_by_step(tiny):
