@@ -150,3 +150,20 @@ def test_fast_and_numpy_backends_identical(tiny):
     a = GoldenModel(w, backend="numpy").run(TOKENS[:12])
     b = GoldenModel(w, backend="fast").run(TOKENS[:12])
     assert np.array_equal(a, b)
+
+
+def test_demo_greedy_text_equals_float_model(tmp_path):
+    """The integer model writes the same greedy continuation as the float model (32 tokens)."""
+    from sim.fidelity import DEMO_DIR
+    from sw.checkpoint import load_checkpoint, load_model
+    from sw.export import export_image
+    from sw.generate import generate
+    from sw.tokenizer import load_tokenizer
+
+    cfg, sd = load_checkpoint(DEMO_DIR)
+    img = tmp_path / "demo.img"
+    export_image(cfg, sd, img, source="test", progress=False)
+    prompt = [cfg.bos_token_id] + load_tokenizer(DEMO_DIR).encode("ROMEO.\n").ids
+    golden = GoldenModel(GoldenWeights.from_path(img)).generate(prompt, 32)
+    ref = generate(load_model(DEMO_DIR), prompt, 32)     # the new tokens, greedy
+    assert len(golden) == 32 and golden == ref
