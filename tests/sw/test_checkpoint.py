@@ -16,13 +16,6 @@ from sw import model as M  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest and immune to a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 TINY = PRESETS["tiny"]
 I_PROJ = "model.layers.0.attn.i_proj.weight"
 

@@ -20,13 +20,6 @@ from sw import model as M  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest and immune to a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "official_tiny.npz"
 
 
