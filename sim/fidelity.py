@@ -111,38 +111,47 @@ def layer_local(cfg, sd: dict, tokens: np.ndarray, weights: GoldenWeights) -> di
             "layers_x_tokens": len(cos_upd)}
 
 
-def measure(model: str, n_tokens: int, packing: str = "1.6bit", seed: int = 0, workdir: Path = Path("build/fidelity"),
-            progress: bool = True, floor: float | None = None, local: bool = False) -> dict:
+def load_case(model: str, n_tokens: int, seed: int = 0, announce: bool = True):  # noqa: ANN201
+    """(config, float32 state dict, token ids, source) for a fidelity measurement.
+
+    `demo`: the committed checkpoint and its held-out text (bos + tokens); a checkpoint dir: its
+    weights on seeded random tokens; a preset: the seeded random init rounded to bfloat16 like a
+    released checkpoint (so the image, whose embedding is bf16, and the float model see the same
+    weights) on seeded random tokens.
+    """
     import torch
 
     from spec.models import get_preset
     from sw.checkpoint import load_checkpoint
+    from sw.model import random_state_dict
+
+    if model == "demo":
+        from sw.tokenizer import load_tokenizer
+        cfg, sd = load_checkpoint(DEMO_DIR)
+        ids = [cfg.bos_token_id] + load_tokenizer(DEMO_DIR).encode((DEMO_DIR / "heldout.txt").read_text()).ids
+        if len(ids) < n_tokens:
+            raise ValueError(f"held-out text has only {len(ids)} tokens, {n_tokens} requested")
+        return cfg, sd, np.array(ids[:n_tokens]), f"checkpoint {DEMO_DIR}, held-out text"
+    if Path(model).is_dir():
+        cfg, sd = load_checkpoint(model)
+        return cfg, sd, np.random.default_rng(seed).integers(0, cfg.vocab_size, n_tokens), f"checkpoint {model}"
+    cfg = get_preset(model)
+    sd = {k: v.to(torch.bfloat16).float() for k, v in random_state_dict(cfg, seed).items()}
+    source = f"seeded random init (seed {seed}, bf16-rounded), random tokens"
+    if announce:
+        print(f"{model}: no checkpoint given, using a {source}", file=sys.stderr)
+    return cfg, sd, np.random.default_rng(seed).integers(0, cfg.vocab_size, n_tokens), source
+
+
+def measure(model: str, n_tokens: int, packing: str = "1.6bit", seed: int = 0, workdir: Path = Path("build/fidelity"),
+            progress: bool = True, floor: float | None = None, local: bool = False) -> dict:
+    import torch
+
     from sw.export import export_image
-    from sw.model import HGRNBitForCausalLM, random_state_dict
+    from sw.model import HGRNBitForCausalLM
 
     workdir.mkdir(parents=True, exist_ok=True)
-    if model == "demo":
-        cfg, sd = load_checkpoint(DEMO_DIR)
-        source = f"checkpoint {DEMO_DIR}"
-        from sw.tokenizer import load_tokenizer
-        tok = load_tokenizer(DEMO_DIR)
-        text = (DEMO_DIR / "heldout.txt").read_text()
-        ids = [cfg.bos_token_id] + tok.encode(text).ids
-        if len(ids) < n_tokens:
-            raise SystemExit(f"error: held-out text has only {len(ids)} tokens, {n_tokens} requested")
-        tokens = np.array(ids[:n_tokens])
-    elif Path(model).is_dir():
-        cfg, sd = load_checkpoint(model)
-        source = f"checkpoint {model}"
-        tokens = np.random.default_rng(seed).integers(0, cfg.vocab_size, n_tokens)
-    else:
-        cfg = get_preset(model)
-        # rounded to bfloat16 like a released checkpoint, so that the image (whose embedding is
-        # bf16) and the float model see the same weights
-        sd = {k: v.to(torch.bfloat16).float() for k, v in random_state_dict(cfg, seed).items()}
-        source = f"seeded random init (seed {seed}, bf16-rounded), random tokens"
-        print(f"{model}: no checkpoint given, using a {source}", file=sys.stderr)
-        tokens = np.random.default_rng(seed).integers(0, cfg.vocab_size, n_tokens)
+    cfg, sd, tokens, source = load_case(model, n_tokens, seed)
 
     net = HGRNBitForCausalLM(cfg)
     net.load_state_dict(sd)

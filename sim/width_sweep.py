@@ -18,7 +18,7 @@ from unittest import mock
 
 import numpy as np
 
-from sim.fidelity import compare_logits
+from sim.fidelity import compare_logits, load_case
 from sim.golden import GoldenModel, GoldenWeights, logits_to_float
 from sim.golden import ops as O
 from spec import numerics as N
@@ -40,23 +40,12 @@ SETTINGS: list[tuple[str, dict]] = [
 ]
 
 
-def _load(model: str, n_tokens: int):
+def _load(model: str, n_tokens: int):  # noqa: ANN202
     import torch
 
-    from sim.fidelity import DEMO_DIR
-    from spec.models import get_preset
-    from sw.checkpoint import load_checkpoint
-    from sw.model import HGRNBitForCausalLM, random_state_dict
+    from sw.model import HGRNBitForCausalLM
 
-    if model == "demo":
-        from sw.tokenizer import load_tokenizer
-        cfg, sd = load_checkpoint(DEMO_DIR)
-        ids = [cfg.bos_token_id] + load_tokenizer(DEMO_DIR).encode((DEMO_DIR / "heldout.txt").read_text()).ids
-        tokens = np.array(ids[:n_tokens])
-    else:
-        cfg = get_preset(model)
-        sd = {k: v.to(torch.bfloat16).float() for k, v in random_state_dict(cfg, 0).items()}
-        tokens = np.random.default_rng(0).integers(0, cfg.vocab_size, n_tokens)
+    cfg, sd, tokens, _ = load_case(model, n_tokens)
     net = HGRNBitForCausalLM(cfg)
     net.load_state_dict(sd)
     net.eval()
