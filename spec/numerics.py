@@ -155,3 +155,21 @@ def float_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     u = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
     rounding = ((u >> 16) & 1) + 0x7FFF
     return ((u + rounding) >> 16).astype(np.uint16)
+
+
+# -- the two paper operations the token step does not use (ISA DIV and EXP) ------------------------
+
+#: exp(z) = 2**(z * log2 e): log2(e) as an integer with EXP_L2E_FRAC fractional bits.
+EXP_L2E_FRAC = 30
+EXP_L2E = int(math.floor(math.log2(math.e) * (1 << EXP_L2E_FRAC) + 0.5))
+#: 2**x table for x in [0, 1]: EXP_ENTRIES + 1 entries, step 2**-EXP_STEP_LOG2, linear interpolation.
+EXP_STEP_LOG2 = 8
+EXP_ENTRIES = 1 << EXP_STEP_LOG2
+
+
+def exp2_table() -> np.ndarray:
+    """EXP_ENTRIES + 1 entries, int64: round_half_up(2**(i / EXP_ENTRIES) * 2**FX_FRAC), i = 0..256.
+
+    Computed in float64 (no entry is near a tie); entry 0 is 2**FX_FRAC, the last 2**(FX_FRAC+1)."""
+    i = np.arange(EXP_ENTRIES + 1, dtype=np.float64)
+    return np.floor(np.exp2(i / EXP_ENTRIES) * (1 << FX_FRAC) + 0.5).astype(np.int64)

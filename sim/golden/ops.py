@@ -299,3 +299,49 @@ def recurrence(h: np.ndarray, f: np.ndarray, i_in: np.ndarray) -> np.ndarray:
 def argmax(v: np.ndarray) -> int:
     """Index of the first maximum."""
     return int(np.argmax(np.asarray(v)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's DIV and EXP (ISA vocabulary; the token step does not use them)
+# ---------------------------------------------------------------------------------------------
+def fx_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """FX / FX -> FX, exact: sign(a*b) * floor((|a| * 2**FX_FRAC + |b|/2) / |b|) (ties away from
+    zero), saturated. b == 0: FX_MAX for a > 0, FX_MIN for a < 0, 0 for a == 0.
+    The dividend needs up to 72 bits, so the quotient is formed with Python integers."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    a, b = np.broadcast_arrays(a, b)
+    out = np.empty(a.shape, np.int64)
+    fa, fb, fo = a.ravel(), b.ravel(), out.reshape(-1)
+    for j in range(fa.size):
+        x, y = int(fa[j]), int(fb[j])
+        if y == 0:
+            fo[j] = N.FX_MAX if x > 0 else (N.FX_MIN if x < 0 else 0)
+            continue
+        q = (2 * abs(x) * (1 << N.FX_FRAC) + abs(y)) // (2 * abs(y))
+        if (x < 0) != (y < 0):
+            q = -q
+        fo[j] = min(max(q, N.FX_MIN), N.FX_MAX)
+    return out
+
+
+_EXP_LUT = N.exp2_table()
+
+
+def fx_exp(z: np.ndarray) -> np.ndarray:
+    """FX -> FX: exp(z) = 2**y, y = mul_round(z, EXP_L2E, EXP_L2E_FRAC) (FX). k = floor(y), f the
+    fraction; 2**f from a 257-entry table with linear interpolation (index = the top
+    EXP_STEP_LOG2 bits of f), then p << k (saturating) for k >= 0, rshift_round(p, -k) for k < 0,
+    0 for k < -60."""
+    y = mul_round(np.asarray(z, dtype=np.int64), np.int64(N.EXP_L2E), N.EXP_L2E_FRAC)
+    k = y >> N.FX_FRAC
+    f = y & ((1 << N.FX_FRAC) - 1)
+    frac = N.FX_FRAC - N.EXP_STEP_LOG2
+    i = f >> frac
+    fr = f & ((1 << frac) - 1)
+    lo = _EXP_LUT[i]
+    p = lo + rshift_round((_EXP_LUT[i + 1] - lo) * fr, frac)     # in [2**FX_FRAC, 2**(FX_FRAC+1)]
+    up = sat_fx(p << np.minimum(np.maximum(k, 0), N.FX_BITS - N.FX_FRAC))   # p * 2**k, k >= 0
+    n = np.clip(-k, 1, 60)
+    down = (p + (np.int64(1) << (n - 1))) >> n                     # rshift_round(p, -k), k < 0
+    return np.where(k >= 0, up, np.where(k < -60, 0, down)).astype(np.int64)
