@@ -18,7 +18,7 @@ from .lexer import LexError, Token, tokenize
 REG_COUNT: dict[isa.Kind, int] = {isa.Kind.V: isa.N_VREGS, isa.Kind.A: isa.N_AREGS, isa.Kind.F: isa.N_FREGS}
 REG_PREFIX: dict[isa.Kind, str] = {k: isa.format_operand(isa.Operand("", k, "a"), 0)[:-1] for k in REG_COUNT}
 _BY_PREFIX = {p.upper(): k for k, p in REG_PREFIX.items()}
-_REG_RE = re.compile(r"(%s)([0-9]+)$" % "|".join(map(re.escape, _BY_PREFIX)), re.IGNORECASE)
+_REG_RE = re.compile("(" + "|".join(map(re.escape, _BY_PREFIX)) + r")([0-9]+)$", re.IGNORECASE)
 
 
 def register(name: str) -> tuple[isa.Kind, int] | None:
