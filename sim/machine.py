@@ -577,25 +577,15 @@ class TextTrace:
 
 
 def read_rom(path: str | Path) -> list[int]:
-    """A ROM: .hex (one 64-bit word per line in hex; '#', ';' and '//' start comments) or .s
-    (assembled with the assembler package)."""
+    """A ROM file: assembly (.s / .asm, assembled with the assembler package) or a hex image
+    (one 64-bit word per line, the assembler's `to_hex` format)."""
+    import assembler
+
     path = Path(path)
     text = path.read_text()
     if path.suffix in (".s", ".asm"):
-        import assembler  # noqa: PLC0415
-        fn = getattr(assembler, "assemble", None)
-        if fn is None:
-            raise MachineError("the assembler package has no `assemble` function")
-        out = fn(text)
-        return list(getattr(out, "words", out))
-    words = []
-    for line in text.splitlines():
-        for c in ("#", ";", "//"):
-            line = line.split(c, 1)[0]
-        line = line.strip()
-        if line:
-            words.append(int(line.split()[0].removeprefix("0x"), 16))
-    return words
+        return list(assembler.assemble(text).words)
+    return assembler.from_hex(text, str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace", type=Path, help="write the per-instruction trace to this file")
     ap.add_argument("--profile", action="store_true", help="print executed instructions per opcode")
     args = ap.parse_args(argv)
+    import assembler
+
     try:
         rom = read_rom(args.rom)
         img = wi.read_image(args.image, verify=False)
@@ -619,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
             out = m.run_teacher(prompt)
         if f:
             f.close()
-    except (MachineError, wi.ImageError, OSError, ValueError) as e:
+    except (MachineError, wi.ImageError, OSError, ValueError, assembler.AsmError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(" ".join(map(str, out)))
