@@ -567,6 +567,8 @@ def assemble(text: str, filename: str = "<string>", *, defines: dict[str, str | 
             t = f"{name}={value}"
             line = Line(Loc("<command line>", k, 1, t), t)
             a.statement(line)
+        if os.path.isfile(filename):
+            a.include_stack.append(os.path.realpath(filename))
         a.process(source_lines(text, filename))
         words = a.encode_all()
     except _Fatal:
