@@ -258,7 +258,7 @@ class _Assembler:
                 params.append(g[0].text)
             where = _where(line.error(name.col, ""))
             self.macros[name.text] = _Macro(params, body, where)
-        except SyntaxErr as e:
+        except (SyntaxErr, ExprError) as e:
             self.report(seq, line.error(e.col, e.message))
 
     def define_labels(self, line: Line, seq: int, labels) -> None:  # noqa: ANN001
@@ -289,7 +289,7 @@ class _Assembler:
                 self.directive(line, seq, b, r)
             elif isinstance(b, Call):
                 self.call(line, b)
-        except SyntaxErr as e:
+        except (SyntaxErr, ExprError) as e:
             self.report(seq, line.error(e.col, e.message))
 
     def define_const(self, line: Line, seq: int, name: str, col: int, e: Expr) -> None:
