@@ -19,6 +19,10 @@ on the TOKIN so that a later `run` resumes there); TOKOUT calls `host.put_token(
 
 CLI: python -m sim.machine ROM --image IMG [--prompt 1,2,3] [--new N] [--trace FILE] [--profile]
 (ROM: a .hex file, one word per line, or a .s file when the assembler package is present).
+The trace callback `trace(pc, instr, effects)` gets the written state as a dict ("V3": a view
+of the register's written elements, valid until the next instruction: copy it to keep it;
+"A1": int; "F0": SF; "VL"; "mem": (address, bytes) of a store; "tokout"; "Aw": the
+TMATMUL weight address).
 Trace text format, one line per executed instruction:
     <step> <pc> <disassembly> ; <written state>
 e.g. `12 7 ADD V0, V0, V5 ; V0[1024] crc=0x1a2b3c4d 0,-5,12,7` (vector: length, crc32 of the
