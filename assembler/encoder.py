@@ -35,8 +35,10 @@ from .parser import (
 #: default limit on source lines processed (after expansion): repetitions cannot run away
 MAX_LINES = 1 << 20
 MAX_ERRORS = 20
-MAX_MACRO_DEPTH = 64
-MAX_INCLUDE_DEPTH = 64
+#: .rept bodies, macro expansions and includes nest at most this deep (together)
+MAX_NESTING = 32
+#: constants defined in terms of constants, at most this deep
+MAX_CONST_DEPTH = 32
 DIRECTIVES = (".equ", ".include", ".word", ".rept", ".endr", ".macro", ".endm")
 
 _S32 = (-(1 << (isa.IMM_BITS - 1)), (1 << (isa.IMM_BITS - 1)) - 1)
@@ -138,8 +140,10 @@ class _Assembler:
         self.emits: list[_Emit] = []
         self.rows: list[ListingRow] = []
         self.include_stack: list[str] = []
-        self.macro_depth = 0
+        self.nesting = 0
+        self.const_depth = 0
         self.unique = 0
+        self.current: Line | None = None
 
     # -- diagnostics ------------------------------------------------------------------------------
     def report(self, seq: int, d: Diagnostic) -> None:
@@ -152,6 +156,7 @@ class _Assembler:
         raise _Fatal
 
     def tick(self, line: Line) -> int:
+        self.current = line
         self.lines_seen += 1
         if self.lines_seen > self.max_lines:
             self.fatal(self.seq, line.error(1, f"more than {self.max_lines} lines after expansion "
@@ -217,9 +222,16 @@ class _Assembler:
             count = 0
         except _Silent:
             count = 0
-        for _ in range(count):
-            self.tick(line)
-            self.process(body)
+        if count and self.nesting >= MAX_NESTING:
+            self.fatal(seq, line.error(_first_col(line), f"'.rept', macros and includes nested deeper than "
+                                                         f"{MAX_NESTING}"))
+        self.nesting += 1
+        try:
+            for _ in range(count):
+                self.tick(line)
+                self.process(body)
+        finally:
+            self.nesting -= 1
         self.tick(end)
         self.row(end)
         try:
@@ -341,26 +353,28 @@ class _Assembler:
         if real in self.include_stack:
             chain = [*self.include_stack[self.include_stack.index(real):], real]
             raise SyntaxErr(col, "include cycle: " + " -> ".join(os.path.basename(c) for c in chain))
-        if len(self.include_stack) >= MAX_INCLUDE_DEPTH:
-            raise SyntaxErr(col, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+        if self.nesting >= MAX_NESTING:
+            raise SyntaxErr(col, f"includes, macros and '.rept' nested deeper than {MAX_NESTING}")
         try:
             with open(path, "rb") as f:
                 text = f.read().decode("utf-8", errors="replace")
         except OSError as e:
             raise SyntaxErr(col, f"cannot read '{name}': {e.strerror}") from None
         self.include_stack.append(real)
+        self.nesting += 1
         try:
             self.process(source_lines(text, os.path.normpath(path)))
         finally:
             self.include_stack.pop()
+            self.nesting -= 1
 
     def call(self, line: Line, c: Call) -> None:
         m = self.macros[c.name]
         if len(c.args) != len(m.params):
             raise SyntaxErr(c.col, f"macro '{c.name}' takes {len(m.params)} argument(s)"
                                    f"{' (' + ', '.join(m.params) + ')' if m.params else ''}, got {len(c.args)}")
-        if self.macro_depth >= MAX_MACRO_DEPTH:
-            self.fatal(self.seq, line.error(c.col, f"macros nested deeper than {MAX_MACRO_DEPTH} "
+        if self.nesting >= MAX_NESTING:
+            self.fatal(self.seq, line.error(c.col, f"macros, '.rept' and includes nested deeper than {MAX_NESTING} "
                                                    f"(does '{c.name}' call itself?)"))
         self.unique += 1
         values = dict(zip(m.params, c.args, strict=True))
@@ -370,11 +384,11 @@ class _Assembler:
             return values.get(mt.group(1), mt.group(0))
 
         body = [Line(b.loc, _ARG.sub(sub, b.text), Expansion(c.name, line, c.col)) for b in m.body]
-        self.macro_depth += 1
+        self.nesting += 1
         try:
             self.process(body)
         finally:
-            self.macro_depth -= 1
+            self.nesting -= 1
 
     def check_instr(self, ins: Instr) -> None:
         op = ins.op
@@ -411,13 +425,17 @@ class _Assembler:
             return c.value
         if c.state in ("busy", "failed"):
             raise ExprError(col, f"constant '{name}' cannot be evaluated here")
+        if self.const_depth >= MAX_CONST_DEPTH:
+            raise ExprError(col, f"constants defined in terms of constants deeper than {MAX_CONST_DEPTH}")
         c.state = "busy"
+        self.const_depth += 1
         try:
             v = evaluate(c.expr, self.lookup_now)
         except ExprError as e:
             raise ExprError(col, f"constant '{name}' cannot be evaluated here: {e.message}") from None
         finally:
             c.state = "new"
+            self.const_depth -= 1
         c.state, c.value = "done", v
         return v
 
@@ -433,7 +451,10 @@ class _Assembler:
             raise _Silent
         if c.state == "busy":
             raise ExprError(col, f"constant '{name}' is defined in terms of itself")
+        if self.const_depth >= MAX_CONST_DEPTH:
+            raise ExprError(col, f"constants defined in terms of constants deeper than {MAX_CONST_DEPTH}")
         c.state = "busy"
+        self.const_depth += 1
         try:
             v = evaluate(c.expr, self.lookup)
         except ExprError as e:
@@ -443,6 +464,8 @@ class _Assembler:
         except _Silent:
             c.state = "failed"
             raise
+        finally:
+            self.const_depth -= 1
         c.state, c.value = "done", v
         return v
 
@@ -567,11 +590,16 @@ def assemble(text: str, filename: str = "<string>", *, defines: dict[str, str | 
             t = f"{name}={value}"
             line = Line(Loc("<command line>", k, 1, t), t)
             a.statement(line)
+        a.rows.clear()  # the listing shows the source only
         if os.path.isfile(filename):
             a.include_stack.append(os.path.realpath(filename))
         a.process(source_lines(text, filename))
         words = a.encode_all()
     except _Fatal:
+        words = []
+    except RecursionError:  # a safety net: the limits above keep well inside Python's stack
+        line = a.current or Line(Loc(filename, 1, 1, None), "")
+        a.errors.append((a.seq, line.error(1, "nesting too deep")))
         words = []
     if a.errors:
         a.errors.sort(key=lambda e: e[0])

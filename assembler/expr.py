@@ -12,6 +12,8 @@ from collections.abc import Callable
 from .lexer import Token
 
 VALUE_BITS = 128
+#: parentheses and unary operators nest at most this deep (the parser recurses on them)
+MAX_NESTING = 32
 _LIMIT = 1 << (VALUE_BITS - 1)
 
 
@@ -60,6 +62,7 @@ class Parser:
 
     def __init__(self, tokens: list[Token], pos: int = 0, is_register: Callable[[str], bool] = lambda s: False):
         self.toks, self.pos, self.is_register = tokens, pos, is_register
+        self.nesting = 0
 
     @property
     def tok(self) -> Token:
@@ -82,17 +85,14 @@ class Parser:
 
     def _unary(self) -> Expr:
         t = self.tok
-        if t.kind == "OP" and t.text in ("-", "+", "~"):
-            self.pos += 1
-            return Unary(t.text, self._unary(), t.col)
-        if t.kind == "OP" and t.text == "(":
-            self.pos += 1
-            e = self._binary(0)
-            if not (self.tok.kind == "OP" and self.tok.text == ")"):
-                raise ExprError(self.tok.col, f"expected ')' to close the '(' at column {t.col}, "
-                                              f"got {self.tok.describe()}")
-            self.pos += 1
-            return e
+        if t.kind == "OP" and t.text in ("-", "+", "~", "("):
+            self.nesting += 1
+            if self.nesting > MAX_NESTING:
+                raise ExprError(t.col, f"expression nested deeper than {MAX_NESTING} levels")
+            try:
+                return self._nested(t)
+            finally:
+                self.nesting -= 1
         if t.kind == "NUM":
             self.pos += 1
             return Num(t.value, t.col)
@@ -102,6 +102,17 @@ class Parser:
             self.pos += 1
             return Sym(t.text, t.col)
         raise ExprError(t.col, f"expected an expression, got {t.describe()}")
+
+    def _nested(self, t: Token) -> Expr:
+        self.pos += 1
+        if t.text in ("-", "+", "~"):
+            return Unary(t.text, self._unary(), t.col)
+        e = self._binary(0)
+        if not (self.tok.kind == "OP" and self.tok.text == ")"):
+            raise ExprError(self.tok.col, f"expected ')' to close the '(' at column {t.col}, "
+                                          f"got {self.tok.describe()}")
+        self.pos += 1
+        return e
 
 
 def symbols(e: Expr) -> list[Sym]:
@@ -115,20 +126,34 @@ def symbols(e: Expr) -> list[Sym]:
 
 
 def evaluate(e: Expr, lookup: Callable[[str, int], int]) -> int:
-    """Value of `e`; `lookup(name, col)` resolves symbols (and raises for unknown ones)."""
-    if isinstance(e, Num):
-        v = e.value
-    elif isinstance(e, Sym):
-        v = lookup(e.name, e.col)
-    elif isinstance(e, Unary):
-        x = evaluate(e.x, lookup)
-        v = -x if e.op == "-" else ~x if e.op == "~" else x
-    else:
-        a, b = evaluate(e.left, lookup), evaluate(e.right, lookup)
-        v = _binary(e.op, a, b, e)
-    if not -_LIMIT <= v < _LIMIT:
-        raise ExprError(e.col, f"value out of range (more than {VALUE_BITS} bits)")
-    return v
+    """Value of `e`; `lookup(name, col)` resolves symbols (and raises for unknown ones). Iterative
+    (post-order over an explicit stack): long operator chains cannot exhaust Python's stack."""
+    todo: list[tuple[Expr, bool]] = [(e, False)]
+    vals: list[int] = []
+    while todo:
+        node, ready = todo.pop()
+        if isinstance(node, Num):
+            v = node.value
+        elif isinstance(node, Sym):
+            v = lookup(node.name, node.col)
+        elif not ready:
+            todo.append((node, True))
+            if isinstance(node, Binary):
+                todo += [(node.right, False), (node.left, False)]
+            else:
+                todo.append((node.x, False))
+            continue
+        elif isinstance(node, Unary):
+            x = vals.pop()
+            v = -x if node.op == "-" else ~x if node.op == "~" else x
+        else:
+            b = vals.pop()
+            a = vals.pop()
+            v = _binary(node.op, a, b, node)
+        if not -_LIMIT <= v < _LIMIT:
+            raise ExprError(node.col, f"value out of range (more than {VALUE_BITS} bits)")
+        vals.append(v)
+    return vals[0]
 
 
 def _binary(op: str, a: int, b: int, e: Binary) -> int:

@@ -67,7 +67,7 @@ CASES = [
     (".macro M a\n MOVI A1, \\b\n.endm\n M 1\n", 4, 2, "in macro 'M' (e.s:2): \\b is not a parameter of macro 'M'"),
     (".macro IN\n JMP nowhere\n.endm\n.macro OUT\n IN\n.endm\n  OUT\n", 7, 3,
      "in macro 'IN' (e.s:2), expanded from 'OUT': undefined symbol 'nowhere'"),
-    (".macro R\n R\n.endm\n R\n", 4, 2, "macros nested deeper than 64"),
+    (".macro R\n R\n.endm\n R\n", 4, 2, "nested deeper than 32 (does 'R' call itself?)"),
     ("MOVI A1, \\x\n", 1, 10, "macro parameter \\x used outside a macro body"),
     (".equ 5, 3\n", 1, 6, "expected '.equ NAME, expression'"),
     (".include foo\n", 1, 10, "expected '.include \"file\"'"),
@@ -78,6 +78,11 @@ CASES = [
     ("MOVI A1, " + "9" * 70 + "\n", 1, 10, "too long"),
     ("MOVI A1, 1 << 127\n", 1, 12, "value out of range (more than 128 bits)"),
     ("NOP\n  , NOP\n", 2, 3, "expected a label, an instruction or a directive, got ','"),
+    ("MOVI A1, " + "(" * 40 + "1" + ")" * 40 + "\n", 1, 42, "expression nested deeper than 32 levels"),
+    ("MOVI A1, " + "-" * 40 + "1\n", 1, 42, "expression nested deeper than 32 levels"),
+    ("".join(f"C{k} = C{k + 1} + 1\n" for k in range(40)) + "C40 = 0\n", 32, 7,
+     "constants defined in terms of constants deeper than 32"),
+    (".rept 1\n" * 40 + "NOP\n" + ".endr\n" * 40, 33, 1, "nested deeper than 32"),
 ]
 
 

@@ -31,6 +31,10 @@ def test_expressions_have_c_semantics(expr, value):
     assert words(f"MOVI A1, {expr}\n") == [E("MOVI", 1, value)]
 
 
+def test_long_operator_chains_evaluate_without_recursion():
+    assert words("MOVI A1, " + " + ".join(["1"] * 5000) + "\n") == [E("MOVI", 1, 5000)]
+
+
 def test_case_insensitive_mnemonics_and_registers_case_sensitive_symbols():
     assert words("add v1, V2, v3\nMoVi a15, x\nx = 1\nX = 2\n") == [E("ADD", 1, 2, 3), E("MOVI", 15, 1)]
 
