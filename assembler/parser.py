@@ -126,7 +126,7 @@ class Assign:
 class Call:
     name: str
     col: int
-    args: tuple[str, ...]        # argument texts, stripped
+    args: tuple[str, ...]        # argument texts as written (from first to last token)
     arg_cols: tuple[int, ...]
 
 
@@ -208,8 +208,9 @@ def _parse_mem(group: list[Token]) -> MemOperand:
     return MemOperand(base, e, lb.col)
 
 
-def parse_statement(tokens: list[Token], macros: set[str] | dict) -> Statement:
-    """Parse a tokenized line. Raises SyntaxErr or ExprError (both carry a column)."""
+def parse_statement(tokens: list[Token], macros: set[str] | dict, text: str) -> Statement:
+    """Parse a tokenized line (`text`: the line, for macro argument texts). Raises SyntaxErr or
+    ExprError (both carry a column)."""
     labels = []
     i = 0
     while tokens[i].kind == "IDENT" and tokens[i + 1].kind == "OP" and tokens[i + 1].text == ":":
@@ -244,18 +245,14 @@ def parse_statement(tokens: list[Token], macros: set[str] | dict) -> Statement:
                                                                 f"'{t.text}'")
                 texts.append(g)
                 cols.append(g[0].col)
-            return Statement(tuple(labels), Call(t.text, t.col, tuple(_span(g) for g in texts), tuple(cols)))
+            spans = tuple(text[g[0].col - 1:g[-1].end - 1] for g in texts)
+            return Statement(tuple(labels), Call(t.text, t.col, spans, tuple(cols)))
         if nxt.kind == "OP" and nxt.text == ":":  # pragma: no cover - consumed as a label above
             raise AssertionError
         raise SyntaxErr(t.col, f"unknown instruction or macro '{t.text}'")
     if t.kind == "ARG":
         raise SyntaxErr(t.col, f"macro parameter {t.text} used outside a macro body (or not a parameter of it)")
     raise SyntaxErr(t.col, f"expected a label, an instruction or a directive, got {t.describe()}")
-
-
-def _span(group: list[Token]) -> str:
-    """The source text of a token group is rebuilt by the caller from columns; here the token texts."""
-    return " ".join(t.text for t in group)
 
 
 def lex_line(line: Line) -> list[Token]:
@@ -274,7 +271,7 @@ def parse_line(line: Line, macros) -> Statement:  # noqa: ANN001
                 raise SyntaxErr(t.col, f"macro parameter {t.text} used outside a macro body")
             raise SyntaxErr(t.col, f"{t.text} is not a parameter of macro '{line.expansion.macro}'")
     try:
-        return parse_statement(toks, macros)
+        return parse_statement(toks, macros, line.text)
     except ExprError as e:
         raise SyntaxErr(e.col, e.message) from None
 

@@ -97,6 +97,13 @@ def test_macro_with_memory_argument_and_nested_call():
     assert words(src) == [E("LDV", 1, (1, 8)), E("LDV", 2, (2, 0))]
 
 
+def test_macro_arguments_are_substituted_as_written(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "k.s").write_text("K = 9\n")
+    (tmp_path / "m.s").write_text('.macro INC f\n.include "\\f"\n.endm\n INC lib/k.s\nMOVI A1, K\n')
+    assert assemble_file(str(tmp_path / "m.s")).words == [E("MOVI", 1, 9)]
+
+
 def test_include_relative_then_search_path(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "inc").mkdir()
