@@ -586,10 +586,9 @@ def read_rom(path: str | Path) -> list[int]:
     import assembler
 
     path = Path(path)
-    text = path.read_text()
     if path.suffix in (".s", ".asm"):
-        return list(assembler.assemble(text).words)
-    return assembler.from_hex(text, str(path))
+        return list(assembler.assemble_file(str(path)).words)     # errors and .include relative to the file
+    return assembler.from_hex(path.read_text(), str(path))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -605,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         rom = read_rom(args.rom)
-        img = wi.read_image(args.image, verify=False)
+        img = wi.read_image(args.image)
         f = open(args.trace, "w") if args.trace else None  # noqa: SIM115
         m = GoldenMachine(rom, img, trace=TextTrace(f) if f else None)
         prompt = [int(t) for t in args.prompt.split(",") if t.strip()]

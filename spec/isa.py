@@ -207,6 +207,8 @@ def encode(mnemonic: str, *args: int | tuple[int, int]) -> int:
                 raise EncodeError(f"{op.mnemonic} {opd.name}: register index {v!r} outside 0..{lim - 1}")
             w = _put(w, opd.field, v)
         elif opd.kind is Kind.MEM:
+            if not (isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) for x in v)):
+                raise EncodeError(f"{op.mnemonic} {opd.name}: expected (base register, offset), got {v!r}")
             base, off = v
             if not 0 <= base < N_AREGS:
                 raise EncodeError(f"{op.mnemonic} {opd.name}: base register A{base} outside A0..A15")
@@ -327,7 +329,8 @@ def markdown() -> str:
           "sf_mul, bf16_to_fx) are those of docs/numerics.md; `sat` saturates to FX.", "",
           "| opcode | syntax | fields | paper | semantics |", "|---|---|---|---|---|"]
     for op in OPS:
-        fields = ", ".join(f"{o.name}:{o.field}" for o in op.operands) or "—"
+        fields = ", ".join(f"{o.name}:{o.field}+imm" if o.kind is Kind.MEM else f"{o.name}:{o.field}"
+                           for o in op.operands) or "—"
         sem = op.semantics.replace("\n", "<br>").replace("|", "\\|")
         L.append(f"| 0x{op.code:02x} | `{_syntax(op)}` | {fields} | {'yes' if op.paper else ''} | {sem} |")
     L += ["", "The paper's TMATMUL is spelled TMATMUL here too; its NORM is our NORM; its LDV/SV move FX "
