@@ -22,14 +22,14 @@ setup: $(PY)
 	$(PY) -m pip install -e '.[all]'
 	@$(PY) -c "import torch, numpy, numba; print('setup ok: torch', torch.__version__, 'numpy', numpy.__version__, 'numba', numba.__version__)"
 
-test:
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all:
+test-all: lint
 	$(PY) -m pytest -m '' $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff check spec sw sim tests
+	$(PY) -m ruff check spec sw sim assembler tests
 
 MODEL ?= 370m
 PACKING ?= 1.6bit
