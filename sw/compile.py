@@ -31,7 +31,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sim.golden.model import _GAMMAS, _MATRICES
+from sim.golden.model import GAMMA_TENSORS, MATRIX_TENSORS
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
@@ -197,7 +197,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a.const("LAYER0", layer0, f"{first_layer}: layer 0 base")
     a.const("LAYER_STRIDE", lay.layer_stride, "bytes from layer l to layer l+1")
     a.const("STATE_STRIDE", 8 * d, "one FX vector of h per layer")
-    g, m = _GAMMAS, _MATRICES
+    g, m = GAMMA_TENSORS, MATRIX_TENSORS
     for field in ("attn_norm", "i_norm", "f_norm", "g_norm_in", "g_norm", "o_norm", "mlp_norm",
                   "gate_norm", "down_norm"):
         a.const(f"L_{field.upper()}", loff(g[field]), f"layers.l.{g[field]} (gamma mantissas)")

@@ -69,12 +69,14 @@ class Layer:
     down_proj: Matrix
 
 
-_GAMMAS = {  # Layer field -> image tensor suffix
+#: The roles of a block's tensors (Layer fields) -> image tensor suffixes; the model compiler
+#: (sw/compile.py) names its registers and offsets in the same vocabulary.
+GAMMA_TENSORS = {  # Layer field -> image tensor suffix
     "attn_norm": "attn_norm", "i_norm": "attn.i_proj.norm", "f_norm": "attn.f_proj.norm",
     "g_norm_in": "attn.g_proj.norm", "g_norm": "attn.g_norm", "o_norm": "attn.o_proj.norm",
     "mlp_norm": "mlp_norm", "gate_norm": "mlp.gate_proj.norm", "down_norm": "mlp.down_proj.norm",
 }
-_MATRICES = {
+MATRIX_TENSORS = {
     "i_proj": "attn.i_proj", "f_proj": "attn.f_proj", "g_proj": "attn.g_proj",
     "o_proj": "attn.o_proj", "gate_proj": "mlp.gate_proj", "down_proj": "mlp.down_proj",
 }
@@ -103,8 +105,8 @@ class GoldenWeights:
         layers = []
         for l in range(cfg.num_hidden_layers):
             p = f"layers.{l}."
-            kw = {k: gamma(p + v) for k, v in _GAMMAS.items()}
-            kw |= {k: matrix(p + v) for k, v in _MATRICES.items()}
+            kw = {k: gamma(p + v) for k, v in GAMMA_TENSORS.items()}
+            kw |= {k: matrix(p + v) for k, v in MATRIX_TENSORS.items()}
             kw["lower_bound"] = img.array(p + "lower_bound").astype(np.int64)
             layers.append(Layer(**kw))
         return cls(cfg, img.array("embeddings"), layers, gamma("norm"), gamma("lm_head.norm"), matrix("lm_head"))
