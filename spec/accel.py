@@ -1,0 +1,84 @@
+"""Accelerator configurations: the one place where the hardware's sizes are chosen.
+
+hw/ builds every component from an `AccelConfig`; the compiler, the simulators and the board
+builds read the same object. Derived sizes (lanes of the ternary array, trits per beat) are
+properties, never separate numbers.
+
+The ternary array consumes one memory beat per cycle. A beat of a packed matrix is one column
+group of one row tile (docs/weight-image.md): `beat_bytes` rows x `trits_per_byte` columns, so the
+array has `beat_bytes` row accumulators, each adding `trits_per_byte` ternary products per cycle:
+256 weights per cycle at 2 bits, 320 at 1.6 bits for a 64-byte (512-bit) beat (DESIGN.md section 5).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from spec import isa
+from spec import numerics as N
+
+TRITS_PER_BYTE = {"2bit": 4, "1.6bit": 5}
+
+
+@dataclasses.dataclass(frozen=True)
+class AccelConfig:
+    name: str
+    beat_bytes: int          # weight-stream beat: bytes per cycle into the ternary array
+    packing: str             # "2bit" | "1.6bit"
+    vector_lanes: int        # elements per cycle in the vector units
+    vlen: int                # depth of a vector register (max VL the hardware supports)
+    rom_words: int           # instruction ROM depth
+    cores: int = 1           # cores sharing one broadcast weight stream (batch)
+
+    def __post_init__(self):
+        if self.packing not in TRITS_PER_BYTE:
+            raise ValueError(f"packing must be one of {sorted(TRITS_PER_BYTE)}, got {self.packing!r}")
+        if self.beat_bytes not in (4, 8, 16, 32, 64):
+            raise ValueError(f"beat_bytes must be 4, 8, 16, 32 or 64, got {self.beat_bytes}")
+        for f in ("vector_lanes", "vlen", "rom_words", "cores"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
+        if self.vlen > isa.VL_MAX:
+            raise ValueError(f"vlen {self.vlen} exceeds the ISA's VL_MAX {isa.VL_MAX}")
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def trits_per_byte(self) -> int:
+        return TRITS_PER_BYTE[self.packing]
+
+    @property
+    def row_lanes(self) -> int:
+        """Row accumulators of the ternary array (rows of one row tile)."""
+        return self.beat_bytes
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.beat_bytes * self.trits_per_byte
+
+    @property
+    def beat_bits(self) -> int:
+        return 8 * self.beat_bytes
+
+    @property
+    def acc_bits(self) -> int:
+        """Signed accumulator width: |acc| <= 127 * vlen (codes are in [-127, 127])."""
+        return (N.CODE_MAX * self.vlen).bit_length() + 1
+
+    @property
+    def fx_bits(self) -> int:
+        return N.FX_BITS
+
+
+#: Named configurations. `ddr4`: one DDR4-2400 x64 channel at 1:4 (512-bit user beat);
+#: `ecp5`: a board-sized core for ECP5-85F; `ice40`: the reduced iCE40 build.
+CONFIGS: dict[str, AccelConfig] = {
+    "ddr4": AccelConfig("ddr4", beat_bytes=64, packing="1.6bit", vector_lanes=16, vlen=8192, rom_words=1024),
+    "ecp5": AccelConfig("ecp5", beat_bytes=16, packing="1.6bit", vector_lanes=4, vlen=1024, rom_words=512),
+    "ice40": AccelConfig("ice40", beat_bytes=4, packing="2bit", vector_lanes=1, vlen=256, rom_words=256),
+}
+
+
+def get_config(name: str) -> AccelConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown accelerator config {name!r}; valid: {', '.join(CONFIGS)}") from None
