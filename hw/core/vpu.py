@@ -1,0 +1,229 @@
+"""Elementwise vector unit: the row-wise functional unit of the core (ISA vector group).
+
+Implements the paper's row-wise ops ("Scalable MatMul-free Language Modeling", Zhu et al. 2024,
+section 5: ADD, SUB, MUL, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `sim/golden/ops.py`
+defines them (docs/numerics.md, "Vector operations"). Every width, fraction and the sigmoid table
+come from `spec.numerics`; the opcodes come from `spec.isa`.
+"""
+from __future__ import annotations
+
+import types
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec import isa
+from spec import numerics as N
+from spec.accel import AccelConfig
+
+__all__ = ["PIPELINED_MNEMONICS", "LATENCY", "VectorOp", "VectorUnit", "request_layout", "result_layout"]
+
+#: The ISA vector operations this unit runs, one per cycle, fully pipelined.
+PIPELINED_MNEMONICS = ("ADD", "SUB", "MUL", "GMUL", "ONEM", "MOVV", "SIG", "SILU")
+
+
+def _vector_op_members(ns: dict) -> None:
+    for mnemonic in PIPELINED_MNEMONICS:
+        ns[mnemonic] = isa.BY_MNEMONIC[mnemonic].code
+    ns["__module__"] = __name__
+    ns["__doc__"] = ("Operation of a `VectorUnit` request: the ISA mnemonics of PIPELINED_MNEMONICS, "
+                     "encoded as their ISA opcodes (spec.isa).")
+
+
+#: The request's operation; member values are the ISA opcodes, shaped like the opcode field.
+VectorOp = types.new_class("VectorOp", (enum.Enum,), {"shape": unsigned(isa.FIELDS["opcode"][1])},
+                           _vector_op_members)
+
+FX = signed(N.FX_BITS)
+
+#: Register stages from an accepted request to its result on `o` (with no backpressure).
+LATENCY = 4
+
+_SIG_TABLE = [int(v) for v in N.sigmoid_table()]
+_SIG_ENTRY = unsigned(max(_SIG_TABLE).bit_length())
+_SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2          # |z| bits interpolated between table entries
+_SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC             # |z| clamp: sigmoid saturates beyond
+_GATE = unsigned(N.GATE_ONE.bit_length())         # GATE values, [0, GATE_ONE]
+
+
+def request_layout(lanes: int) -> data.StructLayout:
+    """Payload of `VectorUnit.i`: `op` (`VectorOp`), `a` and `b` (`lanes` FX elements each)."""
+    return data.StructLayout({
+        "op": VectorOp,
+        "a": data.ArrayLayout(FX, lanes),
+        "b": data.ArrayLayout(FX, lanes),
+    })
+
+
+def result_layout(lanes: int) -> data.StructLayout:
+    """Payload of `VectorUnit.o`: `data` (`lanes` FX elements)."""
+    return data.StructLayout({"data": data.ArrayLayout(FX, lanes)})
+
+
+def _rshift_round(v, n: int):
+    """rshift_round(v, n) = (v + 2**(n-1)) >> n, arithmetic (n > 0)."""
+    return (v + (1 << (n - 1))) >> n
+
+
+def _sat_fx(v):
+    """Clamp to [FX_MIN, FX_MAX]."""
+    return Mux(v > N.FX_MAX, N.FX_MAX, Mux(v < N.FX_MIN, N.FX_MIN, v))
+
+
+class VectorUnit(wiring.Component):
+    """Elementwise FX vector operations, `config.vector_lanes` elements per cycle.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Only `vector_lanes` is used. Element width and fractions are `spec.numerics`' FX format.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(request_layout(vector_lanes)))
+        Requests: `op` and operand vectors `a`, `b` (`b` unused by the one-operand ops).
+    o : Out(stream.Signature(result_layout(vector_lanes)))
+        Results, one per accepted request, in request order; `data[j]` is, per `op`
+        (the `sim.golden.ops` functions, elementwise):
+
+        ======  =============================================================================
+        ADD     `fx_add(a, b)` (saturating)
+        SUB     `sat_fx(a - b)`
+        MUL     `fx_mul(a, b)` = `mul_round(a, b, FX_FRAC)`: exact product, round half up, saturate
+        GMUL    `gate_mul(a, b)` = `mul_round(a, b, GATE_FRAC)`; exact for any FX `b`
+        ONEM    `GATE_ONE - a`, saturated to FX (the golden int64 result whenever it fits FX,
+                which it does for every GATE or `a >= FX_MIN + GATE_ONE`)
+        MOVV    `a`
+        SIG     `sigmoid(a)` (GATE, zero-extended)
+        SILU    `silu(a)` = `gate_mul(a, sigmoid(a))`
+        ======  =============================================================================
+
+    Both streams follow `amaranth.lib.stream` rules: a transfer happens on a cycle with
+    `valid & ready`; `o.valid` never depends on `o.ready`. `i.ready` depends combinationally on
+    `o.ready` (a stalled result stalls the stages behind it; empty stages still fill). A result
+    leaves `LATENCY` cycles after its request when `o` never stalls; the throughput is one vector
+    per cycle.
+
+    Raises
+    ------
+    TypeError
+        If `config` is not an `AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        if config.fx_bits != N.FX_BITS:
+            raise ValueError(f"config.fx_bits must be the numerics' FX_BITS {N.FX_BITS}, "
+                             f"got {config.fx_bits}")
+        self._config = config
+        self._lanes = config.vector_lanes
+        super().__init__({
+            "i": In(stream.Signature(request_layout(self._lanes))),
+            "o": Out(stream.Signature(result_layout(self._lanes))),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+
+        # Entry k of the ROM holds (T[k], T[k+1]): one read per lane per cycle interpolates.
+        pair = data.StructLayout({"lo": _SIG_ENTRY, "hi": _SIG_ENTRY})
+        last = len(_SIG_TABLE) - 1
+        init = [{"lo": _SIG_TABLE[k], "hi": _SIG_TABLE[min(k + 1, last)]} for k in range(len(_SIG_TABLE))]
+        m.submodules.sig_table = table = memory.Memory(shape=pair, depth=len(init), init=init)
+
+        # Stage enables: stage k loads when it is empty or stage k+1 loads (bubbles collapse).
+        valid = [Signal(name=f"valid{k}") for k in range(1, LATENCY + 1)]
+        en = [Signal(name=f"en{k}") for k in range(1, LATENCY + 1)]
+        for k in range(LATENCY):
+            nxt = self.o.ready if k == LATENCY - 1 else en[k + 1]
+            m.d.comb += en[k].eq(~valid[k] | nxt)
+            with m.If(en[k]):
+                m.d.sync += valid[k].eq(self.i.valid if k == 0 else valid[k - 1])
+        m.d.comb += [
+            self.i.ready.eq(en[0]),
+            self.o.valid.eq(valid[-1]),
+        ]
+
+        def stage(k: int, name: str, shape, value, init=None):
+            """A register of stage k (1-based) loading `value` when the stage advances."""
+            reg = Signal(shape, name=f"{name}_s{k}", init=init)
+            with m.If(en[k - 1]):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        op0 = self.i.payload.op
+        op1 = stage(1, "op", VectorOp, op0, init=VectorOp.MOVV)
+        op2 = stage(2, "op", VectorOp, op1, init=VectorOp.MOVV)
+        op3 = stage(3, "op", VectorOp, op2, init=VectorOp.MOVV)
+
+        for j in range(lanes):
+            a0, b0 = self.i.payload.a[j], self.i.payload.b[j]
+
+            # stage 1: |z| clamped, table row read, interpolation fraction, sign
+            mag = Signal(unsigned(N.FX_BITS), name=f"mag{j}")
+            clamped = Signal(range(_SIG_LIMIT + 1), name=f"clamped{j}")
+            m.d.comb += [
+                mag.eq(Mux(a0 < 0, -a0, a0)),
+                clamped.eq(Mux(mag > _SIG_LIMIT, _SIG_LIMIT, mag)),
+            ]
+            port = table.read_port()
+            m.d.comb += [port.addr.eq(clamped >> _SIG_FRAC), port.en.eq(en[0])]
+            a1 = stage(1, f"a{j}", FX, a0)
+            b1 = stage(1, f"b{j}", FX, b0)
+            neg1 = stage(1, f"neg{j}", 1, a0 < 0)
+            fr1 = stage(1, f"fr{j}", unsigned(_SIG_FRAC), clamped[:_SIG_FRAC])
+
+            # stage 2: sigmoid = T[i] + rshift_round((T[i+1] - T[i]) * fr, _SIG_FRAC), odd symmetry
+            diff = Signal(signed(_SIG_ENTRY.width + 1), name=f"diff{j}")
+            sp = Signal(signed(_SIG_ENTRY.width + 2), name=f"sp{j}")
+            m.d.comb += [
+                diff.eq(port.data.hi - port.data.lo),
+                sp.eq(port.data.lo + _rshift_round(diff * fr1, _SIG_FRAC)),
+            ]
+            a2 = stage(2, f"a{j}", FX, a1)
+            b2 = stage(2, f"b{j}", FX, b1)
+            sig2 = stage(2, f"sig{j}", _GATE, Mux(neg1, N.GATE_ONE - sp, sp))
+
+            # stage 3: the exact product (MUL, GMUL, SILU) and the adder results
+            y = Signal(FX, name=f"y{j}")
+            m.d.comb += y.eq(Mux(op2 == VectorOp.SILU, sig2, b2))
+            prod3 = stage(3, f"prod{j}", signed(2 * N.FX_BITS), a2 * y)
+            alu3 = Signal(FX, name=f"alu{j}_s3")
+            with m.If(en[2]):
+                with m.Switch(op2):
+                    with m.Case(VectorOp.ADD):
+                        m.d.sync += alu3.eq(_sat_fx(a2 + b2))
+                    with m.Case(VectorOp.SUB):
+                        m.d.sync += alu3.eq(_sat_fx(a2 - b2))
+                    with m.Case(VectorOp.ONEM):
+                        m.d.sync += alu3.eq(_sat_fx(N.GATE_ONE - a2))
+                    with m.Case(VectorOp.MOVV):
+                        m.d.sync += alu3.eq(a2)
+                    with m.Case(VectorOp.SIG):
+                        m.d.sync += alu3.eq(sig2)
+
+            # stage 4: round half up, saturate, select
+            out = self.o.payload.data[j]
+            rounded = {n: _sat_fx(_rshift_round(prod3, n)) for n in {N.FX_FRAC, N.GATE_FRAC}}
+            with m.If(en[3]):
+                with m.Switch(op3):
+                    with m.Case(VectorOp.MUL):
+                        m.d.sync += out.eq(rounded[N.FX_FRAC])
+                    with m.Case(VectorOp.GMUL, VectorOp.SILU):
+                        m.d.sync += out.eq(rounded[N.GATE_FRAC])
+                    with m.Default():
+                        m.d.sync += out.eq(alu3)
+
+        return m
+
