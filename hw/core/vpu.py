@@ -1,7 +1,7 @@
 """Elementwise vector unit: the row-wise functional unit of the core (ISA vector group).
 
 Implements the paper's row-wise ops ("Scalable MatMul-free Language Modeling", Zhu et al. 2024,
-section 5: ADD, SUB, MUL, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `sim/golden/ops.py`
+section 5: ADD, SUB, MUL, EXP, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `sim/golden/ops.py`
 defines them (docs/numerics.md, "Vector operations"). Every width, fraction and the sigmoid table
 come from `spec.numerics`; the opcodes come from `spec.isa`.
 """
@@ -20,7 +20,7 @@ from spec.accel import AccelConfig
 __all__ = ["PIPELINED_MNEMONICS", "LATENCY", "VectorOp", "VectorUnit", "request_layout", "result_layout"]
 
 #: The ISA vector operations this unit runs, one per cycle, fully pipelined.
-PIPELINED_MNEMONICS = ("ADD", "SUB", "MUL", "GMUL", "ONEM", "MOVV", "SIG", "SILU")
+PIPELINED_MNEMONICS = ("ADD", "SUB", "MUL", "EXP", "GMUL", "ONEM", "MOVV", "SIG", "SILU")
 
 
 def _vector_op_members(ns: dict) -> None:
@@ -45,6 +45,12 @@ _SIG_ENTRY = unsigned(max(_SIG_TABLE).bit_length())
 _SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2          # |z| bits interpolated between table entries
 _SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC             # |z| clamp: sigmoid saturates beyond
 _GATE = unsigned(N.GATE_ONE.bit_length())         # GATE values, [0, GATE_ONE]
+
+_EXP_TABLE = [int(v) for v in N.exp2_table()]
+_EXP_ENTRY = unsigned(max(_EXP_TABLE).bit_length())   # 2**f in [2**FX_FRAC, 2**(FX_FRAC+1)]
+_EXP_FRAC = N.FX_FRAC - N.EXP_STEP_LOG2          # fraction bits interpolated between entries
+_EXP_UP = N.FX_BITS - N.FX_FRAC                   # p << k saturates for any k >= _EXP_UP
+_EXP_DOWN = _EXP_ENTRY.width + 1                  # rshift_round(p, n) is 0 for any n >= _EXP_DOWN
 
 
 def request_layout(lanes: int) -> data.StructLayout:
@@ -95,6 +101,7 @@ class VectorUnit(wiring.Component):
         ONEM    `GATE_ONE - a`, saturated to FX (the golden int64 result whenever it fits FX,
                 which it does for every GATE or `a >= FX_MIN + GATE_ONE`)
         MOVV    `a`
+        EXP     `fx_exp(a)`: 2**y, y = mul_round(a, EXP_L2E, EXP_L2E_FRAC), table + interpolation
         SIG     `sigmoid(a)` (GATE, zero-extended)
         SILU    `silu(a)` = `gate_mul(a, sigmoid(a))`
         ======  =============================================================================
@@ -141,6 +148,10 @@ class VectorUnit(wiring.Component):
         last = len(_SIG_TABLE) - 1
         init = [{"lo": _SIG_TABLE[k], "hi": _SIG_TABLE[min(k + 1, last)]} for k in range(len(_SIG_TABLE))]
         m.submodules.sig_table = table = memory.Memory(shape=pair, depth=len(init), init=init)
+        # 2**f: entries (E[i], E[i+1]) for every index the fraction's top bits can take
+        epair = data.StructLayout({"lo": _EXP_ENTRY, "hi": _EXP_ENTRY})
+        einit = [{"lo": _EXP_TABLE[i], "hi": _EXP_TABLE[i + 1]} for i in range(len(_EXP_TABLE) - 1)]
+        m.submodules.exp_table = etable = memory.Memory(shape=epair, depth=len(einit), init=einit)
 
         # Stage enables: stage k loads when it is empty or stage k+1 loads (bubbles collapse).
         valid = [Signal(name=f"valid{k}") for k in range(1, LATENCY + 1)]
@@ -191,6 +202,14 @@ class VectorUnit(wiring.Component):
                 diff.eq(port.data.hi - port.data.lo),
                 sp.eq(port.data.lo + _rshift_round(diff * fr1, _SIG_FRAC)),
             ]
+            # EXP, stage 2: y = mul_round(a, L2E, L2E_FRAC); 2**frac(y) read from the table
+            ey = Signal(FX, name=f"ey{j}")
+            m.d.comb += ey.eq(_sat_fx(_rshift_round(a1 * N.EXP_L2E, N.EXP_L2E_FRAC)))
+            eport = etable.read_port()
+            m.d.comb += [eport.addr.eq(ey[_EXP_FRAC:N.FX_FRAC]), eport.en.eq(en[1])]
+            ek2 = stage(2, f"ek{j}", signed(N.FX_BITS - N.FX_FRAC), ey >> N.FX_FRAC)
+            efr2 = stage(2, f"efr{j}", unsigned(_EXP_FRAC), ey[:_EXP_FRAC])
+
             a2 = stage(2, f"a{j}", FX, a1)
             b2 = stage(2, f"b{j}", FX, b1)
             sig2 = stage(2, f"sig{j}", _GATE, Mux(neg1, N.GATE_ONE - sp, sp))
@@ -198,6 +217,10 @@ class VectorUnit(wiring.Component):
             # stage 3: the exact product (MUL, GMUL, SILU) and the adder results
             y = Signal(FX, name=f"y{j}")
             m.d.comb += y.eq(Mux(op2 == VectorOp.SILU, sig2, b2))
+            ediff = Signal(signed(_EXP_ENTRY.width + 1), name=f"ediff{j}")
+            m.d.comb += ediff.eq(eport.data.hi - eport.data.lo)
+            ep3 = stage(3, f"ep{j}", _EXP_ENTRY, eport.data.lo + _rshift_round(ediff * efr2, _EXP_FRAC))
+            ek3 = stage(3, f"ek{j}", signed(N.FX_BITS - N.FX_FRAC), ek2)
             prod3 = stage(3, f"prod{j}", signed(2 * N.FX_BITS), a2 * y)
             alu3 = Signal(FX, name=f"alu{j}_s3")
             with m.If(en[2]):
@@ -216,12 +239,22 @@ class VectorUnit(wiring.Component):
             # stage 4: round half up, saturate, select
             out = self.o.payload.data[j]
             rounded = {n: _sat_fx(_rshift_round(prod3, n)) for n in {N.FX_FRAC, N.GATE_FRAC}}
+            # EXP: p << k (saturating) for k >= 0, rshift_round(p, -k) = ((p >> (-k-1)) + 1) >> 1
+            up = Signal(range(_EXP_UP + 1), name=f"eup{j}")
+            down = Signal(range(_EXP_DOWN), name=f"edown{j}")
+            m.d.comb += [
+                up.eq(Mux(ek3 > _EXP_UP, _EXP_UP, ek3)),
+                down.eq(Mux(-ek3 > _EXP_DOWN, _EXP_DOWN, -ek3) - 1),
+            ]
+            exp = Mux(ek3 >= 0, _sat_fx(ep3 << up), ((ep3 >> down) + 1) >> 1)
             with m.If(en[3]):
                 with m.Switch(op3):
                     with m.Case(VectorOp.MUL):
                         m.d.sync += out.eq(rounded[N.FX_FRAC])
                     with m.Case(VectorOp.GMUL, VectorOp.SILU):
                         m.d.sync += out.eq(rounded[N.GATE_FRAC])
+                    with m.Case(VectorOp.EXP):
+                        m.d.sync += out.eq(exp)
                     with m.Default():
                         m.d.sync += out.eq(alu3)
 
