@@ -96,10 +96,10 @@ class ScalarUnit(wiring.Component):
     ``ready`` both high; ``valid`` never waits for ``ready``. ``cmd.ready`` is high exactly while the
     unit is idle, so a command is accepted only after the previous result has been taken.
 
-    Latency (cycles from the command's transfer to ``result.valid``): MUL <= 37, ADD <= 45,
-    RECIP <= 32, SQRT <= 32, RSQRT <= 62, NORM <= 18 (for the default widths), SHIFT 2; the
-    exact counts per input are in the tests. Zero shortcuts and ADD's "exponents differ by more
-    than SF_BITS" case take 1.
+    Latency (cycles from the command's transfer to ``result.valid``), worst case at the default
+    widths: MUL 37, ADD 38, RECIP 32, SQRT 30, RSQRT 61, NORM 15 (about one more per 8 bits of
+    ``norm_bits``), SHIFT 2. Zero operands, NORM of 0 and ADD's "exponents differ by more than
+    SF_BITS" case take 1 or 2.
     """
 
     def __init__(self, *, exponent_bits: int = SF_EXP_BITS, norm_bits: int = SF_NORM_BITS):
