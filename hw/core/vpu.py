@@ -3,13 +3,14 @@
 Implements the paper's row-wise ops ("Scalable MatMul-free Language Modeling", Zhu et al. 2024,
 section 5: ADD, SUB, MUL, EXP, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `sim/golden/ops.py`
 defines them (docs/numerics.md, "Vector operations"). Every width, fraction and the sigmoid table
-come from `spec.numerics`; the opcodes come from `spec.isa`.
+come from `spec.numerics`; the opcodes come from `spec.isa`. DIV, the one iterative op, is
+`VectorDivider` (one quotient bit per cycle).
 """
 from __future__ import annotations
 
 import types
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,7 +18,8 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
-__all__ = ["PIPELINED_MNEMONICS", "LATENCY", "VectorOp", "VectorUnit", "request_layout", "result_layout"]
+__all__ = ["LATENCY", "PIPELINED_MNEMONICS", "VectorDivider", "VectorOp", "VectorUnit", "divide_layout",
+           "request_layout", "result_layout"]
 
 #: The ISA vector operations this unit runs, one per cycle, fully pipelined.
 PIPELINED_MNEMONICS = ("ADD", "SUB", "MUL", "EXP", "GMUL", "ONEM", "MOVV", "SIG", "SILU")
@@ -260,3 +262,113 @@ class VectorUnit(wiring.Component):
 
         return m
 
+
+
+def divide_layout(lanes: int) -> data.StructLayout:
+    """Payload of `VectorDivider.i`: dividends `a` and divisors `b` (`lanes` FX elements each)."""
+    return data.StructLayout({"a": data.ArrayLayout(FX, lanes), "b": data.ArrayLayout(FX, lanes)})
+
+
+class VectorDivider(wiring.Component):
+    """The ISA's DIV, iterative: `fx_div(a, b)` for `config.vector_lanes` elements at a time.
+
+    `fx_div(a, b) = sign(a*b) * floor((|a| * 2**FX_FRAC + |b|/2) / |b|)` (ties away from zero),
+    saturated to FX; `b == 0` gives FX_MAX for `a > 0`, FX_MIN for `a < 0`, 0 for `a == 0`
+    (`sim.golden.ops.fx_div`). Restoring division, one quotient bit per cycle for every lane.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        Only `vector_lanes` is used.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(divide_layout(vector_lanes)))
+        Requests; accepted only while the unit is idle.
+    o : Out(stream.Signature(result_layout(vector_lanes)))
+        Quotients, one vector per request, in order. A request takes `DIV_CYCLES` cycles from
+        its acceptance to `o.valid`; the next one is accepted after the result's transfer.
+
+    Raises
+    ------
+    TypeError
+        If `config` is not an `AccelConfig`.
+    """
+
+    #: Quotient bits formed: every unsaturated |quotient| is below 2**FX_BITS.
+    QUOTIENT_BITS = N.FX_BITS
+    #: Cycles from an accepted request to its result (one per quotient bit, one to finish).
+    DIV_CYCLES = QUOTIENT_BITS + 1
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self._lanes = config.vector_lanes
+        super().__init__({
+            "i": In(stream.Signature(divide_layout(self._lanes))),
+            "o": Out(stream.Signature(result_layout(self._lanes))),
+        })
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        qbits = self.QUOTIENT_BITS
+        # |a| * 2**(FX_FRAC+1) + |b| < 2**(FX_BITS + FX_FRAC + 1); 2|b| <= 2**FX_BITS
+        num_shape = unsigned(N.FX_BITS + N.FX_FRAC + 1)
+        den_shape = unsigned(N.FX_BITS + 1)
+
+        step = Signal(range(qbits + 1))
+        busy = Signal()
+        done = Signal()
+        m.d.comb += [self.i.ready.eq(~busy & ~done), self.o.valid.eq(done)]
+        accept = self.i.valid & self.i.ready
+
+        with m.If(accept):
+            m.d.sync += [busy.eq(1), step.eq(qbits - 1)]
+        with m.Elif(busy):
+            m.d.sync += step.eq(step - 1)
+            with m.If(step == 0):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += done.eq(0)
+
+        for j in range(self._lanes):
+            a, b = self.i.payload.a[j], self.i.payload.b[j]
+            rem = Signal(num_shape, name=f"rem{j}")
+            den = Signal(unsigned(den_shape.width + qbits - 1), name=f"den{j}")   # 2|b| << step
+            quo = Signal(unsigned(qbits), name=f"quo{j}")
+            over = Signal(name=f"over{j}")      # quotient >= 2**qbits, or b == 0
+            neg = Signal(name=f"neg{j}")
+            zero = Signal(name=f"zero{j}")      # a == 0 (the quotient is 0, b == 0 included)
+
+            mag_a = Mux(a < 0, -a, a)[:N.FX_BITS]
+            mag_b = Mux(b < 0, -b, b)[:N.FX_BITS]
+            num = Signal(num_shape, name=f"num{j}")
+            d = Signal(den_shape, name=f"d{j}")
+            m.d.comb += [num.eq((mag_a << (N.FX_FRAC + 1)) + mag_b), d.eq(mag_b << 1)]
+            with m.If(accept):
+                m.d.sync += [
+                    rem.eq(num),
+                    den.eq(d << (qbits - 1)),
+                    quo.eq(0),
+                    over.eq((b == 0) | (num >= (d << qbits))),
+                    neg.eq((a < 0) ^ (b < 0)),
+                    zero.eq(a == 0),
+                ]
+            with m.Elif(busy):
+                # restoring division: one quotient bit per cycle, most significant first
+                fits = rem >= den
+                m.d.sync += [
+                    rem.eq(Mux(fits, rem - den, rem)),
+                    den.eq(den >> 1),
+                    quo.eq(Cat(fits, quo[:-1])),
+                ]
+            # sign and saturation: |q| > FX_MAX saturates to FX_MAX, |q| > 2**(FX_BITS-1) to FX_MIN
+            pos = Mux(over | (quo > N.FX_MAX), N.FX_MAX, quo)
+            negv = Mux(over | (quo > -N.FX_MIN), N.FX_MIN, -quo)
+            m.d.comb += self.o.payload.data[j].eq(Mux(zero, 0, Mux(neg, negv, pos)))
+
+        return m

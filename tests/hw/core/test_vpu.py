@@ -17,7 +17,7 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from hw.core.vpu import LATENCY, PIPELINED_MNEMONICS, VectorOp, VectorUnit
+from hw.core.vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorOp, VectorUnit
 from sim.golden import ops as O
 from spec import isa
 from spec import numerics as N
@@ -32,9 +32,11 @@ def _config(lanes: int) -> AccelConfig:
 
 
 # -- the naive model: one golden call per op -----------------------------------------------------
-def golden(op: VectorOp, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The ISA semantics of `op` (spec.isa) evaluated with sim.golden.ops."""
-    match op.name:
+def golden(op: VectorOp | str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The ISA semantics of `op` (a VectorOp or a mnemonic, spec.isa) evaluated with sim.golden.ops."""
+    match getattr(op, "name", op):
+        case "DIV":
+            return O.fx_div(a, b)
         case "ADD":
             return O.fx_add(a, b)
         case "SUB":
@@ -144,8 +146,11 @@ class TB:
     holding `o.ready` low on a cycle; both draw from one seeded generator per side.
     """
 
-    def __init__(self, lanes: int, *, idle: float = 0.0, stall: float = 0.0, seed: int = 0):
-        self.dut = VectorUnit(_config(lanes))
+    def __init__(self, lanes: int, *, idle: float = 0.0, stall: float = 0.0, seed: int = 0,
+                 divider: bool = False):
+        # the divider's requests carry no op: the tuples' first item is then only for the model
+        self.dut = (VectorDivider if divider else VectorUnit)(_config(lanes))
+        self.fields = ("a", "b") if divider else ("op", "a", "b")
         self.lanes = lanes
         self.idle, self.stall, self.seed = idle, stall, seed
 
@@ -160,7 +165,8 @@ class TB:
                 while put_rng.random() < self.idle:
                     await ctx.tick()
                 ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"op": op, "a": a, "b": b})
+                ctx.set(dut.i.payload, {k: v for k, v in zip(("op", "a", "b"), (op, a, b), strict=True)
+                                        if k in self.fields})
                 await ctx.tick().until(dut.i.ready)
                 ctx.set(dut.i.valid, 0)
 
@@ -204,7 +210,7 @@ def check(requests, results) -> None:
     assert len(results) == len(requests), "lost or duplicated results"
     for n, ((op, a, b), got) in enumerate(zip(requests, results, strict=True)):
         want = golden(op, np.array(a, np.int64), np.array(b, np.int64)).tolist()
-        assert got == want, f"request {n}: {op.name} a={a} b={b}: got {got}, want {want}"
+        assert got == want, f"request {n}: {op} a={a} b={b}: got {got}, want {want}"
 
 
 STALLS = [pytest.param(0.0, 0.0, id="nostall"), pytest.param(0.3, 0.4, id="stall")]
@@ -268,6 +274,69 @@ def test_onem_saturates_outside_golden_range():
     a = [N.FX_MIN, N.FX_MIN + N.GATE_ONE - 1, N.FX_MIN + N.GATE_ONE]
     (got,) = TB(3).run([(VectorOp.ONEM, a, [0, 0, 0])])
     assert got == [N.FX_MAX, N.FX_MAX, N.FX_MAX]
+
+
+# -- DIV (iterative) -----------------------------------------------------------------------------
+def _div_operands(rng: random.Random, lanes: int) -> tuple[list[int], list[int]]:
+    a, b = [], []
+    for _ in range(lanes):
+        cls = rng.randrange(6)
+        if cls == 0:     # division by zero, 0/0 and zero dividends
+            x, y = rng.choice([0, 1, -1, N.FX_MAX, N.FX_MIN, _fx(rng)]), rng.choice([0, 0, _fx(rng)])
+        elif cls == 1:   # exact ties: |a| * 2**FX_FRAC / |b| = odd / 2
+            sh = rng.randrange(N.FX_BITS - N.FX_FRAC - 2)
+            x = rng.choice([-1, 1]) * ((2 * rng.randrange(1 << 16) + 1) << sh)
+            y = rng.choice([-1, 1]) << (N.FX_FRAC + 1 + sh)
+        elif cls == 2:   # quotients around 2**(FX_BITS-1), where FX_MAX and FX_MIN saturate
+            y = rng.choice([-1, 1]) * rng.randint(1, 1 << 8)
+            x = rng.choice([-1, 1]) * ((abs(y) << (N.FX_BITS - 1 - N.FX_FRAC)) + rng.randint(-2, 2))
+        else:
+            x, y = _fx(rng), _fx(rng) or 1
+        a.append(max(min(x, N.FX_MAX), N.FX_MIN))
+        b.append(max(min(y, N.FX_MAX), N.FX_MIN))
+    return a, b
+
+
+@pytest.mark.parametrize("idle,stall", STALLS)
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_div_matches_golden(lanes, idle, stall):
+    rng = random.Random(f"vpu-div-{lanes}")
+    requests = [("DIV", *_div_operands(rng, lanes)) for _ in range(24)]
+    got = TB(lanes, idle=idle, stall=stall, seed=lanes, divider=True).run(requests)
+    check(requests, got)
+
+
+def test_div_ties_round_away_from_zero():
+    """Hand-picked: 1.5 ulp / 1 and its signs, x/0, 0/0, the largest quotients."""
+    ulp = 1
+    one = 1 << N.FX_FRAC
+    a = [3 * ulp, -3 * ulp, 3 * ulp, -3 * ulp, 5, -5, 0, N.FX_MIN, N.FX_MIN, N.FX_MAX, 1, N.FX_MIN]
+    b = [2 * one, 2 * one, -2 * one, -2 * one, 0, 0, 0, -one, one, 1, N.FX_MIN, -1]
+    requests = [("DIV", a[i:i + 4], b[i:i + 4]) for i in range(0, len(a), 4)]
+    check(requests, TB(4, divider=True).run(requests))
+
+
+def test_div_cycles():
+    """DIV_CYCLES from acceptance to o.valid, with o always ready."""
+    dut = VectorDivider(_config(1))
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, {"a": [7 << N.FX_FRAC], "b": [2 << N.FX_FRAC]})
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        for cycle in range(1, 2 * VectorDivider.DIV_CYCLES):
+            _, _, valid, out = await ctx.tick().sample(dut.o.valid, dut.o.payload.data[0])
+            if valid:
+                seen.append((cycle, out))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [(VectorDivider.DIV_CYCLES, 7 << (N.FX_FRAC - 1))]
 
 
 # -- timing --------------------------------------------------------------------------------------
