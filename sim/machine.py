@@ -432,7 +432,7 @@ class GoldenMachine:
 
     @_handles("ONEM")
     def _onem(self, a, eff):  # noqa: ANN001
-        self._vv(a, eff, lambda x: N.GATE_ONE - x)
+        self._vv(a, eff, lambda x: O.sat_fx(N.GATE_ONE - np.asarray(x, np.int64)))   # FX registers saturate
 
     @_handles("MOVV")
     def _movv(self, a, eff):  # noqa: ANN001

@@ -151,7 +151,7 @@ _op("EXP", 0x34, "VV", "Vd[j] = fx_exp(Vs[j])  (spec.numerics exp rule)", "vecto
 _op("SIG", 0x35, "VV", "Vd[j] = sigmoid(Vs[j])  (GATE)", "vector", paper=True)
 _op("SILU", 0x36, "VV", "Vd[j] = silu(Vs[j])", "vector")
 _op("GMUL", 0x37, "VVV", "Vd[j] = gate_mul(Vs[j], Vt[j])  (FX x GATE)", "vector")
-_op("ONEM", 0x38, "VV", "Vd[j] = GATE_ONE - Vs[j]", "vector")
+_op("ONEM", 0x38, "VV", "Vd[j] = sat(GATE_ONE - Vs[j])", "vector")
 _op("MOVV", 0x39, "VV", "Vd[j] = Vs[j]", "vector")
 # -- norms, quantization, ternary matmul, reductions -------------------------------------------
 _op("NORM", 0x40, "VVVA", "Vd[:VL] = rmsnorm(Vs[:VL], mant=Vg[:VL], exp=Ae)", "unit", paper=True)

@@ -187,6 +187,9 @@ def case_vector_saturation(img):  # noqa: ANN001, ANN201
     assert run_vec(img, "ADD", big, big).tolist() == [N.FX_MAX, N.FX_MIN, N.FX_MAX, 6 * FX]
     assert run_vec(img, "SUB", big, -big).tolist()[:2] == [N.FX_MAX, N.FX_MIN]
     assert run_vec(img, "MUL", big, big).tolist() == O.fx_mul(big, big).tolist()
+    # ONEM of a very negative FX value would need 49 bits: vector registers saturate (as the RTL)
+    assert run_vec(img, "ONEM", np.array([N.FX_MIN, -1, 0, N.GATE_ONE], np.int64)).tolist() == \
+        [N.FX_MAX, N.GATE_ONE + 1, N.GATE_ONE, 0]
 
 
 # -- units --------------------------------------------------------------------------------------------
