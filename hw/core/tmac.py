@@ -1,0 +1,272 @@
+"""Ternary matrix-vector array (TMATMUL's datapath): trit decoders and the adder-only MAC array.
+
+Implements the weight layout of docs/weight-image.md, section "Trit packing" (spec.weight_image,
+`pack_trits` / `unpack_trits`): one memory beat = one column group of one row tile, `beat_bytes`
+rows x T columns (T = 4 at "2bit", 5 at "1.6bit"); byte i of a beat is row ``tile * B + i``; within
+a tile the groups g = 0 .. G-1 come in order, G = ceil(cols / T). The reference is
+sim/golden/kernels.matvec: ``acc[r] = sum_k W[r, k] * codes[k]`` (int32). DESIGN.md section 5: the
+array consumes a full memory beat per cycle (B * T ternary products), without multipliers.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.accel import TRITS_PER_BYTE, AccelConfig
+
+__all__ = ["TritDecoder", "TernaryArray", "CODE_BITS", "codes_groups", "trit_layout"]
+
+#: Width of one activation code (int8; the numerics keep codes in [-127, 127]).
+CODE_BITS = 8
+
+
+def trit_layout(packing: str) -> data.ArrayLayout:
+    """T trits, each a 2-bit two's-complement value in {-1, 0, +1}."""
+    return data.ArrayLayout(signed(2), TRITS_PER_BYTE[packing])
+
+
+def codes_groups(config: AccelConfig) -> int:
+    """Depth of the codes memory: column groups of the longest vector (ceil(vlen / T))."""
+    return -(-config.vlen // config.trits_per_byte)
+
+
+def _check_packing(packing) -> None:
+    if not isinstance(packing, str) or packing not in TRITS_PER_BYTE:
+        raise ValueError(f"packing must be one of {sorted(TRITS_PER_BYTE)}, got {packing!r}")
+
+
+class TritDecoder(wiring.Component):
+    """One packed weight byte -> T trits, combinational.
+
+    Parameters
+    ----------
+    packing : ``"2bit"`` | ``"1.6bit"``
+        Code of docs/weight-image.md: at ``"2bit"`` trit j is bits [2j+1:2j] (0b00 = 0, 0b01 = +1,
+        0b11 = -1); at ``"1.6bit"`` the byte is ``sum_j d_j * 3**j`` with d = 0, 1, 2 for 0, +1, -1.
+
+    Attributes
+    ----------
+    byte : In(8)
+        The packed byte.
+    trits : Out(ArrayLayout(signed(2), T))
+        ``trits[j]`` is the trit of column ``g * T + j``, as a 2-bit two's-complement number.
+        Bit 0 is "non-zero", bit 1 is "negative", which is all the MAC array looks at.
+
+    An invalid byte (any 2-bit field 0b10; a 1.6-bit byte > 242) decodes to T zero trits, as in
+    spec.weight_image's decode table. The weight-image reader
+    (spec.weight_image.check_trit_bytes) rejects such images, so hardware never sees them from a
+    valid image; the zero decode only makes the behaviour defined.
+    """
+
+    def __init__(self, packing: str):
+        _check_packing(packing)
+        self._packing = packing
+        super().__init__({
+            "byte": In(8),
+            "trits": Out(trit_layout(packing)),
+        })
+
+    @property
+    def packing(self) -> str:
+        return self._packing
+
+    def elaborate(self, platform):
+        m = Module()
+        t = TRITS_PER_BYTE[self._packing]
+        if self._packing == "2bit":
+            fields = [self.byte[2 * j:2 * j + 2] for j in range(t)]
+            valid = ~_any(f == 0b10 for f in fields)
+            for j in range(t):
+                m.d.comb += self.trits[j].eq(Mux(valid, fields[j], 0b00))
+        else:
+            # Base-3 digits by restoring "division": per digit (most significant first) two
+            # compares against 3**j and 2 * 3**j and a constant subtract; no divider or table.
+            rest = self.byte
+            trits = [None] * t
+            for j in reversed(range(t)):
+                p = 3 ** j
+                ge2 = rest >= 2 * p
+                ge1 = rest >= p
+                trits[j] = Mux(ge2, 0b11, Mux(ge1, 0b01, 0b00))
+                nxt = Signal(range(p), name=f"rest{j}")
+                m.d.comb += nxt.eq(Mux(ge2, rest - 2 * p, Mux(ge1, rest - p, rest)))
+                rest = nxt
+            valid = self.byte < 3 ** t
+            for j in range(t):
+                m.d.comb += self.trits[j].eq(Mux(valid, trits[j], 0b00))
+        return m
+
+
+class TernaryArray(wiring.Component):
+    """Adder-only ternary matrix x int8 vector array: one weight beat (B rows x T columns) per cycle.
+
+    Parameters
+    ----------
+    config : spec.accel.AccelConfig
+        B = ``config.row_lanes`` (= ``beat_bytes``) row lanes; T = ``config.trits_per_byte``
+        trits per byte; the codes memory holds ``ceil(config.vlen / T)`` column groups; sums are
+        ``config.acc_bits`` wide (exact for any |code| <= 127 and cols <= vlen).
+
+    Attributes
+    ----------
+    codes : In(stream.Signature(StructLayout({"data": ArrayLayout(signed(8), T), "last": 1})))
+        The int8 codes of the vector, one column group per transfer (``data[j]`` = code of column
+        ``g * T + j``, columns past the end of the vector may hold anything: their trits are zero),
+        groups g = 0, 1, ... in order, ``last`` on the final group. Written into the codes memory
+        at address g. ``ready`` is high only while no vector is loaded (after reset, and after the
+        beat with ``end`` has been accepted on ``weights``); loading G groups takes G cycles.
+    weights : In(stream.Signature(StructLayout({"data": beat_bits, "last": 1, "end": 1})))
+        Packed weight beats in image order. ``data`` byte i = row lane i (row ``tile * B + i``),
+        ``last`` marks the last column group of a row tile (the beat after it starts the next tile
+        at group 0), ``end`` marks the last beat that uses the loaded codes (``end`` implies
+        ``last``); the codes memory is then free for the next vector. ``ready`` is high only while
+        a vector is loaded; a tile must have exactly as many groups as the vector has codes
+        transfers (G = ceil(cols / T)); ``end`` may be set on the last beat of one matrix or of
+        several that share the vector.
+    acc : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(acc_bits), B), "last": 1})))
+        One transfer per row tile, in tile order: ``data[i]`` = ``sum_k W[tile * B + i, k] *
+        code[k]`` (padded rows give 0), ``last`` = the tile's last beat had ``end`` set.
+
+    Handshakes are those of amaranth.lib.stream: a transfer happens in a cycle where ``valid`` and
+    ``ready`` are both high; ``valid`` never waits for ``ready``, and once asserted stays with its
+    payload until the transfer. Here ``weights.ready`` depends combinationally on ``acc.ready``
+    (a tile's last beat may only retire into a free output register), never on ``weights.valid``.
+
+    Throughput: with a vector loaded and ``acc`` ready, one beat per cycle, across tile boundaries
+    and from one matrix to the next (B * T products per cycle). Latency: a tile's sums are on
+    ``acc`` two cycles after its last beat was accepted. The output register plus the running
+    accumulators double-buffer the sums: only when a tile ends while the previous tile's sums still
+    wait on ``acc`` does ``weights`` stall; nothing is dropped.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, got {config!r}")
+        self._config = config
+        t, b = config.trits_per_byte, config.row_lanes
+        super().__init__({
+            "codes": In(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(signed(CODE_BITS), t),
+                "last": 1,
+            }))),
+            "weights": In(stream.Signature(data.StructLayout({
+                "data": config.beat_bits,
+                "last": 1,
+                "end": 1,
+            }))),
+            "acc": Out(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(signed(config.acc_bits), b),
+                "last": 1,
+            }))),
+        })
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        b, t = cfg.row_lanes, cfg.trits_per_byte
+        depth = codes_groups(cfg)
+
+        m.submodules.codes_mem = codes_mem = memory.Memory(
+            shape=data.ArrayLayout(signed(CODE_BITS), t), depth=depth, init=[])
+        wr = codes_mem.write_port()
+        rd = codes_mem.read_port()          # synchronous, not transparent: read at acceptance
+
+        loaded = Signal()                   # a vector is in the codes memory
+        wptr = Signal(range(depth))         # next codes group to write
+        gptr = Signal(range(depth))         # column group of the next weights beat
+
+        # -- codes load: only while no vector is loaded, so a matmul never sees a half vector --
+        m.d.comb += [
+            self.codes.ready.eq(~loaded),
+            wr.addr.eq(wptr),
+            wr.data.eq(self.codes.payload.data),
+            wr.en.eq(self.codes.valid & self.codes.ready),
+        ]
+        with m.If(self.codes.valid & self.codes.ready):
+            m.d.sync += wptr.eq(wptr + 1)
+            with m.If(self.codes.payload.last):
+                m.d.sync += [wptr.eq(0), loaded.eq(1)]
+
+        # -- stage 0: accept a beat, read its codes group (data valid next cycle) --
+        s1_valid = Signal()
+        s1_beat = Signal(cfg.beat_bits)
+        s1_last = Signal()
+        s1_end = Signal()
+        # stage 1 can retire unless it holds a tile's last beat and the output register is full
+        s1_go = ~s1_valid | ~s1_last | ~self.acc.valid | self.acc.ready
+        take = self.weights.valid & self.weights.ready
+        m.d.comb += [
+            self.weights.ready.eq(loaded & s1_go),
+            rd.addr.eq(gptr),
+            rd.en.eq(s1_go),                # hold the read data while stage 1 stalls
+        ]
+        with m.If(take):
+            m.d.sync += gptr.eq(Mux(self.weights.payload.last, 0, gptr + 1))
+            with m.If(self.weights.payload.end):
+                # the end beat's codes were read at this edge; later writes cannot reach it
+                m.d.sync += loaded.eq(0)
+        with m.If(s1_go):
+            m.d.sync += [
+                s1_valid.eq(take),
+                s1_beat.eq(self.weights.payload.data),
+                s1_last.eq(self.weights.payload.last),
+                s1_end.eq(self.weights.payload.end),
+            ]
+
+        # -- stage 1: decode, select +code / -code / 0, add T products per lane, accumulate --
+        pos = [rd.data[j] for j in range(t)]
+        neg = []
+        for j in range(t):                  # negated codes shared by all B lanes
+            n = Signal(signed(CODE_BITS + 1), name=f"neg_code{j}")
+            m.d.comb += n.eq(-pos[j])
+            neg.append(n)
+        retire = s1_valid & s1_go
+        tile_done = retire & s1_last
+        with m.If(self.acc.valid & self.acc.ready):
+            m.d.sync += self.acc.valid.eq(0)
+        with m.If(tile_done):
+            m.d.sync += [self.acc.valid.eq(1), self.acc.payload.last.eq(s1_end)]
+        sum_shape = signed(CODE_BITS + 1 + (t - 1).bit_length())
+        for i in range(b):
+            dec = m.submodules[f"dec{i}"] = TritDecoder(cfg.packing)
+            m.d.comb += dec.byte.eq(s1_beat[8 * i:8 * i + 8])
+            products = []
+            for j in range(t):
+                trit = dec.trits[j]
+                p = Signal(signed(CODE_BITS + 1), name=f"p{i}_{j}")
+                # bit 0 = non-zero, bit 1 = negative (TritDecoder): a mux, not a multiplier
+                m.d.comb += p.eq(Mux(trit[0], Mux(trit[1], neg[j], pos[j]), 0))
+                products.append(p)
+            lane_sum = Signal(sum_shape, name=f"lane_sum{i}")
+            m.d.comb += lane_sum.eq(_adder_tree(products))
+            acc = Signal(signed(cfg.acc_bits), name=f"acc{i}")
+            total = acc + lane_sum
+            with m.If(retire):
+                # a tile's last beat moves the total to the output register and clears the lane,
+                # so the next tile's first beat (accepted this same cycle) starts from zero
+                m.d.sync += acc.eq(Mux(s1_last, 0, total))
+            with m.If(tile_done):
+                m.d.sync += self.acc.payload.data[i].eq(total)
+        return m
+
+
+def _adder_tree(values):
+    """Balanced sum (log2 depth) of a list of values."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[k] + values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
+
+
+def _any(conds):
+    conds = list(conds)
+    out = conds[0]
+    for c in conds[1:]:
+        out = out | c
+    return out
