@@ -115,15 +115,17 @@ class TernaryArray(wiring.Component):
         ``g * T + j``, columns past the end of the vector may hold anything: their trits are zero),
         groups g = 0, 1, ... in order, ``last`` on the final group. Written into the codes memory
         at address g. ``ready`` is high only while no vector is loaded (after reset, and after the
-        beat with ``end`` has been accepted on ``weights``); loading G groups takes G cycles.
+        beat with ``end`` has been accepted on ``weights``); loading G groups takes G cycles, in which
+        no beat is taken (one codes memory, not double-buffered). At most ``ceil(vlen / T)``
+        groups: more are not checked and wrap around the memory.
     weights : In(stream.Signature(StructLayout({"data": beat_bits, "last": 1, "end": 1})))
         Packed weight beats in image order. ``data`` byte i = row lane i (row ``tile * B + i``),
         ``last`` marks the last column group of a row tile (the beat after it starts the next tile
-        at group 0), ``end`` marks the last beat that uses the loaded codes (``end`` implies
-        ``last``); the codes memory is then free for the next vector. ``ready`` is high only while
-        a vector is loaded; a tile must have exactly as many groups as the vector has codes
-        transfers (G = ceil(cols / T)); ``end`` may be set on the last beat of one matrix or of
-        several that share the vector.
+        at group 0), ``end`` marks the last beat that uses the loaded codes (``end`` must come
+        with ``last``: the tile's sums are only emitted on ``last``); the codes memory is then
+        free for the next vector. ``ready`` is high only while a vector is loaded; a tile must
+        have exactly as many groups as the vector has codes transfers (G = ceil(cols / T)); ``end``
+        may be set on the last beat of one matrix or of several that share the vector.
     acc : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(acc_bits), B), "last": 1})))
         One transfer per row tile, in tile order: ``data[i]`` = ``sum_k W[tile * B + i, k] *
         code[k]`` (padded rows give 0), ``last`` = the tile's last beat had ``end`` set.
