@@ -52,6 +52,11 @@ GAMMA_BITS = 16            # signed mantissa width
 GAMMA_TOP = GAMMA_BITS - 2  # max|mant| in [2**14, 2**15)
 
 SF_BITS = 24
+#: Hardware widths of SF values: signed exponent on the scalar unit's ports ([-2048, 2047]; the
+#: golden model's exponents stay within a few hundred of zero), and the integer operand of its
+#: NORM (a sum of squares of up to 2**16 values of 2 * SUMSQ_IN_BITS bits fits 64 bits).
+SF_EXP_BITS = 12
+SF_NORM_BITS = 64
 
 #: Sum of squares: values are pre-shifted so that max|v| fits in SUMSQ_IN_BITS bits.
 SUMSQ_IN_BITS = 24

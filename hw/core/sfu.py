@@ -17,17 +17,15 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec import numerics as N
 from spec.numerics import SF_BITS
 
 __all__ = ["SF_EXP_BITS", "SF_NORM_BITS", "Op", "Status", "sf_layout", "command_layout", "result_layout",
            "ScalarUnit"]
 
-#: Default exponent width (signed) of SF values on the unit's ports: [-2048, 2047]. The golden model's
-#: exponents stay within a few hundred of zero (FX scales, 1/n, eps, sums of squares).
-SF_EXP_BITS = 12
-#: Default width of the NORM command's integer operand: a sum of squares of up to 2**16 values of
-#: 2 * SUMSQ_IN_BITS bits fits 64 bits.
-SF_NORM_BITS = 64
+#: Default port widths, from the numerics contract (spec.numerics: SF_EXP_BITS, SF_NORM_BITS).
+SF_EXP_BITS = N.SF_EXP_BITS
+SF_NORM_BITS = N.SF_NORM_BITS
 
 
 class Op(enum.Enum, shape=3):
