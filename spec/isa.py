@@ -157,7 +157,8 @@ _op("MOVV", 0x39, "VV", "Vd[j] = Vs[j]", "vector")
 _op("NORM", 0x40, "VVVA", "Vd[:VL] = rmsnorm(Vs[:VL], mant=Vg[:VL], exp=Ae)", "unit", paper=True)
 _op("QNT", 0x41, "VFVVA", "Vd[:VL], Fd = quantize(Vs[:VL], mant=Vg[:VL], exp=Ae)  (codes, per-token scale)",
     "unit")
-_op("TMATMUL", 0x42, "TMM", "W = trits of a [rows, VL] matrix packed at address Aw (image packing and beat);\n"
+_op("TMATMUL", 0x42, "TMM", "W = trits of a [rows, VL] matrix packed at address Aw (image packing and beat;\n"
+    "Aw a multiple of beat_bytes: a row range starting on a row tile);\n"
     "Vd[r] = apply_sf(sum_k W[r, k] * Vs[k], sf_shift(Fs, FX_FRAC)), r < rows", "unit", paper=True)
 _op("ARGMAX", 0x43, "AAVA", "for j < VL: if Vs[j] > Am: Am = Vs[j]; Ai = Ao + j  (strict: first maximum kept)",
     "unit")
