@@ -330,6 +330,22 @@ def test_quantize_ties_and_extremes(idle, stall):
     check_quantize(4, vecs, idle=idle, stall=stall, seed=11)
 
 
+@pytest.mark.parametrize("idle,stall", STALLS)
+def test_quantize_code_boundaries(idle, stall):
+    """Every code's lower edge |p| = ceil((2q-1) M / 254) and its neighbours |p| - 1 (code q - 1)
+    and |p| + 1, for M of several sizes up to FX_MAX (mant = +-1)."""
+    rng = random.Random("quantize-edges")
+    vecs = []
+    for mx in (254, 255, 1 << 24, rng.randrange(1 << 40), N.FX_MAX):
+        t = [mx]
+        for q in range(1, N.CODE_MAX + 1):
+            edge = -(-(2 * q - 1) * mx // 254)
+            t += [rng.choice([-1, 1]) * min(max(edge + d, 0), mx) for d in (-1, 0, 1)]
+        g = [rng.choice([-1, 1]) for _ in t]
+        vecs.append((t, g))
+    check_quantize(3, vecs, idle=idle, stall=stall, seed=13)
+
+
 def test_quantize_latency_and_rate():
     """No stalls: codes leave QUANT_LATENCY cycles after their beat, one beat per cycle."""
     lanes = 2
@@ -367,6 +383,6 @@ def test_quantize_latency_and_rate():
 @pytest.mark.parametrize("lanes", [2, 16])
 def test_reduce_and_quantize_long_sweep(lanes):
     rng = random.Random(f"sweep-{lanes}")
-    vecs = _vectors(rng, lanes, 60, max_len=8 * lanes + 3)
+    vecs = _vectors(rng, lanes, 240, max_len=8 * lanes + 3)
     check_reduction(lanes, vecs, idle=0.2, stall=0.3, seed=100 + lanes)
     check_quantize(lanes, vecs, idle=0.2, stall=0.3, seed=200 + lanes)
