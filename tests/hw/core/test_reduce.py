@@ -23,6 +23,7 @@ from sim.golden import ops as O
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
+from tests.hw.streams import Pauses, assert_quiet, receive, send
 
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 
@@ -122,48 +123,18 @@ def run_stream(dut, beats: list[dict], n_results: int, *, idle: float, stall: fl
     """Drive `beats` into dut.i with a pause generator, collect n_results from dut.o under random
     backpressure, and check the stream rules on o (valid and payload held until the transfer)."""
     results = []
-    done = [False]
-    put_rng, get_rng = random.Random(seed * 2 + 1), random.Random(seed * 2 + 2)
 
     async def producer(ctx):
-        for beat in beats:
-            while put_rng.random() < idle:
-                await ctx.tick()
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, beat)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+        await send(ctx, dut.i, beats, Pauses(seed * 2 + 1, idle), name="i")
 
     async def consumer(ctx):
-        while len(results) < n_results:
-            while get_rng.random() < stall:
-                ctx.set(dut.o.ready, 0)
-                await ctx.tick()
-            ctx.set(dut.o.ready, 1)
-            payload, = await ctx.tick().sample(dut.o.payload).until(dut.o.valid)
-            ctx.set(dut.o.ready, 0)
-            results.append(payload)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(drain):
-            await ctx.tick()
-            assert not ctx.get(dut.o.valid), "a result with no input"
-        done[0] = True
-
-    async def monitor(ctx):
-        held = None
-        async for _, _, valid, ready, payload in ctx.tick().sample(dut.o.valid, dut.o.ready, dut.o.payload):
-            if held is not None:
-                assert valid, "o.valid dropped before o.ready"
-                assert payload == held, "o.payload changed while stalled"
-            held = payload if valid and not ready else None
-            if done[0]:
-                return
+        results.extend(await receive(ctx, dut.o, n_results, Pauses(seed * 2 + 2, stall), name="o"))
+        await assert_quiet(ctx, dut.o, drain, "a result with no input")
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.add_testbench(monitor, background=True)
     sim.run()
     return results
 

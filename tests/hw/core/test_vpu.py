@@ -22,6 +22,7 @@ from sim.golden import ops as O
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
+from tests.hw.streams import Pauses, assert_quiet, receive, send
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
 SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
@@ -140,7 +141,7 @@ def operands(op: VectorOp, rng: random.Random, lanes: int) -> tuple[list[int], l
 
 # -- the testbench -------------------------------------------------------------------------------
 class TB:
-    """A VectorUnit with a pause generator on each side and a stream-rule monitor on `o`.
+    """A VectorUnit with a pause generator on each side and the stream rules checked on `o`.
 
     `idle` is the probability of an idle cycle before each request, `stall` the probability of
     holding `o.ready` low on a cycle; both draw from one seeded generator per side.
@@ -157,51 +158,23 @@ class TB:
     def run(self, requests: list[tuple[VectorOp, list[int], list[int]]], *, drain: int = 2 * LATENCY + 4):
         dut, lanes = self.dut, self.lanes
         results: list[list[int]] = []
-        done = [False]
-        put_rng, get_rng = random.Random(self.seed * 2 + 1), random.Random(self.seed * 2 + 2)
+        puts, gets = Pauses(self.seed * 2 + 1, self.idle), Pauses(self.seed * 2 + 2, self.stall)
 
         async def producer(ctx):
-            for op, a, b in requests:
-                while put_rng.random() < self.idle:
-                    await ctx.tick()
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {k: v for k, v in zip(("op", "a", "b"), (op, a, b), strict=True)
-                                        if k in self.fields})
-                await ctx.tick().until(dut.i.ready)
-                ctx.set(dut.i.valid, 0)
+            await send(ctx, dut.i, ({k: v for k, v in zip(("op", "a", "b"), (op, a, b), strict=True)
+                                     if k in self.fields} for op, a, b in requests), puts, name="i")
 
         async def consumer(ctx):
-            while len(results) < len(requests):
-                while get_rng.random() < self.stall:
-                    ctx.set(dut.o.ready, 0)
-                    await ctx.tick()
-                ctx.set(dut.o.ready, 1)
-                payload, = await ctx.tick().sample(dut.o.payload).until(dut.o.valid)
-                ctx.set(dut.o.ready, 0)
+            # stream rules on o (valid and payload held until the transfer) checked on every cycle
+            for payload in await receive(ctx, dut.o, len(requests), gets, name="o"):
                 results.append([payload.data[j] for j in range(lanes)])
             # nothing more may come out: no duplicated or invented results
-            ctx.set(dut.o.ready, 1)
-            for _ in range(drain):
-                await ctx.tick()
-                assert not ctx.get(dut.o.valid), "a result with no request"
-            done[0] = True
-
-        async def monitor(ctx):
-            # stream rules on o: once valid, hold valid and payload until the transfer
-            held = None
-            async for _, _, valid, ready, payload in ctx.tick().sample(dut.o.valid, dut.o.ready, dut.o.payload):
-                if held is not None:
-                    assert valid, "o.valid dropped before o.ready"
-                    assert payload == held, "o.payload changed while stalled"
-                held = payload if valid and not ready else None
-                if done[0]:
-                    return
+            await assert_quiet(ctx, dut.o, drain, "a result with no request")
 
         sim = Simulator(self.dut)
         sim.add_clock(1e-6)
         sim.add_testbench(producer)
         sim.add_testbench(consumer)
-        sim.add_testbench(monitor, background=True)
         sim.run()
         return results
 
