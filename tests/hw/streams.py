@@ -71,12 +71,16 @@ async def send(ctx, stream, payloads, pauses: Pauses = NO_PAUSES, *, name: str =
             await ctx.tick().repeat(idle)
         ctx.set(stream.payload, payload)
         ctx.set(stream.valid, 1)
-        for _ in range(timeout):
-            _, _, ready = await ctx.tick().sample(stream.ready)
-            if ready:
-                break
-        else:
-            raise AssertionError(f"{name}: transfer {k} not accepted within {timeout} cycles")
+        ticks = ctx.tick().sample(stream.ready).__aiter__()  # one trigger per wait, as `until` does
+        try:
+            for _ in range(timeout):
+                _, _, ready = await ticks.__anext__()
+                if ready:
+                    break
+            else:
+                raise AssertionError(f"{name}: transfer {k} not accepted within {timeout} cycles")
+        finally:
+            await ticks.aclose()
         ctx.set(stream.valid, 0)
 
 
@@ -98,21 +102,32 @@ async def receive(ctx, stream, n: int, pauses: Pauses = NO_PAUSES, *, check_hold
 
     for k in range(n):
         ctx.set(stream.ready, 0)
-        for _ in range(pauses.next()):
-            _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
-            if check_hold:
-                hold(valid, payload)
-                held = payload if valid else None
+        stall = pauses.next()
+        if stall and not check_hold:
+            await ctx.tick().repeat(stall)
+        elif stall:
+            ticks = ctx.tick().sample(stream.valid, stream.payload).__aiter__()
+            try:
+                for _ in range(stall):
+                    _, _, valid, payload = await ticks.__anext__()
+                    hold(valid, payload)
+                    held = payload if valid else None
+            finally:
+                await ticks.aclose()
         ctx.set(stream.ready, 1)
-        for _ in range(timeout):
-            _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
-            if check_hold:
-                hold(valid, payload)
-                held = None
-            if valid:
-                break
-        else:
-            raise AssertionError(f"{name}: transfer {k} of {n} not offered within {timeout} cycles")
+        ticks = ctx.tick().sample(stream.valid, stream.payload).__aiter__()
+        try:
+            for _ in range(timeout):
+                _, _, valid, payload = await ticks.__anext__()
+                if check_hold:
+                    hold(valid, payload)
+                    held = None
+                if valid:
+                    break
+            else:
+                raise AssertionError(f"{name}: transfer {k} of {n} not offered within {timeout} cycles")
+        finally:
+            await ticks.aclose()
         got.append(payload)
     ctx.set(stream.ready, 0)
     return got

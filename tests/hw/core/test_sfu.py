@@ -22,6 +22,7 @@ from amaranth.sim import Simulator
 from hw.core.sfu import Op, ScalarUnit, Status
 from sim.golden import ops as O
 from spec.numerics import SF_BITS
+from tests.hw.streams import Pauses, receive, send
 
 LO, HI = 1 << (SF_BITS - 1), 1 << SF_BITS
 
@@ -69,36 +70,25 @@ def model(c: Cmd, exponent_bits: int) -> tuple[tuple[int, int], Status]:
 # ---------------------------------------------------------------------------------------------
 class TB:
     """Runs commands through a ScalarUnit with a producer (random idle cycles), a consumer (random
-    backpressure) and a monitor that measures each command's latency (cycles from the command's
-    transfer to result.valid)."""
+    backpressure; the stream rules checked on `result`) and a monitor that measures each command's
+    latency (cycles from the command's transfer to result.valid)."""
 
     def __init__(self, dut: ScalarUnit | None = None, *, stalls: bool = False, seed: int = 0):
         self.dut = dut or ScalarUnit()
         self.stalls = stalls
-        self.rng = random.Random(seed)
-
-    async def _pause(self, ctx):
-        if self.stalls and self.rng.random() < 0.5:
-            await ctx.tick().repeat(self.rng.randint(1, 5))
+        # one generator for both sides: with probability 1/2 a pause of 1..5 cycles before each
+        # command (cmd idle) and before each result (result backpressure)
+        self.pauses = Pauses(seed, 0.5 if stalls else 0.0, burst=5)
 
     def run(self, cmds: list[Cmd]) -> tuple[list[tuple[tuple[int, int], Status]], list[int]]:
         dut = self.dut
         results, latencies = [], []
 
         async def producer(ctx):
-            for c in cmds:
-                await self._pause(ctx)
-                ctx.set(dut.cmd.valid, 1)
-                ctx.set(dut.cmd.payload, c.payload())
-                await ctx.tick().until(dut.cmd.ready)
-                ctx.set(dut.cmd.valid, 0)
+            await send(ctx, dut.cmd, (c.payload() for c in cmds), self.pauses, name="cmd")
 
         async def consumer(ctx):
-            for _ in cmds:
-                await self._pause(ctx)
-                ctx.set(dut.result.ready, 1)
-                (p,) = await ctx.tick().sample(dut.result.payload).until(dut.result.valid)
-                ctx.set(dut.result.ready, 0)
+            for p in await receive(ctx, dut.result, len(cmds), self.pauses, name="result"):
                 results.append(((p.value.mantissa, p.value.exponent), Status(p.status)))
 
         async def monitor(ctx):
