@@ -57,6 +57,22 @@ class Pauses:
 NO_PAUSES = Pauses()
 
 
+class HoldCheck:
+    """The hold rule for a stream's source, fed the values sampled on every clock edge in order:
+    a payload offered (`valid`) but not taken (`ready` low) is still offered, unchanged, on the next
+    edge. `receive` uses one; a hand-written sink calls it once per cycle."""
+
+    def __init__(self, name: str = "stream"):
+        self.name = name
+        self.held = None
+
+    def __call__(self, valid, ready, payload) -> None:
+        if self.held is not None:
+            assert valid, f"{self.name}.valid dropped before {self.name}.ready"
+            assert payload == self.held, f"{self.name}.payload changed while stalled"
+        self.held = payload if valid and not ready else None
+
+
 async def send(ctx, stream, payloads, pauses: Pauses = NO_PAUSES, *, name: str = "stream",
                timeout: int = TIMEOUT) -> None:
     """Drive `payloads` (anything `ctx.set` takes for `stream.payload`) into `stream` in order.
@@ -93,13 +109,7 @@ async def receive(ctx, stream, n: int, pauses: Pauses = NO_PAUSES, *, check_hold
     every cycle is checked against the hold rule in the module docstring.
     """
     got = []
-    held = None                                 # the payload offered but not taken last cycle
-
-    def hold(valid, payload):
-        if held is not None:
-            assert valid, f"{name}.valid dropped before {name}.ready"
-            assert payload == held, f"{name}.payload changed while stalled"
-
+    hold = HoldCheck(name) if check_hold else None
     for k in range(n):
         ctx.set(stream.ready, 0)
         stall = pauses.next()
@@ -110,8 +120,7 @@ async def receive(ctx, stream, n: int, pauses: Pauses = NO_PAUSES, *, check_hold
             try:
                 for _ in range(stall):
                     _, _, valid, payload = await ticks.__anext__()
-                    hold(valid, payload)
-                    held = payload if valid else None
+                    hold(valid, 0, payload)
             finally:
                 await ticks.aclose()
         ctx.set(stream.ready, 1)
@@ -119,9 +128,8 @@ async def receive(ctx, stream, n: int, pauses: Pauses = NO_PAUSES, *, check_hold
         try:
             for _ in range(timeout):
                 _, _, valid, payload = await ticks.__anext__()
-                if check_hold:
-                    hold(valid, payload)
-                    held = None
+                if hold is not None:
+                    hold(valid, 1, payload)
                 if valid:
                     break
             else:

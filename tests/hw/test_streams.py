@@ -10,7 +10,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import stream
 from amaranth.sim import Simulator
 
-from tests.hw.streams import Pauses, receive, send
+from tests.hw.streams import HoldCheck, Pauses, receive, send
 
 
 def simulate(source, sink) -> None:
@@ -90,3 +90,12 @@ def test_timeouts_fail_instead_of_hanging():
         simulate(idle, never_ready)
     with pytest.raises(AssertionError, match=r"^o: transfer 0 of 1 not offered within 50 cycles$"):
         simulate(idle, nothing_offered)
+
+
+def test_hold_check_cycle_by_cycle():
+    hold = HoldCheck("acc")
+    for valid, ready, payload in [(0, 0, 5), (1, 0, 7), (1, 0, 7), (1, 1, 7), (0, 0, 9), (1, 1, 3)]:
+        hold(valid, ready, payload)                # a correct sequence passes
+    hold(1, 0, 4)
+    with pytest.raises(AssertionError, match=r"^acc\.payload changed while stalled$"):
+        hold(1, 0, 6)

@@ -5,14 +5,13 @@ Vectors: random matrices and codes drawn here from seeded numpy generators, pack
 spec.weight_image.pack_trits (the image layout of docs/weight-image.md); expected sums from the
 golden kernel sim/golden/kernels.matvec_numpy and, as the deliberately naive model kept next to
 the block, a per-tile Python loop (`tile_model`). Streams are driven under seeded pause
-generators (idle cycles on `codes` and `weights`, random backpressure on `acc`); every test also
-runs with no stalls.
+generators (idle cycles on `codes` and `weights`, random backpressure on `acc`, tests/hw/streams.py;
+the stream hold rule checked on `acc`); every test also runs with no stalls.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import re
 
 import numpy as np
@@ -24,6 +23,7 @@ from hw.core.tmac import TernaryArray, TritDecoder, codes_groups
 from sim.golden.kernels import matvec_numpy
 from spec import weight_image as wi
 from spec.accel import CONFIGS, TRITS_PER_BYTE, AccelConfig
+from tests.hw.streams import HoldCheck, Pauses, send
 
 PACKINGS = tuple(TRITS_PER_BYTE)
 
@@ -146,45 +146,40 @@ class TB:
         work = sum(len(beats_of(w, cfg)) + -(-w.shape[1] // cfg.trits_per_byte) for w, _ in jobs)
         self.max_cycles = 100 * work + 1000
 
-    async def _idle(self, ctx, stream, rng, p):
-        while p and rng.random() < p:
-            ctx.set(stream.valid, 0)
-            await ctx.tick()
-
-    async def _put(self, ctx, stream, payload):
-        ctx.set(stream.payload, payload)
-        ctx.set(stream.valid, 1)
-        await ctx.tick().until(stream.ready)
-        ctx.set(stream.valid, 0)
-
     async def codes_source(self, ctx):
-        rng = random.Random(self.seed * 3 + 1)
         grng = np.random.default_rng(self.seed)
-        for _, codes in self.jobs:
-            groups = code_groups_of(codes, self.cfg.trits_per_byte, grng)
-            for g, group in enumerate(groups):
-                await self._idle(ctx, self.dut.codes, rng, self.stalls.codes)
-                await self._put(ctx, self.dut.codes, {"data": group, "last": int(g == len(groups) - 1)})
+
+        def payloads():
+            for _, codes in self.jobs:
+                groups = code_groups_of(codes, self.cfg.trits_per_byte, grng)
+                for g, group in enumerate(groups):
+                    yield {"data": group, "last": int(g == len(groups) - 1)}
+
+        await send(ctx, self.dut.codes, payloads(), Pauses(self.seed * 3 + 1, self.stalls.codes), name="codes")
         self.sources_done.add("codes")
 
     async def weights_source(self, ctx):
-        rng = random.Random(self.seed * 3 + 2)
-        for trits, _ in self.jobs:
-            beats = beats_of(trits, self.cfg)
-            for n, (beat, last) in enumerate(beats):
-                await self._idle(ctx, self.dut.weights, rng, self.stalls.weights)
-                await self._put(ctx, self.dut.weights,
-                                {"data": beat, "last": last, "end": int(n == len(beats) - 1)})
+        def payloads():
+            for trits, _ in self.jobs:
+                beats = beats_of(trits, self.cfg)
+                for n, (beat, last) in enumerate(beats):
+                    yield {"data": beat, "last": last, "end": int(n == len(beats) - 1)}
+
+        await send(ctx, self.dut.weights, payloads(), Pauses(self.seed * 3 + 2, self.stalls.weights),
+                   name="weights")
         self.sources_done.add("weights")
 
     async def acc_sink(self, ctx):
-        rng = random.Random(self.seed * 3 + 3)
+        # cycle by cycle (not `receive`): it also counts the cycles on which weights beats are taken
+        pauses = Pauses(self.seed * 3 + 3, self.stalls.acc)
+        hold = HoldCheck("acc")
         dut = self.dut
         while len(self.got) < self.n_tiles:
-            ready = not (self.stalls.acc and rng.random() < self.stalls.acc)
+            ready = not pauses.stall()
             ctx.set(dut.acc.ready, ready)
             _, _, valid, payload, w_take = await ctx.tick().sample(
                 dut.acc.valid, dut.acc.payload, dut.weights.valid & dut.weights.ready)
+            hold(valid, ready, payload)
             if w_take:
                 self.accepted_cycles.append(self.cycle)
             self.cycle += 1
