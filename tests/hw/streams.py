@@ -12,7 +12,8 @@ Handshake rules (amaranth.lib.stream) relied on and checked here:
 - The source (`send`) raises `valid` with a payload and keeps both unchanged until the transfer;
   it never withdraws an offered payload. Idle cycles come only *between* transfers.
 - The sink (`receive`) may raise and lower `ready` freely; `ready` never depends on `valid` here.
-- With `check_hold`, `receive` asserts the rule the DUT must obey as a source: once `valid` is high
+- With `check_hold`, `receive` (through `HoldCheck`, which a hand-written cycle-by-cycle sink can
+  call too) asserts the rule the DUT must obey as a source: once `valid` is high
   in a cycle without the transfer (`ready` low), the next cycle still has `valid` high and the same
   payload ("valid dropped before ready" / "payload changed while stalled").
 - A transfer that does not happen within `timeout` cycles fails with an AssertionError naming the
