@@ -25,11 +25,13 @@ lanes ends with a partial beat; any beat may be partial). ``last`` marks a packe
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
 from spec import numerics as N
 from spec.accel import AccelConfig
+
+from .common import LaneComponent
 
 __all__ = ["QUANT_LATENCY", "Pass", "QuantizeUnit", "ReductionUnit", "quantize_in_layout",
            "quantize_out_layout", "reduce_in_layout", "reduce_out_layout"]
@@ -102,14 +104,8 @@ def _tree(items, fn):
     return items[0]
 
 
-def _check_config(config) -> None:
-    if not isinstance(config, AccelConfig):
-        raise TypeError(f"config must be an AccelConfig, not {config!r}")
-    if config.fx_bits != N.FX_BITS:
-        raise ValueError(f"config.fx_bits must be the numerics' FX_BITS {N.FX_BITS}, got {config.fx_bits}")
 
-
-class ReductionUnit(wiring.Component):
+class ReductionUnit(LaneComponent):
     """The vector side of NORM and QNT: max|t|, max|t * mant| and the exact sum of squares.
 
     A vector is sent as two packets (the register file streams it twice): a :attr:`Pass.MAX`
@@ -157,21 +153,10 @@ class ReductionUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        _check_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        super().__init__({
-            "i": In(stream.Signature(reduce_in_layout(self._lanes))),
+        super().__init__(config, lambda lanes: {
+            "i": In(stream.Signature(reduce_in_layout(lanes))),
             "o": Out(stream.Signature(reduce_out_layout(config.vlen))),
         })
-
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
 
     def elaborate(self, platform):
         m = Module()
@@ -264,7 +249,7 @@ def quantize_out_layout(lanes: int) -> data.StructLayout:
     })
 
 
-class QuantizeUnit(wiring.Component):
+class QuantizeUnit(LaneComponent):
     """QNT's codes: ``sign(p) * floor(CODE_MAX * |p| / M + 1/2)``, p = t * mant, exactly.
 
     That is ``sim.golden.ops.quantize``'s ``(2*CODE_MAX*|p| + M) // (2*M)`` with its sign, and 0
@@ -301,21 +286,10 @@ class QuantizeUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        _check_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        super().__init__({
-            "i": In(stream.Signature(quantize_in_layout(self._lanes))),
-            "o": Out(stream.Signature(quantize_out_layout(self._lanes))),
+        super().__init__(config, lambda lanes: {
+            "i": In(stream.Signature(quantize_in_layout(lanes))),
+            "o": Out(stream.Signature(quantize_out_layout(lanes))),
         })
-
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
 
     def elaborate(self, platform):
         m = Module()

@@ -18,6 +18,8 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
+from .common import LaneComponent
+
 __all__ = ["LATENCY", "PIPELINED_MNEMONICS", "VectorDivider", "VectorOp", "VectorUnit", "divide_layout",
            "request_layout", "result_layout"]
 
@@ -79,7 +81,7 @@ def _sat_fx(v):
     return Mux(v > N.FX_MAX, N.FX_MAX, Mux(v < N.FX_MIN, N.FX_MIN, v))
 
 
-class VectorUnit(wiring.Component):
+class VectorUnit(LaneComponent):
     """Elementwise FX vector operations, `config.vector_lanes` elements per cycle.
 
     Parameters
@@ -121,25 +123,10 @@ class VectorUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        if config.fx_bits != N.FX_BITS:
-            raise ValueError(f"config.fx_bits must be the numerics' FX_BITS {N.FX_BITS}, "
-                             f"got {config.fx_bits}")
-        self._config = config
-        self._lanes = config.vector_lanes
-        super().__init__({
-            "i": In(stream.Signature(request_layout(self._lanes))),
-            "o": Out(stream.Signature(result_layout(self._lanes))),
+        super().__init__(config, lambda lanes: {
+            "i": In(stream.Signature(request_layout(lanes))),
+            "o": Out(stream.Signature(result_layout(lanes))),
         })
-
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
 
     def elaborate(self, platform):
         m = Module()

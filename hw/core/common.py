@@ -1,0 +1,39 @@
+"""Pieces shared by the hw/core units that are parametrized by an AccelConfig."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amaranth.lib import wiring
+
+from spec import numerics as N
+from spec.accel import AccelConfig
+
+
+def check_config(config) -> None:  # noqa: ANN001
+    """An AccelConfig whose FX width is the numerics contract's; exact messages (tested)."""
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"config must be an AccelConfig, not {config!r}")
+    if config.fx_bits != N.FX_BITS:
+        raise ValueError(f"config.fx_bits must be the numerics' FX_BITS {N.FX_BITS}, got {config.fx_bits}")
+
+
+class LaneComponent(wiring.Component):
+    """A component working on `config.vector_lanes` elements per transfer.
+
+    Validates the config (:func:`check_config`) and keeps it; subclasses pass a function that
+    builds their signature members from the lane count (called only after validation).
+    """
+
+    def __init__(self, config: AccelConfig, signature: Callable[[int], dict]):
+        check_config(config)
+        self._config = config
+        self._lanes = config.vector_lanes
+        super().__init__(signature(self._lanes))
+
+    @property
+    def config(self) -> AccelConfig:
+        return self._config
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
