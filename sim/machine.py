@@ -126,7 +126,7 @@ class GoldenMachine:
         self.state_base = int(self.mem_image.size)
         if state_bytes is None:
             cfg = image.model
-            state_bytes = max(4096, wi.align_up(cfg.num_hidden_layers * cfg.hidden_size * 8, 4096))
+            state_bytes = max(wi.DATA_ALIGN, wi.align_up(cfg.num_hidden_layers * cfg.hidden_size * 8, wi.DATA_ALIGN))
         self.state = np.zeros(int(state_bytes), np.uint8)
         self.mem_end = self.state_base + self.state.size
         self.trace = trace

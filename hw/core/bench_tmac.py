@@ -25,6 +25,7 @@ from amaranth.sim import Simulator
 
 from hw.core.tmac import TernaryArray
 from sim.golden.kernels import matvec_numpy
+from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import CONFIGS, get_config
 
@@ -139,7 +140,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     cases = []
     for r, k in shapes:
         trits = rng.choice(np.array([-1, 0, 1], np.int8), size=(r, k))
-        codes = rng.integers(-127, 128, k).astype(np.int8)
+        codes = rng.integers(N.CODE_MIN, N.CODE_MAX + 1, k).astype(np.int8)
         for s in stalls:
             case = run_case(cfg, trits, codes, acc_stall=s, seed=a.seed + len(cases))
             cases.append({"rows": r, "cols": k, **case})
