@@ -439,25 +439,25 @@ class GoldenMachine:
         self._vv(a, eff, np.copy)
 
     # -- units ------------------------------------------------------------------------------------
-    def _gamma(self, g: int) -> np.ndarray:
-        m = self._vec(g)
-        lim = 1 << (N.GAMMA_BITS - 1)
-        if m.size and -lim <= int(m.min()) and int(m.max()) < lim:
-            return m.astype(np.int16)        # the GAMMA width the numba twins are exact for
-        return m
+    def _gamma(self, g: int, e: int) -> np.ndarray:
+        """int16(Vg): the low GAMMA_BITS bits, signed (numpy's int64 -> int16 cast wraps)."""
+        if not N.GAMMA_EXP_MIN <= self.A[e] <= N.GAMMA_EXP_MAX:
+            raise self._fault(f"gamma exponent A{e} = {self.A[e]} outside "
+                              f"[{N.GAMMA_EXP_MIN}, {N.GAMMA_EXP_MAX}]")
+        return self._vec(g).astype(np.int16)
 
     @_handles("NORM")
     def _norm(self, a, eff):  # noqa: ANN001
         d, s, g, e = a
-        x, m = self._vec(s), self._gamma(g)
-        ops = fast.FastOps if self.fast and m.dtype == np.int16 else O
+        x, m = self._vec(s), self._gamma(g, e)
+        ops = fast.FastOps if self.fast else O
         self._setv(d, ops.rmsnorm(np.ascontiguousarray(x), m, self.A[e]), eff)
 
     @_handles("QNT")
     def _qnt(self, a, eff):  # noqa: ANN001
         d, fd, s, g, e = a
-        x, m = self._vec(s), self._gamma(g)
-        ops = fast.FastOps if self.fast and m.dtype == np.int16 else O
+        x, m = self._vec(s), self._gamma(g, e)
+        ops = fast.FastOps if self.fast else O
         codes, sf = ops.quantize(np.ascontiguousarray(x), m, self.A[e])
         self._setv(d, codes.astype(np.int64), eff)
         self.F[fd] = sf
@@ -483,13 +483,10 @@ class GoldenMachine:
     @_handles("TMATMUL")
     def _tmatmul(self, a, eff):  # noqa: ANN001
         d, s, w_reg, f, rows = a
-        x = self._vec(s)
+        x = self._vec(s).astype(np.int8)        # int8(Vs): the low 8 bits, signed (the cast wraps)
         addr = self.A[w_reg]
         w = self.weights(addr, rows, x.size)
-        if x.size and int(x.min()) >= -128 and int(x.max()) <= 127:
-            acc = kernels.matvec(w, x.astype(np.int8))
-        else:
-            acc = w.astype(np.int64) @ x
+        acc = kernels.matvec(w, x)
         k = O.sf_shift(self.F[f], N.FX_FRAC)
         if self.fast and k[0] and _bits(acc) + N.SF_BITS + max(0, k[1]) <= 62:
             y = fast.apply_sf(np.ascontiguousarray(acc), k[0], k[1])

@@ -60,8 +60,9 @@ class AccelConfig:
 
     @property
     def acc_bits(self) -> int:
-        """Signed accumulator width: |acc| <= 127 * vlen (codes are in [-127, 127])."""
-        return (N.CODE_MAX * self.vlen).bit_length() + 1
+        """Signed accumulator width: |acc| <= 128 * vlen (TMATMUL reads int8 codes; the numerics
+        keep them in [-127, 127], the ISA allows -128)."""
+        return (128 * self.vlen).bit_length() + 1
 
     @property
     def fx_bits(self) -> int:

@@ -154,12 +154,14 @@ _op("GMUL", 0x37, "VVV", "Vd[j] = gate_mul(Vs[j], Vt[j])  (FX x GATE)", "vector"
 _op("ONEM", 0x38, "VV", "Vd[j] = sat(GATE_ONE - Vs[j])", "vector")
 _op("MOVV", 0x39, "VV", "Vd[j] = Vs[j]", "vector")
 # -- norms, quantization, ternary matmul, reductions -------------------------------------------
-_op("NORM", 0x40, "VVVA", "Vd[:VL] = rmsnorm(Vs[:VL], mant=Vg[:VL], exp=Ae)", "unit", paper=True)
-_op("QNT", 0x41, "VFVVA", "Vd[:VL], Fd = quantize(Vs[:VL], mant=Vg[:VL], exp=Ae)  (codes, per-token scale)",
-    "unit")
+_op("NORM", 0x40, "VVVA", "Vd[:VL] = rmsnorm(Vs[:VL], mant=int16(Vg[:VL]), exp=Ae)  (int16: the low 16 bits, "
+    "signed; Ae in [GAMMA_EXP_MIN, GAMMA_EXP_MAX])", "unit", paper=True)
+_op("QNT", 0x41, "VFVVA", "Vd[:VL], Fd = quantize(Vs[:VL], mant=int16(Vg[:VL]), exp=Ae)  (codes, per-token "
+    "scale; int16 and Ae as NORM)", "unit")
 _op("TMATMUL", 0x42, "TMM", "W = trits of a [rows, VL] matrix packed at address Aw (image packing and beat;\n"
     "Aw a multiple of beat_bytes: a row range starting on a row tile);\n"
-    "Vd[r] = apply_sf(sum_k W[r, k] * Vs[k], sf_shift(Fs, FX_FRAC)), r < rows", "unit", paper=True)
+    "Vd[r] = apply_sf(sum_k W[r, k] * int8(Vs[k]), sf_shift(Fs, FX_FRAC)), r < rows  (int8: the low 8 bits, "
+    "signed)", "unit", paper=True)
 _op("ARGMAX", 0x43, "AAVA", "for j < VL: if Vs[j] > Am: Am = Vs[j]; Ai = Ao + j  (strict: first maximum kept)",
     "unit")
 

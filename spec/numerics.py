@@ -50,6 +50,10 @@ CODE_MIN = -127
 
 GAMMA_BITS = 16            # signed mantissa width
 GAMMA_TOP = GAMMA_BITS - 2  # max|mant| in [2**14, 2**15)
+#: Range of the gamma exponent NORM and QNT accept (an A register). gamma_block gives
+#: 14 - floor(log2 max|gamma|): [-16, 47] covers max|gamma| from 2**-33 to 2**30.
+GAMMA_EXP_MIN = -16
+GAMMA_EXP_MAX = 47
 
 SF_BITS = 24
 #: Hardware widths of SF values: signed exponent on the scalar unit's ports ([-2048, 2047]; the

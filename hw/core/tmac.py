@@ -106,7 +106,7 @@ class TernaryArray(wiring.Component):
     config : spec.accel.AccelConfig
         B = ``config.row_lanes`` (= ``beat_bytes``) row lanes; T = ``config.trits_per_byte``
         trits per byte; the codes memory holds ``ceil(config.vlen / T)`` column groups; sums are
-        ``config.acc_bits`` wide (exact for any |code| <= 127 and cols <= vlen).
+        ``config.acc_bits`` wide (exact for any int8 code, -128 included, and cols <= vlen).
 
     Attributes
     ----------
