@@ -1,0 +1,355 @@
+"""TMATMUL: the core's ternary matrix x int8 vector unit (spec/isa.py, "TMATMUL").
+
+``Vd[r] = apply_sf(sum_k W[r, k] * int8(Vs[k]), sf_shift(Fs, FX_FRAC))`` for ``r < rows``, with W
+the [rows, VL] trit matrix packed at byte address Aw in the image layout (spec.weight_image:
+``ceil(rows / B)`` row tiles of B = beat_bytes rows, G = ``ceil(VL / T)`` beats per tile, one beat =
+one column group of T trits of the tile's B rows). The reference is ``sim.machine``'s
+``_tmatmul``: ``round_half_up(acc * m * 2**(e + FX_FRAC))`` saturated to FX, (m, e) = Fs, 0 when
+m == 0, for every exponent of the 12-bit range.
+
+Datapath (one instruction at a time, three overlapping phases):
+
+1. **codes**: Vs is read word by word (``vector_lanes`` elements, the low 8 bits of each, signed)
+   through a small gearbox (``vector_lanes + T - 1`` code slots) into column groups of T codes,
+   streamed into the :class:`hw.core.tmac.TernaryArray`'s codes memory. ``ceil(VL / lanes)`` reads;
+   about ``max(ceil(VL / lanes), ceil(VL / T))`` cycles. Codes past VL in the last group are
+   whatever the last word holds (their trits are zero padding).
+2. **weights**: the memory read commands are issued right after the instruction is accepted (while
+   the codes are copied, which hides the memory latency): the ``ceil(rows / B) * G`` beats of the
+   matrix as consecutive bursts of up to ``max_burst`` beats (default hw.mem.port.MAX_BURST, so one
+   command for every matrix of the named configurations but ddr4's largest). The read data goes
+   straight into the array (``mem.rd`` -> ``array.weights``) with ``last`` on each tile's G-th beat
+   and ``end`` on the final one. The memory port is read-only here: ``mem.wr`` is never valid.
+3. **rescale / write-back**: each tile's B sums are taken from the array's output register one
+   register word (``lanes`` sums) per cycle, ``B / lanes`` cycles per tile, through ``lanes``
+   multipliers (acc x m) and a clamped shifter (3 register stages), and written to Vd with the lane
+   mask ``row < rows``; words holding no row below ``rows`` are neither computed nor written.
+
+Throughput: the array's output register and running sums double-buffer the tile sums, so while the
+memory streams without stalls the array takes one beat per cycle for the whole matrix as long as
+``B / lanes <= G`` (a tile's write-back is hidden behind the next tile's G beats). With
+``G < B / lanes`` (short vectors on a wide beat with few vector lanes) the write-back limits: a
+tile takes ``B / lanes`` cycles instead of G. Measured figures: hw/core/bench_matmul.py.
+
+Cycle budget, memory without stalls (simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py
+checks the weight phase and the drain exactly): ``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4``
+cycles from acceptance to the first beat (codes copy; the array's codes memory is not
+double-buffered, so the weights wait for the whole vector), then ``ceil(rows / B) * G`` beats in as
+many cycles, then ``words of the last tile + RESCALE_LATENCY + 1`` cycles to ``done``. At the ecp5
+config, K = 192, rows = 192: 52 + 468 + 8 = 528 cycles, 100 % of the weight phase with a beat.
+With ``vd == vs`` the instruction works in place: every code is read before the first beat is
+taken, and the first write comes after that.
+
+Scaling, for every exponent of the 12-bit range: ``z = floor(p * 2**t)`` with ``p = acc * m`` and
+``t = clamp(e + FX_FRAC + 1, -P, FX_BITS + 1)`` (P the product width) is one arithmetic right
+shift of ``p << (FX_BITS + 1)``; ``(z + 1) >> 1`` is then ``round_half_up(p * 2**(e + FX_FRAC))``
+and is saturated to FX. The clamps are exact: any right shift of ``P`` or more gives 0 after the
+rounding, and any left shift of ``FX_BITS`` or more of a non-zero product saturates.
+
+Operand domain (the sequencer's contract, hw.core.iface): ``1 <= VL <= vlen``, ``rows <= vlen``,
+Aw a multiple of beat_bytes (its low bits are ignored). ``rows == 0`` is a no-op (``done`` the
+cycle after acceptance, no memory access, no write). Rows at or past ``vlen`` are never written.
+"""
+from __future__ import annotations
+
+import functools
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream
+from amaranth.lib.wiring import In, Out
+
+from hw.mem.port import LEN_BITS, MAX_BURST, MemPortSignature
+from spec import numerics as N
+from spec.accel import AccelConfig
+
+from .common import LaneComponent
+from .iface import FX, ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
+from .tmac import CODE_BITS, TernaryArray
+
+__all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const"]
+
+#: Register stages from a tile's sums on the array output to their write on ``wd``.
+RESCALE_LATENCY = 3
+#: Left-shift clamp of z = floor(p * 2**t): t = FX_BITS + 1 (one guard bit for the rounding)
+#: already saturates any non-zero product.
+_T_MAX = N.FX_BITS + 1
+_ROWS_MAX = (1 << 16) - 1
+
+
+@functools.cache
+def _reciprocal(d: int, top: int) -> tuple[int, int]:
+    """(c, s) with (y * c) >> s == y // d for every 0 <= y <= top (checked exhaustively)."""
+    s = top.bit_length()
+    while True:
+        c = -(-(1 << s) // d)
+        if all((y * c) >> s == y // d for y in range(top + 1)):
+            return c, s
+        s += 1
+
+
+def ceil_div_const(x, d: int, x_max: int):  # noqa: ANN001, ANN201
+    """ceil(x / d) for 0 <= x <= x_max and a constant d >= 1, without a divider: a shift for a
+    power of two, else a multiplication by a constant reciprocal, exact over the whole range."""
+    if d & (d - 1) == 0:
+        return (x + (d - 1)) >> (d.bit_length() - 1)
+    c, s = _reciprocal(d, x_max + d - 1)
+    return ((x + (d - 1)) * c) >> s
+
+
+class MatmulUnit(LaneComponent):
+    """TMATMUL unit: codes copy, weight streaming through the ternary array, rescale and write-back.
+
+    Parameters
+    ----------
+    config : AccelConfig
+        B = ``beat_bytes`` rows per tile, T = ``trits_per_byte``, ``vector_lanes`` register lanes
+        (multipliers), ``vlen`` (register depth, longest VL and rows). Checked with
+        hw.core.iface.check_core_config.
+    max_burst : int
+        Longest memory read command in beats (1 .. hw.mem.port.MAX_BURST).
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(unit_cmd_layout(config)))
+        One TMATMUL: ``vl`` (K columns), ``rows`` (R), ``vs``, ``vd``, ``addr`` (Aw, bytes),
+        ``sf`` (F[Fs]). ``ready`` is high exactly while idle; ``op`` is not looked at.
+    done : Out(1)
+        One-cycle pulse in the cycle of the last register write (for rows == 0: the cycle after
+        acceptance). ``cmd.ready`` rises in the next cycle.
+    rs : Out(ReadChannel(config))
+        Reads Vs (the codes), ``ceil(VL / lanes)`` words, each once, in order.
+    wd : Out(WriteChannel(config))
+        Writes Vd: word w of the result in one cycle, lanes ``row < rows`` set in ``mask``.
+    mem : Out(MemPortSignature(beat_bytes))
+        Weight reads (line address = Aw // beat_bytes, consecutive bursts); never writes.
+    """
+
+    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST):
+        check_core_config(config)
+        if not (isinstance(max_burst, int) and 1 <= max_burst <= MAX_BURST):
+            raise ValueError(f"max_burst must be an int in 1 .. {MAX_BURST}, got {max_burst!r}")
+        self._max_burst = max_burst
+        super().__init__(config, lambda lanes: {
+            "cmd": In(stream.Signature(unit_cmd_layout(config))),
+            "done": Out(1),
+            "rs": Out(ReadChannel(config)),
+            "wd": Out(WriteChannel(config)),
+            "mem": Out(MemPortSignature(config.beat_bytes)),
+        })
+
+    @property
+    def max_burst(self) -> int:
+        return self._max_burst
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        lanes, b, t = self._lanes, cfg.beat_bytes, cfg.trits_per_byte
+        wpt = b // lanes                      # register words per row tile
+        n_words = words(cfg)
+        lane_log2 = lanes.bit_length() - 1
+        b_log2 = b.bit_length() - 1
+        vl_max = cfg.vlen
+
+        m.submodules.array = arr = TernaryArray(cfg)
+
+        # -- instruction registers -----------------------------------------------------------
+        busy = Signal()
+        k_cols = Signal(range(vl_max + 1))    # VL (the sequencer keeps it in 1 .. vlen)
+        rows = Signal(16)
+        vs = Signal.like(self.rs.reg)
+        vd = Signal.like(self.wd.reg)
+        line0 = Signal(self.mem.cmd.payload.addr.shape())
+        mant = Signal(unsigned(N.SF_BITS))
+        # right-shift amount of p << _T_MAX: _T_MAX - clamp(e + FX_FRAC + 1, -P, _T_MAX)
+        acc_shape = signed(cfg.acc_bits)
+        p_shape = (Signal(acc_shape) * Signal(unsigned(N.SF_BITS))).shape()
+        p_bits = p_shape.width
+        rsa = Signal(range(_T_MAX + p_bits + 1))
+        zero_rows = Signal()                  # rows == 0: done next cycle, nothing else
+
+        accept = self.cmd.valid & self.cmd.ready
+        m.d.comb += self.cmd.ready.eq(~busy)
+        p = self.cmd.payload
+        with m.If(accept):
+            m.d.sync += [
+                busy.eq(1),
+                k_cols.eq(p.vl),
+                rows.eq(p.rows),
+                vs.eq(p.vs),
+                vd.eq(p.vd),
+                line0.eq(p.addr[b_log2:b_log2 + len(line0)]),
+                mant.eq(p.sf.mantissa),
+                zero_rows.eq(p.rows == 0),
+            ]
+            # 24 - e: the exponent is 12-bit signed, so this fits 14 signed bits
+            ra = Signal(signed(N.SF_EXP_BITS + 2))
+            m.d.comb += ra.eq(N.FX_FRAC - p.sf.exponent)
+            m.d.sync += rsa.eq(Mux(ra < 0, 0, Mux(ra > _T_MAX + p_bits, _T_MAX + p_bits, ra)))
+
+        # setup pipeline: stage 1 computes G, stage 2 the beat count of the matrix
+        st1 = Signal()
+        st2 = Signal()
+        m.d.sync += [st1.eq(accept & (p.rows != 0)), st2.eq(st1)]
+        groups = Signal(range(-(-vl_max // t) + 1))           # G = ceil(K / T)
+        groups_m1 = Signal.like(groups)
+        tiles_m1 = Signal(range(-(-_ROWS_MAX // b)))          # ceil(R / B) - 1
+        m.d.comb += tiles_m1.eq((rows - 1) >> b_log2)
+        with m.If(st1):
+            g = ceil_div_const(k_cols, t, vl_max)
+            m.d.sync += [groups.eq(g), groups_m1.eq(g - 1)]
+
+        # -- memory read commands: consecutive bursts of up to max_burst beats ----------------
+        creq_left = Signal(32)             # beats not yet requested
+        cline = Signal.like(line0)
+        burst = Signal(LEN_BITS)
+        m.d.comb += burst.eq(Mux(creq_left > self._max_burst, self._max_burst, creq_left))
+        m.d.comb += [
+            self.mem.cmd.valid.eq(busy & (creq_left != 0)),
+            self.mem.cmd.payload.addr.eq(cline),
+            self.mem.cmd.payload.len.eq(burst),
+            self.mem.cmd.payload.write.eq(0),
+            self.mem.wr.valid.eq(0),
+        ]
+        with m.If(st2):                    # the whole matrix: ceil(R / B) * G beats
+            m.d.sync += [creq_left.eq((tiles_m1 + 1) * groups), cline.eq(line0)]
+        with m.Elif(self.mem.cmd.valid & self.mem.cmd.ready):
+            m.d.sync += [creq_left.eq(creq_left - burst), cline.eq(cline + burst)]
+
+        # -- phase 1: Vs words -> gearbox -> groups of T codes -> array.codes -----------------
+        n_reads = Signal(range(-(-vl_max // lanes) + 1))
+        m.d.comb += n_reads.eq((k_cols + (lanes - 1)) >> lane_log2)
+        codes_on = Signal()                # groups still to send
+        raddr = Signal(range(-(-vl_max // lanes) + 1))
+        rpend = Signal()                   # rs.data holds a word not yet taken into the gearbox
+        slots = lanes + t - 1
+        buf = [Signal(signed(CODE_BITS), name=f"code_slot{i}") for i in range(slots)]
+        nbuf = Signal(range(slots + 1))
+        gsent = Signal.like(groups)        # groups sent to the array
+
+        all_in = (raddr == n_reads) & ~rpend
+        cv = codes_on & ((nbuf >= t) | all_in)
+        emit = cv & arr.codes.ready
+        m.d.comb += [
+            arr.codes.valid.eq(cv),
+            arr.codes.payload.last.eq(gsent == groups_m1),
+        ]
+        for j in range(t):
+            m.d.comb += arr.codes.payload.data[j].eq(buf[j])
+        n_after = Signal(range(slots + 1))
+        m.d.comb += n_after.eq(Mux(emit, Mux(nbuf >= t, nbuf - t, 0), nbuf))
+        take = Signal()                    # the word on rs.data goes into the gearbox this cycle
+        m.d.comb += take.eq(codes_on & rpend & (n_after <= t - 1))
+        ren = Signal()
+        m.d.comb += [
+            ren.eq(codes_on & (raddr != n_reads) & (~rpend | take)),
+            self.rs.en.eq(ren),
+            self.rs.addr.eq(raddr),
+            self.rs.reg.eq(vs),
+        ]
+        word_codes = [self.rs.data[j][:CODE_BITS].as_signed() for j in range(lanes)]
+        for i in range(slots):
+            shifted = Mux(emit, buf[i + t], buf[i]) if i + t < slots else Mux(emit, 0, buf[i])
+            val = shifted
+            for k in range(t):             # n_after == k: the word lands in slots k .. k+lanes-1
+                if 0 <= i - k < lanes:
+                    val = Mux(take & (n_after == k), word_codes[i - k], val)
+            m.d.sync += buf[i].eq(val)
+        m.d.sync += nbuf.eq(n_after + Mux(take, lanes, 0))
+        with m.If(ren):
+            m.d.sync += raddr.eq(raddr + 1)
+        m.d.sync += rpend.eq(ren | (rpend & ~take))
+        with m.If(emit):
+            m.d.sync += gsent.eq(gsent + 1)
+            with m.If(arr.codes.payload.last):
+                m.d.sync += codes_on.eq(0)
+        with m.If(accept):
+            m.d.sync += [codes_on.eq(p.rows != 0), raddr.eq(0), rpend.eq(0), nbuf.eq(0), gsent.eq(0)]
+
+        # -- phase 2: memory beats -> array.weights (last per tile, end on the final beat) ----
+        bgrp = Signal.like(groups)
+        btile = Signal.like(tiles_m1)
+        w_last = Signal()
+        m.d.comb += [
+            w_last.eq(bgrp == groups_m1),
+            arr.weights.valid.eq(self.mem.rd.valid),
+            self.mem.rd.ready.eq(arr.weights.ready),
+            arr.weights.payload.data.eq(self.mem.rd.payload.data),
+            arr.weights.payload.last.eq(w_last),
+            arr.weights.payload.end.eq(w_last & (btile == tiles_m1)),
+        ]
+        with m.If(arr.weights.valid & arr.weights.ready):
+            m.d.sync += bgrp.eq(Mux(w_last, 0, bgrp + 1))
+            with m.If(w_last):
+                m.d.sync += btile.eq(btile + 1)
+        with m.If(accept):
+            m.d.sync += [bgrp.eq(0), btile.eq(0)]
+
+        # -- phase 3: tile sums -> (x m, clamped shift, round, saturate) -> Vd -----------------
+        wsel = Signal(range(wpt))                              # word of the tile on the output
+        rows_left = Signal(range(_ROWS_MAX + 1))               # rows from this word on
+        waddr = Signal(range(-(-_ROWS_MAX // lanes) + wpt + 1))
+        final = Signal()                                       # this word holds row rows - 1
+        tile_last = Signal()
+        m.d.comb += [
+            final.eq(rows_left <= lanes),
+            tile_last.eq((wsel == wpt - 1) | final),
+            arr.acc.ready.eq(tile_last),
+        ]
+        go0 = busy & arr.acc.valid
+        with m.If(go0):
+            m.d.sync += [
+                wsel.eq(Mux(tile_last, 0, wsel + 1)),
+                rows_left.eq(rows_left - lanes),
+                waddr.eq(waddr + 1),
+            ]
+        with m.If(accept):
+            m.d.sync += [wsel.eq(0), rows_left.eq(p.rows), waddr.eq(0)]
+
+        acc_word = arr.acc.payload.data.as_value().word_select(wsel, lanes * cfg.acc_bits)
+        # stage 1: products
+        v1, final1 = Signal(), Signal()
+        addr1 = Signal.like(waddr)
+        mask1 = Signal(lanes)
+        prod = [Signal(p_shape, name=f"prod{j}") for j in range(lanes)]
+        m.d.sync += [v1.eq(go0), final1.eq(go0 & final), addr1.eq(waddr),
+                     mask1.eq(Cat(rows_left > j for j in range(lanes)))]
+        for j in range(lanes):
+            a = acc_word[j * cfg.acc_bits:(j + 1) * cfg.acc_bits].as_signed()
+            m.d.sync += prod[j].eq(a * mant)
+        # stage 2: z = floor(p * 2**t) = (p << _T_MAX) >> rsa (arithmetic)
+        v2, final2 = Signal(), Signal()
+        addr2 = Signal.like(waddr)
+        mask2 = Signal(lanes)
+        z_shape = signed(p_bits + _T_MAX)
+        zs = [Signal(z_shape, name=f"z{j}") for j in range(lanes)]
+        m.d.sync += [v2.eq(v1), final2.eq(final1), addr2.eq(addr1), mask2.eq(mask1)]
+        for j in range(lanes):
+            wide = Signal(z_shape, name=f"wide{j}")
+            m.d.comb += wide.eq(prod[j] << _T_MAX)
+            m.d.sync += zs[j].eq(wide >> rsa)
+        # stage 3: y = (z + 1) >> 1, saturated to FX; the write
+        v3, final3 = Signal(), Signal()
+        addr3 = Signal.like(waddr)
+        mask3 = Signal(lanes)
+        ys = [Signal(FX, name=f"y{j}") for j in range(lanes)]
+        m.d.sync += [v3.eq(v2), final3.eq(final2), addr3.eq(addr2), mask3.eq(mask2)]
+        for j in range(lanes):
+            r = Signal(signed(z_shape.width), name=f"round{j}")
+            m.d.comb += r.eq((zs[j] + 1) >> 1)
+            m.d.sync += ys[j].eq(Mux(r > N.FX_MAX, N.FX_MAX, Mux(r < N.FX_MIN, N.FX_MIN, r)))
+        m.d.comb += [
+            self.wd.reg.eq(vd),
+            self.wd.addr.eq(addr3),
+            self.wd.mask.eq(mask3),
+            self.wd.en.eq(v3 & (addr3 < n_words)),
+        ]
+        for j in range(lanes):
+            m.d.comb += self.wd.data[j].eq(ys[j])
+
+        # -- done ---------------------------------------------------------------------------
+        m.d.comb += self.done.eq(busy & ((v3 & final3) | zero_rows))
+        with m.If(self.done):
+            m.d.sync += [busy.eq(0), zero_rows.eq(0)]
+        return m
+

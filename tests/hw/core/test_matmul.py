@@ -1,0 +1,573 @@
+# amaranth: UnusedElaboratable=no
+"""hw.core.matmul: MatmulUnit (TMATMUL) against the golden machine's formula, through the register
+channels of hw.core.iface and a RAM behind the memory port (tests/hw/core/harness.py).
+
+Provenance of the vectors: seeded random trit matrices packed with spec.weight_image.pack_trits at
+the config's packing and beat, placed at random beat-aligned addresses of a RAM whose other bytes
+are 0xFF (invalid trit codes: a read outside the matrix would show); register contents drawn here
+(int8 codes, elements with high bits set to check the int8 truncation, FX extremes); SF mantissas
+in [2**23, 2**24) or 0, exponents from -2048 to 2047 with the rounding, clamp and saturation
+boundaries over-sampled. Expected: exactly sim.machine's `_tmatmul` — unpack_trits of the packed
+bytes, sim.golden.kernels.matvec_numpy with int8(Vs), ops.apply_sf(acc, ops.sf_shift(Fs, FX_FRAC))
+into Vd[:rows], the rest of Vd kept. apply_sf is evaluated by its definition in Python integers
+(`apply_sf_exact`) and checked against ops.apply_sf wherever that one can evaluate it: for
+``e + FX_FRAC <= -64`` ops.rshift_round overflows int64 (OverflowError), and the definition's
+result there is 0.
+
+Every run is watched cycle by cycle (`Bench`): Vs read word 0 .. ceil(VL/lanes)-1 in order, all
+before the first write (in place works); Vd written word 0 .. ceil(rows/lanes)-1 in order with the
+row mask on the last word; `done` with the last write; `cmd.ready` exactly while idle, no channel
+activity while idle; the memory port never writes; its read commands cover exactly the matrix's
+beats, contiguously from Aw; the whole register file after every instruction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import random
+import types
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from hw.core import bench_matmul
+from hw.core.iface import FX, words
+from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const
+from hw.mem.port import MAX_BURST
+from sim.golden import ops as O
+from sim.golden.kernels import matvec_numpy
+from spec import isa
+from spec import numerics as N
+from spec import weight_image as wi
+from spec.accel import AccelConfig, get_config
+from tests.hw.core.harness import RamModel, RegModel, cmd_payload
+from tests.hw.streams import Pauses
+
+
+def _config(packing: str, beat: int, lanes: int, vlen: int) -> AccelConfig:
+    return dataclasses.replace(get_config("ecp5"), packing=packing, beat_bytes=beat, vector_lanes=lanes,
+                               vlen=vlen)
+
+
+#: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B
+CONFIGS = {
+    "ecp5s": _config("1.6bit", 16, 4, 128),
+    "b8l1": _config("2bit", 8, 1, 64),
+    "b64l16": _config("1.6bit", 64, 16, 96),
+}
+
+
+# -- the reference: sim.machine._tmatmul ---------------------------------------------------------
+def int8(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, np.int64).astype(np.int8)       # the low 8 bits, signed (the cast wraps)
+
+
+def apply_sf_exact(acc: np.ndarray, sf: tuple[int, int]) -> np.ndarray:
+    """ops.apply_sf(acc, ops.sf_shift(sf, FX_FRAC)) by its definition, in Python integers:
+    round_half_up(acc * m * 2**(e + FX_FRAC)) saturated to FX, 0 when m == 0."""
+    m, e = sf
+    s = e + N.FX_FRAC
+    out = []
+    for a in acc.tolist():
+        p = a * m
+        y = p << s if s >= 0 else (p + (1 << (-s - 1))) >> -s
+        out.append(0 if m == 0 else min(max(y, N.FX_MIN), N.FX_MAX))
+    return np.array(out, np.int64)
+
+
+def golden(packed: np.ndarray, rows: int, vs: np.ndarray, sf: tuple[int, int], config: AccelConfig) -> np.ndarray:
+    x = int8(vs)
+    w = wi.unpack_trits(packed, rows, x.size, config.packing, config.beat_bytes)
+    acc = matvec_numpy(w, x).astype(np.int64)
+    want = apply_sf_exact(acc, sf)
+    try:
+        ref = O.apply_sf(acc, O.sf_shift(sf, N.FX_FRAC))
+    except OverflowError:
+        # sim.golden.ops.rshift_round cannot shift an int64 by 64 or more (e + FX_FRAC <= -64);
+        # the definition gives 0 there (rounding included), which is what the exact model returns
+        assert -(sf[1] + N.FX_FRAC) >= 64 and not want.any()
+    else:
+        np.testing.assert_array_equal(want, ref, err_msg=f"exact model vs ops.apply_sf, sf {sf}")
+    return want
+
+
+# -- operands ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Instr:
+    vl: int
+    rows: int
+    vd: int
+    vs: int
+    mant: int
+    exp: int
+    addr: int = -1           # set when placed in the RAM
+    seed: int = 0            # of its trit matrix
+    pattern: str = "random"  # "random" | "alternating": rows of all +1 and all -1
+
+    @property
+    def sf(self) -> tuple[int, int]:
+        return self.mant, self.exp
+
+
+def product_bits(config: AccelConfig) -> int:
+    return config.acc_bits + N.SF_BITS + 1
+
+
+def _exp(config: AccelConfig, rng: random.Random) -> int:
+    """An SF exponent: typical scales, the rounding region (shifts 0 .. 3 either way), the clamp
+    edges of the shifter (right shift of the whole product, left shift that saturates), extremes."""
+    lo, hi = -(1 << (N.SF_EXP_BITS - 1)), (1 << (N.SF_EXP_BITS - 1)) - 1
+    right_edge = N.FX_FRAC - (N.FX_BITS + 1) - product_bits(config)   # rsa clamp
+    c = rng.randrange(8)
+    if c == 0:
+        return rng.randint(-N.FX_FRAC - 4, -N.FX_FRAC + 4)               # n = -(e + 24) near 0
+    if c == 1:
+        return rng.randint(right_edge - 3, right_edge + 3)
+    if c == 2:
+        return rng.randint(-N.FX_FRAC - product_bits(config) - 2, -N.FX_FRAC - 20)  # results near 0, +-1
+    if c == 3:
+        return rng.randint(N.FX_BITS - N.FX_FRAC - 30, N.FX_BITS - N.FX_FRAC + 3)   # saturation edge
+    if c == 4:
+        return rng.choice([lo, lo + 1, hi, hi - 1, 0, -1, 1])
+    if c == 5:
+        return rng.randint(lo, hi)
+    return rng.randint(-N.FX_FRAC - 40, -N.FX_FRAC - 10)                # typical: FX outputs
+
+
+def _mant(rng: random.Random) -> int:
+    r = rng.random()
+    if r < 0.1:
+        return 0
+    if r < 0.2:
+        return rng.choice([1 << (N.SF_BITS - 1), (1 << N.SF_BITS) - 1])
+    return rng.randint(1 << (N.SF_BITS - 1), (1 << N.SF_BITS) - 1)
+
+
+def _vl(config: AccelConfig, rng: random.Random, top: int | None = None) -> int:
+    lanes, t, top = config.vector_lanes, config.trits_per_byte, top or config.vlen
+    edges = [v for v in (1, 2, t - 1, t, t + 1, lanes - 1, lanes + 1, 2 * t + 1, top - 1, top) if 1 <= v <= top]
+    return rng.choice(edges) if rng.random() < 0.4 else rng.randint(1, top)
+
+
+def _rows(config: AccelConfig, rng: random.Random, top: int | None = None) -> int:
+    b, lanes, top = config.beat_bytes, config.vector_lanes, top or config.vlen
+    edges = [v for v in (1, lanes - 1, lanes + 1, b - 1, b, b + 1, 2 * b - 1, top - 1, top) if 1 <= v <= top]
+    return rng.choice(edges) if rng.random() < 0.4 else rng.randint(1, top)
+
+
+def program(config: AccelConfig, rng: random.Random, n: int, *, max_vl: int | None = None,
+            max_rows: int | None = None) -> list[Instr]:
+    prog = []
+    for k in range(n):
+        vs = rng.randrange(isa.N_VREGS)
+        vd = vs if rng.random() < 0.3 else rng.randrange(isa.N_VREGS)
+        prog.append(Instr(_vl(config, rng, max_vl), _rows(config, rng, max_rows), vd, vs,
+                          _mant(rng), _exp(config, rng), seed=rng.randrange(1 << 30) + k))
+    return prog
+
+
+def fill(config: AccelConfig, rng: np.random.Generator) -> list[np.ndarray]:
+    """8 registers: mostly int8 codes, some elements with high bits set (the unit reads the low 8
+    bits), some FX extremes."""
+    V = []
+    for _ in range(isa.N_VREGS):
+        v = rng.integers(-128, 128, config.vlen).astype(np.int64)
+        hi = rng.random(config.vlen) < 0.2
+        v[hi] = rng.integers(N.FX_MIN, N.FX_MAX, int(hi.sum()), endpoint=True)
+        ext = rng.random(config.vlen) < 0.03
+        v[ext] = rng.choice([N.FX_MIN, N.FX_MAX, -128, 127, 128, -129], int(ext.sum()))
+        V.append(v)
+    return V
+
+
+def trits_for(ins: Instr) -> np.ndarray:
+    if ins.pattern == "alternating":
+        w = np.ones((ins.rows, ins.vl), np.int8)
+        w[1::2] = -1
+        return w
+    rng = np.random.default_rng(ins.seed)
+    p = rng.choice([0.1, 0.33, 0.5])
+    return rng.choice(np.array([-1, 0, 1], np.int8), size=(ins.rows, ins.vl), p=[p, 1 - 2 * p, p])
+
+
+# -- the testbench -------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    accepted: list[int]      # cycle of each instruction's cmd transfer
+    done: list[int]          # cycle of each instruction's done pulse
+    beats: list[list[int]]   # cycles of each instruction's weight beats (mem.rd transfers)
+    commands: list[list[tuple[int, int, bool]]]
+
+
+class Bench:
+    """A MatmulUnit with RegModel and RamModel behind it, in one simulation kept for every run of
+    the module (elaborating and compiling the unit for the simulator costs more than most runs).
+
+    Each `run` hands a job to the simulation's one background testbench: a command source with
+    seeded random idle gaps and a monitor that checks every cycle against the unit contract
+    (module docstring) and the register file against the golden formula after every instruction.
+    The RAM contents and stalls and the register file are set per run; a run starts and ends with
+    the unit idle. A failed run leaves the simulation unusable: the bench is then dropped.
+    """
+
+    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST):
+        self.config = config
+        self.dut = MatmulUnit(config, max_burst=max_burst)
+        self.max_burst = max_burst
+        self.regs = RegModel(config)
+        self.ram = RamModel(bytearray(), config.beat_bytes)
+        self.job = None
+        self.sim = Simulator(self.dut)
+        self.sim.add_clock(1e-6)
+        self.sim.add_process(self.regs.serve_read(self.dut.rs))
+        self.sim.add_process(self.regs.serve_write(self.dut.wd))
+        self.sim.add_process(self.ram.serve(self.dut.mem))
+        self.sim.add_testbench(self._driver, background=True)
+        self.broken = False
+
+    async def _driver(self, ctx):
+        while True:
+            job = self.job
+            if job is None or job.finished:
+                await ctx.tick()
+                continue
+            await job.body(ctx)
+            job.finished = True
+
+    def run(self, init: list[np.ndarray], prog: list[Instr], *, mem_stall: float = 0.0, gap: float = 0.0,
+            seed: int = 0) -> Run:
+        assert not self.broken
+        dut, cfg, regs, ram = self.dut, self.config, self.regs, self.ram
+        lanes, b, t = cfg.vector_lanes, cfg.beat_bytes, cfg.trits_per_byte
+        rng = random.Random(seed)
+        # place every matrix at a random beat-aligned address; 0xFF (invalid codes) around them
+        placed, pos, chunks = [], rng.randrange(4) * b, []
+        for ins in prog:
+            packed = wi.pack_trits(trits_for(ins), cfg.packing, b) if ins.rows else np.zeros(0, np.uint8)
+            placed.append((dataclasses.replace(ins, addr=pos), packed))
+            chunks.append((pos, packed))
+            pos += packed.size + rng.randrange(3) * b
+        mem = bytearray(b"\xff" * (pos + 2 * b))
+        for a, packed in chunks:
+            mem[a:a + packed.size] = packed.tobytes()
+        prog = [p for p, _ in placed]
+        ram.mem, ram.pauses, ram.commands = mem, Pauses(seed + 1, mem_stall), []
+
+        for r in range(isa.N_VREGS):
+            regs.V[r][:] = init[r]
+        want = [v.copy() for v in init]
+        expected = []
+        for ins, packed in placed:
+            if ins.rows:
+                want[ins.vd][:ins.rows] = golden(packed, ins.rows, want[ins.vs][:ins.vl], ins.sf, cfg)
+            expected.append([v.copy() for v in want])
+        junk = random.Random(seed + 2)
+        payloads = [cmd_payload("TMATMUL", vl=ins.vl, vd=ins.vd, vs=ins.vs, addr=ins.addr, rows=ins.rows,
+                                sf={"mantissa": ins.mant, "exponent": ins.exp},
+                                # fields this unit must ignore
+                                vt=junk.randrange(isa.N_VREGS), ad=junk.randrange(isa.N_AREGS),
+                                s0=junk.randrange(1 << 20), s1=junk.randrange(1 << 20))
+                    for ins in prog]
+        beats_of = [-(-ins.rows // b) * -(-ins.vl // t) for ins in prog]
+        work = sum(n + ins.vl + 2 * ins.rows + 30 for n, ins in zip(beats_of, prog, strict=True))
+        limit = int(work / (1 - mem_stall) ** 2) * 3 + int(len(prog) * 50 * gap / (1 - gap)) + 200
+        run = Run([], [], [], [])
+        src = Pauses(seed, gap)
+
+        async def body(ctx):
+            cur = None                  # index of the instruction in flight
+            check_at = None             # (cycle, instruction) of a pending register-file check
+            nread = nwrite = 0
+            last_read = first_write = None
+            ncmd0 = 0
+            nsent, idle = 0, src.next()  # command source: next payload, idle cycles before it
+
+            def offer():
+                on = nsent < len(payloads) and idle == 0
+                if on:
+                    ctx.set(dut.cmd.payload, payloads[nsent])
+                ctx.set(dut.cmd.valid, on)
+
+            offer()
+            ticks = ctx.tick().sample(
+                dut.cmd.valid, dut.cmd.ready, dut.done,
+                dut.rs.en, dut.rs.addr, dut.rs.reg, dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask,
+                dut.mem.cmd.valid, dut.mem.wr.valid, dut.mem.rd.valid & dut.mem.rd.ready)
+            cycle = -1
+            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, wd_en, wd_addr, wd_reg, wd_mask,
+                       mcmd, mwr, beat) in ticks:
+                cycle += 1
+                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(prog)})"
+                assert not mwr, f"cycle {cycle}: mem.wr.valid"
+                if valid and ready:
+                    nsent, idle = nsent + 1, src.next()
+                elif not valid and idle:
+                    idle -= 1
+                offer()
+                if check_at is not None and cycle == check_at[0]:
+                    k = check_at[1]
+                    for r in range(isa.N_VREGS):
+                        np.testing.assert_array_equal(
+                            regs.V[r], expected[k][r], err_msg=f"V{r} after instruction {k} {prog[k]}")
+                    check_at = None
+                    if k == len(prog) - 1:
+                        break
+                if cur is None:
+                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
+                    assert not (rs_en or wd_en or done or mcmd or beat), f"cycle {cycle}: activity while idle"
+                    if valid:
+                        cur = len(run.accepted)
+                        run.accepted.append(cycle)
+                        run.beats.append([])
+                        nread = nwrite = 0
+                        last_read = first_write = None
+                        ncmd0 = len(ram.commands)
+                    continue
+                ins = prog[cur]
+                n_reads = -(-ins.vl // lanes) if ins.rows else 0
+                n_writes = -(-ins.rows // lanes)
+                where = f"cycle {cycle}, instruction {cur} {ins}"
+                assert not ready, f"{where}: cmd.ready while busy"
+                if beat:
+                    run.beats[cur].append(cycle)
+                if rs_en:
+                    assert nread < n_reads, f"{where}: read past word {n_reads - 1}"
+                    assert rs_addr == nread, f"{where}: rs read word {rs_addr}, expected {nread}"
+                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
+                    nread += 1
+                    last_read = cycle
+                if wd_en:
+                    if first_write is None:
+                        first_write = cycle
+                        assert nread == n_reads and last_read < cycle - 1, f"{where}: write before the codes are in"
+                    assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
+                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
+                    full = (1 << lanes) - 1
+                    mask = full if nwrite < n_writes - 1 else (1 << (ins.rows - (n_writes - 1) * lanes)) - 1
+                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
+                    nwrite += 1
+                want_done = (wd_en and nwrite == n_writes) if ins.rows else cycle == run.accepted[cur] + 1
+                assert done == want_done, f"{where}: done {done} after {nwrite} writes"
+                if done:
+                    assert nread == n_reads, f"{where}: {nread} of {n_reads} reads"
+                    cmds = ram.commands[ncmd0:]
+                    run.commands.append(cmds)
+                    line = ins.addr // b
+                    for c_line, c_len, c_write in cmds:
+                        assert not c_write and c_line == line and 1 <= c_len <= self.max_burst, \
+                            f"{where}: command {(c_line, c_len, c_write)}, expected a read at line {line}"
+                        line += c_len
+                    assert line - ins.addr // b == beats_of[cur] == len(run.beats[cur]), \
+                        f"{where}: {line - ins.addr // b} beats requested, {len(run.beats[cur])} taken, " \
+                        f"matrix has {beats_of[cur]}"
+                    run.done.append(cycle)
+                    check_at = (cycle + 1, cur)
+                    cur = None
+            for _ in range(RESCALE_LATENCY + 4):                 # nothing after the last instruction
+                _, _, ready, en_any = await ctx.tick().sample(
+                    dut.cmd.ready, dut.rs.en | dut.wd.en | dut.done | dut.mem.cmd.valid | dut.mem.rd.ready)
+                assert ready and not en_any, "activity after the last instruction"
+
+        job = types.SimpleNamespace(body=body, finished=False)
+        self.job = job
+        try:
+            while not job.finished:
+                self.sim.advance()
+        except BaseException:
+            self.broken = True
+            raise
+        assert len(run.done) == len(prog)
+        return run
+
+
+_BENCHES: dict[tuple[str, int], Bench] = {}
+
+
+def _bench(cfg: str, max_burst: int = MAX_BURST) -> Bench:
+    """The module's simulation of a config (a new one after a failed run)."""
+    key = (cfg, max_burst)
+    if key not in _BENCHES or _BENCHES[key].broken:
+        _BENCHES[key] = Bench(CONFIGS[cfg], max_burst=max_burst)
+    return _BENCHES[key]
+
+
+# -- against the golden formula ------------------------------------------------------------------
+@pytest.mark.parametrize("mem_stall", [0.0, 0.4])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_matches_golden(cfg, mem_stall):
+    """Random VL, rows (edges around T, lanes, B, vlen), registers (in place too), SF over the whole
+    exponent range; random idle gaps between commands; memory with and without stalls."""
+    config = CONFIGS[cfg]
+    rng = random.Random(f"matmul-{cfg}-{mem_stall}")
+    n = {"ecp5s": 10, "b8l1": 10, "b64l16": 8}[cfg]
+    prog = program(config, rng, n, max_vl=config.vlen, max_rows=config.vlen)
+    init = fill(config, np.random.default_rng(rng.randrange(1 << 30)))
+    _bench(cfg).run(init, prog, mem_stall=mem_stall, gap=0.3, seed=rng.randrange(1 << 20))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_edges(cfg):
+    """K = 1, K < T, K = vlen, rows = 1, rows < B, rows = vlen, rows = 0 (a no-op), in place; the
+    SF extremes (m == 0, the largest and smallest exponents); memory stalls, commands waiting or
+    after idle gaps (the unstalled memory: test_matches_golden, test_one_beat_per_cycle)."""
+    config = CONFIGS[cfg]
+    t, b, lanes, vlen = config.trits_per_byte, config.beat_bytes, config.vector_lanes, config.vlen
+    lo, hi = -(1 << (N.SF_EXP_BITS - 1)), (1 << (N.SF_EXP_BITS - 1)) - 1
+    mx = (1 << N.SF_BITS) - 1
+    prog = [
+        Instr(1, 1, 0, 1, 1 << 23, -N.FX_FRAC, seed=1),
+        Instr(t - 1, b - 1, 2, 2, mx, -N.FX_FRAC - 20, seed=2),
+        Instr(vlen, vlen, 3, 4, mx, -N.FX_FRAC - 30, seed=3),
+        Instr(vlen, lanes + 1, 5, 6, 0, hi, seed=4),
+        Instr(t + 1, 5, 6, 7, mx, hi, seed=5),
+        Instr(vlen, 3, 1, 1, mx, lo, seed=6),
+        Instr(7, 0, 0, 3, mx, 0, seed=7),
+        Instr(2 * t, min(vlen, b + 1), 4, 4, 1 << 23, N.FX_BITS - N.FX_FRAC - 1, seed=8),
+        Instr(vlen - 1, vlen - 1, 7, 3, mx, -N.FX_FRAC - 1, seed=9),
+    ]
+    init = fill(config, np.random.default_rng(7))
+    init[3][:] = 127                 # large sums
+    init[4][:] = -128
+    _bench(cfg).run(init, prog, mem_stall=0.5, gap=0.5, seed=5)
+
+
+def test_worst_case_sums_saturate_and_round():
+    """All +1 / all -1 rows against all -128 codes: |acc| = 128 * vlen, the array's and the
+    product's extremes, through every shift region."""
+    config = CONFIGS["ecp5s"]
+    vlen = config.vlen
+    init = [np.full(vlen, -128, np.int64) for _ in range(isa.N_VREGS)]
+    mx = (1 << N.SF_BITS) - 1
+    edge = N.FX_FRAC - (N.FX_BITS + 1) - product_bits(config)
+    exps = [edge - 1, edge, edge + 1, -N.FX_FRAC - 24, -N.FX_FRAC - 1, -N.FX_FRAC + 1, 0]
+    prog = [Instr(vlen, vlen, 1 + k % 7, 0, mx, e, pattern="alternating") for k, e in enumerate(exps)]
+    _bench("ecp5s").run(init, prog)
+
+
+@pytest.mark.parametrize("cfg", ["ecp5s", "b8l1"])
+def test_short_bursts(cfg):
+    """max_burst below the matrix size: consecutive commands of max_burst beats, under stalls."""
+    config = CONFIGS[cfg]
+    rng = random.Random(f"matmul-burst-{cfg}")
+    prog = program(config, rng, 5, max_vl=config.vlen, max_rows=config.vlen)
+    init = fill(config, np.random.default_rng(11))
+    run = _bench(cfg, max_burst=3).run(init, prog, mem_stall=0.3, seed=9)
+    assert max(len(c) for c in run.commands) > 1
+
+
+# -- timing --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_one_beat_per_cycle(cfg):
+    """No memory stalls, G >= B / lanes: every weight beat in consecutive cycles (the rescale of a
+    tile is hidden behind the next tile), done B / lanes + RESCALE_LATENCY + 1 cycles after the
+    last beat, the next command taken the cycle after done."""
+    config = CONFIGS[cfg]
+    lanes, b, t, vlen = config.vector_lanes, config.beat_bytes, config.trits_per_byte, config.vlen
+    wpt = b // lanes
+    k_min = wpt * t
+    assert k_min <= vlen
+    prog = [Instr(vlen, vlen, 1, 0, 1 << 23, -N.FX_FRAC - 8, seed=1),
+            Instr(k_min, vlen, 2, 2, 1 << 23, -N.FX_FRAC - 8, seed=2),
+            Instr(k_min + 3, min(vlen, 2 * b + 1), 3, 1, 1 << 23, -N.FX_FRAC - 8, seed=3)]
+    init = fill(config, np.random.default_rng(3))
+    run = _bench(cfg).run(init, prog)
+    for k, ins in enumerate(prog):
+        beats = run.beats[k]
+        assert beats[-1] - beats[0] + 1 == len(beats), f"{ins}: bubbles in the weight phase"
+        last_words = -(-(ins.rows - (-(-ins.rows // b) - 1) * b) // lanes)
+        assert run.done[k] - beats[-1] == last_words + RESCALE_LATENCY + 1, f"{ins}: drain"
+        # codes: ceil(VL / lanes) reads (or ceil(VL / T) groups) plus a few cycles of setup
+        codes = beats[0] - run.accepted[k]
+        assert codes <= max(-(-ins.vl // lanes), -(-ins.vl // t)) + 5, f"{ins}: {codes} cycles to the first beat"
+        if k:
+            assert run.accepted[k] == run.done[k - 1] + 1
+
+
+def test_write_back_limits_short_vectors():
+    """G < B / lanes (2bit, 8-byte beats, 1 lane, K = 5: G = 2, 8 words a tile): a tile every
+    B / lanes cycles, nothing lost."""
+    config = CONFIGS["b8l1"]
+    prog = [Instr(5, 40, 1, 0, 1 << 23, -N.FX_FRAC - 3, seed=4)]
+    run = _bench("b8l1").run(fill(config, np.random.default_rng(4)), prog)
+    beats = run.beats[0]
+    span = beats[-1] - beats[0] + 1
+    assert len(beats) == 10 and span <= 8 * 4 + 2 + 2
+
+
+# -- the benchmark ---------------------------------------------------------------------------------
+def test_bench_main_tiny(tmp_path):
+    out = tmp_path / "bench.json"
+    rc = bench_matmul.main(["--config", "ecp5", "--shapes", "33x40", "--stalls", "0.3", "-o", str(out)])
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert rep["unit"].startswith("simulated cycles")
+    assert rep["config"] == "ecp5"
+    cases = rep["cases"]
+    assert len(cases) == 2
+    for c in cases:
+        for key in ("rows", "cols", "mem_stall_probability", "total_cycles", "weight_beats",
+                    "weight_phase_cycles", "mac_utilisation", "codes_cycles", "drain_cycles",
+                    "overhead_cycles", "groups_per_tile", "words_per_tile", "checked_against_golden"):
+            assert key in c, key
+        assert c["checked_against_golden"] is True
+        assert c["total_cycles"] == c["codes_cycles"] + c["weight_phase_cycles"] + c["drain_cycles"]
+    first = cases[0]
+    assert (first["rows"], first["cols"], first["mem_stall_probability"]) == (33, 40, 0.0)
+    assert first["groups_per_tile"] >= first["words_per_tile"]
+    assert first["mac_utilisation"] >= 0.95
+
+
+# -- interface -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_signature_widths_come_from_config(cfg):
+    config = CONFIGS[cfg]
+    dut = MatmulUnit(config)
+    Fragment.get(dut, None)
+    assert dut.lanes == config.vector_lanes and dut.config is config and dut.max_burst == MAX_BURST
+    for chan in (dut.rs, dut.wd):
+        assert len(chan.data) == config.vector_lanes
+        assert chan.data[0].shape() == FX
+        assert chan.addr.shape().width == (max(2, words(config)) - 1).bit_length()
+    assert dut.mem.rd.payload.data.shape().width == 8 * config.beat_bytes
+
+
+def test_ceil_div_const_exact():
+    for d in (1, 3, 4, 5, 7):
+        for x_max in (1, 100, 1000, isa.VL_MAX):
+            assert [ceil_div_const(x, d, x_max) for x in range(x_max + 1)] == \
+                [-(-x // d) for x in range(x_max + 1)], (d, x_max)
+
+
+def _rejects(exc: type, match: str, config, **kw) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(exc, match=match):
+            MatmulUnit(config, **kw)
+        gc.collect()
+
+
+def test_config_checks():
+    _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
+    _rejects(ValueError, r"beat_bytes >= 8", get_config("ice40"))
+    _rejects(ValueError, r"vector_lanes 3 must divide beat_bytes 16",
+             dataclasses.replace(get_config("ecp5"), vector_lanes=3))
+    _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=0)
+    _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=MAX_BURST + 1)
+
+
+# -- long sweep ----------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("mem_stall", [0.0, 0.3, 0.5])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_long_sweep(cfg, mem_stall):
+    config = CONFIGS[cfg]
+    rng = random.Random(f"matmul-long-{cfg}-{mem_stall}")
+    for rep in range(3):
+        prog = program(config, rng, 16)
+        init = fill(config, np.random.default_rng(rng.randrange(1 << 30)))
+        _bench(cfg, max_burst=rng.choice([MAX_BURST, 1, 5])).run(
+            init, prog, mem_stall=mem_stall, gap=rng.choice([0.0, 0.5]), seed=rep)
