@@ -1,0 +1,327 @@
+"""hw.core.argmax: ArgmaxUnit against the golden machine's ARGMAX handler, through the register
+channel and write-back ports of hw.core.iface.
+
+Provenance of the vectors: the expected write-backs are `sim.machine._argmax`'s semantics
+(j = first index of max(Vs[:VL]); if Vs[j] > A[Am]: A[Am] = Vs[j], then A[Ai] = A[Ao] + j wrapped to
+64 bits) on seeded random register contents from value classes: uniform FX, small integers with
+many ties, all-equal vectors, negative-only vectors (with A[Am] = -2**63 so the maximum is still
+written), the FX limits, the maximum at the first or last element, larger values just past VL
+(ignored), and A[Am] at, just below and above the maximum (strict comparison: no write when equal).
+A[Ao] is random 64-bit, including values near 2**63 whose sum wraps. Nothing here is a stored vector.
+
+Every run is watched cycle by cycle: reads of words 0 .. W-1 of Vs in order, each once; both
+write-backs in the `done` cycle only, together, to A[at] and A[ad], with the golden values (or
+neither when nothing exceeds A[Am]); `done` once; `cmd.ready` exactly while idle; nothing while
+idle. The test-only `stall` input holds the datapath with seeded random backpressure.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from hw.core.argmax import ArgmaxUnit, argmax_cycles
+from hw.core.iface import A_BITS, FX, words
+from spec import isa
+from spec import numerics as N
+from spec.accel import AccelConfig, get_config
+from tests.hw.core.harness import RegModel, cmd_payload
+from tests.hw.streams import Pauses
+
+A_MIN, A_MAX = -(1 << (A_BITS - 1)), (1 << (A_BITS - 1)) - 1
+
+
+def _config(lanes: int, beat: int, vlen: int) -> AccelConfig:
+    return dataclasses.replace(get_config("ecp5"), vector_lanes=lanes, beat_bytes=beat, vlen=vlen)
+
+
+CONFIGS = {
+    "l1": _config(1, 8, 32),
+    "l4": _config(4, 16, 64),
+    "l16": _config(16, 64, 256),
+}
+
+
+def _wrap64(v: int) -> int:
+    v &= (1 << A_BITS) - 1
+    return v - (1 << A_BITS) if v >> (A_BITS - 1) else v
+
+
+# -- the reference: sim.machine._argmax ----------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Instr:
+    vl: int
+    vs: int
+    at: int           # Am: the register index written with the maximum
+    ad: int           # Ai: the register index written with the index
+    am: int           # A[Am] at issue (cmd.s0)
+    ao: int           # A[Ao] at issue (cmd.s1)
+
+
+def golden(v: np.ndarray, ins: Instr) -> list[tuple[int, int]]:
+    """The A writes of one ARGMAX, in the golden machine's order ([] when nothing exceeds Am)."""
+    x = v[:ins.vl]
+    j = int(np.argmax(x))
+    if int(x[j]) > ins.am:
+        return [(ins.at, int(x[j])), (ins.ad, _wrap64(ins.ao + j))]
+    return []
+
+
+def apply(A: dict, writes: list[tuple[int, int]]) -> dict:
+    A = dict(A)
+    for r, val in writes:
+        A[r] = val
+    return A
+
+
+# -- operands ------------------------------------------------------------------------------------
+CLASSES = ("uniform", "ties", "equal", "negative", "limits", "first", "last", "past_vl", "am_edge")
+
+
+def case(config: AccelConfig, rng: random.Random, cls: str) -> tuple[list[int], Instr]:
+    """Register contents of Vs (all vlen elements) and an instruction reading it."""
+    vlen, lanes = config.vlen, config.vector_lanes
+    edges = [v for v in (1, 2, lanes - 1, lanes, lanes + 1, vlen - 1, vlen) if 1 <= v <= vlen]
+    vl = rng.choice(edges) if rng.random() < 0.4 else rng.randint(1, vlen)
+    v = [rng.randint(N.FX_MIN, N.FX_MAX) for _ in range(vlen)]
+    am = rng.choice([A_MIN, A_MIN + 1, N.FX_MIN - 1, -rng.randrange(1 << 62)])
+    if cls == "ties":
+        v = [rng.randint(-3, 3) for _ in range(vlen)]
+    elif cls == "equal":
+        c = rng.choice([N.FX_MIN, N.FX_MAX, 0, rng.randint(N.FX_MIN, N.FX_MAX)])
+        v = [c] * vlen
+    elif cls == "negative":
+        v = [rng.randint(N.FX_MIN, -1) for _ in range(vlen)]
+        am = A_MIN
+    elif cls == "limits":
+        v = [rng.choice([N.FX_MIN, N.FX_MAX, N.FX_MAX - 1, N.FX_MIN + 1, 0]) for _ in range(vlen)]
+    elif cls == "first":
+        v[0] = N.FX_MAX
+    elif cls == "last":
+        v[vl - 1] = N.FX_MAX
+        for j in range(vl - 1):
+            v[j] = min(v[j], N.FX_MAX - 1)
+    elif cls == "past_vl":
+        for j in range(vl, vlen):
+            v[j] = N.FX_MAX
+        for j in range(vl):
+            v[j] = min(v[j], N.FX_MAX - 1)
+    elif cls == "am_edge":
+        mx = max(v[:vl])
+        am = mx + rng.choice([-1, 0, 1, 1 << 40, -(1 << 40)])
+    if rng.random() < 0.15:
+        am = rng.choice([A_MAX, N.FX_MAX])      # nothing can exceed it: no write
+    ao = rng.choice([0, rng.randrange(1 << 20), A_MAX - rng.randrange(vlen), A_MIN + rng.randrange(4),
+                     rng.randint(A_MIN, A_MAX)])
+    regs = range(isa.N_AREGS)
+    at = rng.choice(regs)
+    ad = at if rng.random() < 0.25 else rng.choice(regs)
+    return v, Instr(vl, rng.randrange(isa.N_VREGS), at, ad, am, ao)
+
+
+# -- the testbench -------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    accepted: list[int]
+    done: list[int]
+    writes: list[list[tuple[int, int]]]      # per instruction: the write-backs, awb then awb2
+
+    def cycles(self) -> list[int]:
+        return [d - a for a, d in zip(self.accepted, self.done, strict=True)]
+
+
+class Bench:
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.dut = ArgmaxUnit(config, test_stall=True)
+
+    def run(self, cases: list[tuple[list[int], Instr]], *, gap: float = 0.0, stall: float = 0.0,
+            seed: int = 0) -> Run:
+        dut, config = self.dut, self.config
+        lanes = config.vector_lanes
+        regs = RegModel(config)
+        run = Run([], [], [])
+        junk = random.Random(seed)
+        limit = sum(-(-ins.vl // lanes) * (1 + 8 * stall) + 40 for _, ins in cases) * (1 + 8 * gap) + 100
+        state = {"finished": -1}
+
+        async def driver(ctx):
+            pauses = Pauses(seed * 3 + 1, gap)
+            for k, (v, ins) in enumerate(cases):
+                # Vs is refilled while the unit is idle
+                while state["finished"] < k - 1:
+                    await ctx.tick()
+                idle = pauses.next()
+                if idle:
+                    await ctx.tick().repeat(idle)
+                regs.V[ins.vs][:] = v
+                ctx.set(dut.cmd.payload, cmd_payload(
+                    "ARGMAX", vl=ins.vl, vs=ins.vs, at=ins.at, ad=ins.ad, s0=ins.am, s1=ins.ao,
+                    # fields this unit must ignore
+                    vd=junk.randrange(isa.N_VREGS), vt=junk.randrange(isa.N_VREGS),
+                    fd=junk.randrange(isa.N_FREGS), addr=junk.randrange(-(1 << 40), 1 << 40),
+                    rows=junk.randrange(1 << 16)))
+                ctx.set(dut.cmd.valid, 1)
+                await ctx.tick().until(dut.cmd.ready)
+                ctx.set(dut.cmd.valid, 0)
+
+        async def staller(ctx):
+            p = Pauses(seed * 3 + 2, stall)
+            while True:
+                ctx.set(dut.stall, p.stall())
+                await ctx.tick()
+
+        async def monitor(ctx):
+            cur = None
+            nread = 0
+            ticks = ctx.tick().sample(
+                dut.cmd.valid, dut.cmd.ready, dut.done, dut.rs.en, dut.rs.addr, dut.rs.reg,
+                dut.awb.en, dut.awb.idx, dut.awb.value, dut.awb2.en, dut.awb2.idx, dut.awb2.value)
+            cycle = -1
+            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg,
+                       a_en, a_idx, a_val, b_en, b_idx, b_val) in ticks:
+                cycle += 1
+                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(cases)})"
+                if cur is None:
+                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
+                    assert not (rs_en or a_en or b_en or done), f"cycle {cycle}: activity while idle"
+                    if valid:
+                        cur = len(run.accepted)
+                        run.accepted.append(cycle)
+                        nread = 0
+                    continue
+                ins = cases[cur][1]
+                n_words = -(-ins.vl // lanes)
+                where = f"cycle {cycle}, instruction {cur} {ins}"
+                assert not ready, f"{where}: cmd.ready while busy"
+                if rs_en:
+                    assert nread < n_words, f"{where}: read past word {n_words - 1}"
+                    assert rs_addr == nread, f"{where}: read of word {rs_addr}, expected {nread}"
+                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
+                    nread += 1
+                assert a_en == b_en, f"{where}: awb.en {a_en}, awb2.en {b_en}: not together"
+                assert not a_en or done, f"{where}: a write-back before done"
+                if done:
+                    assert nread == n_words, f"{where}: done after {nread} reads"
+                    w = [(int(a_idx), int(a_val)), (int(b_idx), int(b_val))] if a_en else []
+                    run.writes.append(w)
+                    run.done.append(cycle)
+                    state["finished"] = cur
+                    cur = None
+                    if len(run.done) == len(cases):
+                        for _ in range(6):
+                            _, _, ready, any_ = await ctx.tick().sample(
+                                dut.cmd.ready, dut.rs.en | dut.awb.en | dut.awb2.en | dut.done)
+                            assert ready and not any_, "activity after the last instruction"
+                        return
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_process(regs.serve_read(dut.rs))
+        sim.add_process(staller)
+        sim.add_testbench(driver)
+        sim.add_testbench(monitor)
+        sim.run()
+        assert len(run.done) == len(cases)
+        for k, (v, ins) in enumerate(cases):
+            want = golden(np.array(v, np.int64), ins)
+            assert run.writes[k] == want, f"instruction {k} {ins}: writes {run.writes[k]}, golden {want}"
+            # the sequencer applies awb, then awb2: the register file ends as the golden machine's
+            A0 = {r: 1000 + r for r in range(isa.N_AREGS)}
+            assert apply(A0, run.writes[k]) == apply(A0, want)
+        return run
+
+
+def cases_for(config: AccelConfig, rng: random.Random, n: int) -> list:
+    return [case(config, rng, CLASSES[k % len(CLASSES)] if k < len(CLASSES) else rng.choice(CLASSES))
+            for k in range(n)]
+
+
+# -- against the golden machine ------------------------------------------------------------------
+@pytest.mark.parametrize("idle,stall", [pytest.param(0.0, 0.0, id="nostall"), pytest.param(0.3, 0.3, id="stall")])
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_argmax_matches_golden(cfg, idle, stall):
+    """Every value class, random VL (edges: 1, around the lanes, vlen), ad == at in a quarter of
+    the instructions, idle gaps between commands, random stalls inside."""
+    config = CONFIGS[cfg]
+    rng = random.Random(f"argmax-{cfg}")
+    Bench(config).run(cases_for(config, rng, 2 * len(CLASSES)), gap=idle, stall=stall, seed=len(cfg))
+
+
+def test_ad_equals_at_gives_the_index():
+    """ad == at: both write-backs name one register in the same cycle, awb2 (the index) applied
+    last, as the golden machine writes Am then Ai."""
+    config = CONFIGS["l4"]
+    v = [0] * config.vlen
+    v[5], v[9] = 7 << 24, 7 << 24          # a tie: the first is kept
+    ins = Instr(config.vlen, 3, 6, 6, -1, 100)
+    run = Bench(config).run([(v, ins)])
+    assert run.writes == [[(6, 7 << 24), (6, 105)]]
+    assert apply({6: -1}, run.writes[0]) == {6: 105}
+
+
+def test_negative_only_and_no_write():
+    """All elements negative: Am = -2**63 gives the first maximum; Am equal to the maximum gives no
+    write (strict); Am = FX_MIN - 1 below every FX value."""
+    config = CONFIGS["l4"]
+    v = [-(1 << 30) - j for j in range(config.vlen)]
+    v[13] = v[40] = -5
+    cases = [(v, Instr(50, 0, 1, 2, A_MIN, 10)), (v, Instr(50, 0, 1, 2, -5, 10)),
+             (v, Instr(50, 0, 1, 2, -6, 10)), (v, Instr(13, 0, 1, 2, N.FX_MIN - 1, A_MAX))]
+    run = Bench(config).run(cases)
+    assert run.writes == [[(1, -5), (2, 23)], [], [(1, -5), (2, 23)], [(1, -(1 << 30)), (2, A_MAX)]]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_cycles(cfg):
+    """No stalls: one word per cycle, done in cycle W + 2 after cmd, the next cmd the cycle after."""
+    config = CONFIGS[cfg]
+    lanes = config.vector_lanes
+    rng = random.Random(f"argmax-cycles-{cfg}")
+    cases = []
+    for vl in (1, lanes, lanes + 1, config.vlen):
+        v, ins = case(config, rng, "uniform")
+        cases.append((v, dataclasses.replace(ins, vl=vl)))
+    run = Bench(config).run(cases)
+    for (_, ins), took in zip(cases, run.cycles(), strict=True):
+        assert took == argmax_cycles(-(-ins.vl // lanes)), f"{ins}: {took} cycles"
+    assert argmax_cycles(words(config)) == words(config) + 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_argmax_long_sweep(cfg):
+    config = CONFIGS[cfg]
+    rng = random.Random(f"argmax-sweep-{cfg}")
+    Bench(config).run(cases_for(config, rng, 200), gap=0.2, stall=0.4, seed=7)
+
+
+# -- interface -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_signature(cfg):
+    config = CONFIGS[cfg]
+    dut = ArgmaxUnit(config)
+    Fragment.get(dut, None)
+    assert dut.lanes == config.vector_lanes and dut.config is config
+    assert len(dut.rs.data) == config.vector_lanes and dut.rs.data[0].shape() == FX
+    assert "stall" not in dut.signature.members
+    assert dut.awb.value.shape().width == dut.awb2.value.shape().width == A_BITS
+    stalled = ArgmaxUnit(config, test_stall=True)
+    Fragment.get(stalled, None)
+    assert "stall" in stalled.signature.members
+
+
+def test_config_checks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not 4$"):
+            ArgmaxUnit(4)
+        with pytest.raises(ValueError, match=r"beat_bytes >= 8"):
+            ArgmaxUnit(get_config("ice40"))
+        gc.collect()

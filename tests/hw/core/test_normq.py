@@ -1,0 +1,509 @@
+"""hw.core.normq: NormQuantUnit, NORM and QNT against the golden machine's handlers, through the
+register channels of hw.core.iface.
+
+Provenance of the vectors: the expected register file (and F register) after each instruction is
+`sim.golden.ops.rmsnorm` / `sim.golden.ops.quantize` applied exactly as `sim.machine`'s `_norm` /
+`_qnt` do (Vs[:VL], int16(Vg[:VL]), the exponent; the rest of Vd kept) to seeded random register
+contents drawn from magnitude classes: the zero vector, a few ulps, typical FX values (|x| around
+2**24 .. 2**28), the FX limits (FX_MIN, FX_MAX and neighbours), all-equal vectors, one non-zero
+element, mixed bit lengths, the sum-of-squares pre-shift edges; gamma mantissas from gamma_block-like
+vectors, any int16, all zero, with random upper bits (int16 takes the low 16 bits); exponents over
+[GAMMA_EXP_MIN, GAMMA_EXP_MAX]. Nothing here is a stored vector.
+
+Every run is watched cycle by cycle (`Bench`): the passes over Vs/Vg (addresses 0 .. W-1 in
+order, rs and rt in lockstep, the registers named by the instruction), the writes 0 .. W-1 in order
+with the VL mask on the last word and each after the last read of that word, F[fd] written once by
+a QNT with the golden scale and never by a NORM, `done` once with (or after) the last write,
+`cmd.ready` exactly while idle, nothing on any channel while idle, and the whole register file
+(elements past VL included) after every instruction. The unit's test-only `stall` input is driven
+with seeded random backpressure, and commands come after random idle gaps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment, UnusedElaboratable
+from amaranth.sim import Simulator
+
+from hw.core.iface import FX, words
+from hw.core.normq import NormQuantUnit
+from sim.golden import ops as O
+from spec import isa
+from spec import numerics as N
+from spec.accel import AccelConfig, get_config
+from tests.hw.core.harness import RegModel, cmd_payload
+from tests.hw.streams import Pauses
+
+MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
+
+
+def _config(lanes: int, beat: int, vlen: int) -> AccelConfig:
+    return dataclasses.replace(get_config("ecp5"), vector_lanes=lanes, beat_bytes=beat, vlen=vlen)
+
+
+#: (lanes, beat_bytes, vlen): one element per word, a 4-lane and a 16-lane core, small registers
+CONFIGS = {
+    "l1": _config(1, 8, 32),
+    "l4": _config(4, 16, 64),
+    "l16": _config(16, 64, 256),
+}
+
+
+# -- the reference: sim.machine's _norm / _qnt ---------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Instr:
+    mn: str          # NORM | QNT
+    vl: int
+    vd: int
+    vs: int
+    vt: int
+    exp: int
+    fd: int = 0
+
+    @property
+    def passes(self) -> int:
+        return 3 if self.mn == "NORM" else 2
+
+
+def execute(V: list[np.ndarray], F: list[tuple[int, int]], ins: Instr) -> None:
+    """One instruction on the register files, in place, as sim.machine._norm/_qnt."""
+    x = V[ins.vs][:ins.vl].copy()
+    g = V[ins.vt][:ins.vl].astype(np.int16)      # the low 16 bits, signed (the cast wraps)
+    if ins.mn == "NORM":
+        V[ins.vd][:ins.vl] = O.rmsnorm(x, g, ins.exp)
+    else:
+        codes, s = O.quantize(x, g, ins.exp)
+        V[ins.vd][:ins.vl] = codes.astype(np.int64)
+        F[ins.fd] = s
+
+
+# -- operands ------------------------------------------------------------------------------------
+X_CLASSES = ("zero", "tiny", "typical", "limit", "equal", "single", "mixed", "sumsq_edge", "large")
+G_CLASSES = ("block", "int16", "zero", "unit", "block")
+
+
+def _x(rng: random.Random, n: int, cls: str) -> list[int]:
+    if cls == "zero":
+        return [0] * n
+    if cls == "tiny":
+        return [rng.randint(-(1 << 8), 1 << 8) for _ in range(n)]
+    if cls == "typical":
+        top = 1 << rng.randint(N.FX_FRAC, N.FX_FRAC + 4)
+        return [rng.randint(-top, top) for _ in range(n)]
+    if cls == "large":
+        top = 1 << rng.randint(N.FX_FRAC + 5, N.FX_BITS - 2)
+        return [rng.randint(-top, top) for _ in range(n)]
+    if cls == "limit":
+        return [rng.choice([N.FX_MAX - rng.randrange(1 << 20), N.FX_MIN + rng.randrange(1 << 20),
+                            N.FX_MIN, N.FX_MAX, rng.randint(N.FX_MIN, N.FX_MAX)]) for _ in range(n)]
+    if cls == "equal":
+        return [rng.choice([N.FX_MIN, N.FX_MAX, 1, -1, rng.randint(N.FX_MIN, N.FX_MAX),
+                            rng.randint(-(1 << 28), 1 << 28)])] * n
+    if cls == "single":
+        v = [0] * n
+        v[rng.randrange(n)] = rng.choice([1, -1, N.FX_MIN, N.FX_MAX, rng.randint(N.FX_MIN, N.FX_MAX)])
+        return v
+    if cls == "sumsq_edge":   # max|t| right at the pre-shift's edges: 2**24 - 1, 2**24, 2**24 + 1
+        edge = rng.choice([(1 << N.SUMSQ_IN_BITS) - 1, 1 << N.SUMSQ_IN_BITS, (1 << N.SUMSQ_IN_BITS) + 1])
+        v = [rng.randint(-edge, edge) for _ in range(n)]
+        v[rng.randrange(n)] = rng.choice([-edge, edge])
+        return v
+    return [rng.choice([-1, 1]) * rng.randrange(1 << rng.randrange(1, N.FX_BITS)) for _ in range(n)]
+
+
+def _mant(rng: random.Random, n: int, cls: str) -> list[int]:
+    if cls == "zero":
+        return [0] * n
+    if cls == "unit":
+        return [rng.choice([1 << 14, MANT_MAX, -MANT_MAX, -(1 << 15), 1, -1]) for _ in range(n)]
+    if cls == "block":       # a gamma_block vector: max|mant| in [2**14, 2**15)
+        g = [rng.randint(-MANT_MAX, MANT_MAX) for _ in range(n)]
+        g[rng.randrange(n)] = rng.choice([-1, 1]) * rng.randint(1 << 14, MANT_MAX)
+        return g
+    return [rng.randint(-(1 << 15), MANT_MAX) for _ in range(n)]
+
+
+def _gamma_elements(rng: random.Random, mant: list[int]) -> list[int]:
+    """Register elements whose low 16 bits are `mant`: random upper bits half the time."""
+    if rng.random() < 0.5:
+        return list(mant)
+    hi = (1 << (N.FX_BITS - N.GAMMA_BITS - 1)) - 1
+    return [g + (rng.randint(-hi, hi - 1) << N.GAMMA_BITS) for g in mant]
+
+
+def _exp(rng: random.Random) -> int:
+    return rng.choice([N.GAMMA_EXP_MIN, N.GAMMA_EXP_MAX, N.GAMMA_TOP, 0, 1, -1,
+                       rng.randint(N.GAMMA_EXP_MIN, N.GAMMA_EXP_MAX), rng.randint(10, 20)])
+
+
+def _vl(config: AccelConfig, rng: random.Random) -> int:
+    lanes, top = config.vector_lanes, config.vlen
+    edges = [v for v in (1, 2, lanes - 1, lanes, lanes + 1, 2 * lanes - 1, top - 1, top) if 1 <= v <= top]
+    return rng.choice(edges) if rng.random() < 0.4 else rng.randint(1, top)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    ins: Instr
+    refill: dict      # register -> full contents written before the instruction (the unit idle)
+
+
+def program(config: AccelConfig, rng: random.Random, n: int, mns=("NORM", "QNT"),
+            x_classes=X_CLASSES, g_classes=G_CLASSES) -> list[Step]:
+    """n instructions; before most of them the source registers get fresh vectors (and Vd junk,
+    so that elements past VL are visibly kept); the others work on the previous results."""
+    steps = []
+    regs = range(isa.N_VREGS)
+    for k in range(n):
+        mn = rng.choice(mns)
+        vl = _vl(config, rng)
+        shape = rng.randrange(6)
+        vs, vt = rng.sample(regs, 2)
+        vd = rng.choice(regs)
+        if shape == 1:
+            vd = vs                          # in place on Vs
+        elif shape == 2:
+            vd = vt                          # in place on Vg
+        elif shape == 3:
+            vt = vs                          # gamma = int16(x)
+        ins = Instr(mn, vl, vd, vs, vt, _exp(rng), rng.randrange(isa.N_FREGS))
+        refill = {}
+        if k == 0 or rng.random() < 0.8:
+            xc = x_classes[k % len(x_classes)] if rng.random() < 0.7 else rng.choice(x_classes)
+            refill[vd] = [rng.randint(N.FX_MIN, N.FX_MAX) for _ in range(config.vlen)]
+            refill[vt] = _gamma_elements(rng, _mant(rng, config.vlen, rng.choice(g_classes)))
+            refill[vs] = _x(rng, config.vlen, xc)      # wins when vs == vt
+        steps.append(Step(ins, refill))
+    return steps
+
+
+# -- the testbench -------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    accepted: list[int]
+    done: list[int]
+
+    def cycles(self) -> list[int]:
+        return [d - a for a, d in zip(self.accepted, self.done, strict=True)]
+
+
+class Bench:
+    """A NormQuantUnit (with its test `stall` input) and RegModel behind its channels; a driver that
+    refills registers while the unit is idle, sends each instruction after a random idle gap and
+    checks the register files after each `done`; a monitor that checks every cycle against the unit
+    contract (module docstring)."""
+
+    def __init__(self, config: AccelConfig):
+        self.config = config
+        self.dut = NormQuantUnit(config, test_stall=True)
+
+    def run(self, steps: list[Step], *, gap: float = 0.0, stall: float = 0.0, seed: int = 0,
+            limit_per_instr: int = 2000) -> Run:
+        dut, config = self.dut, self.config
+        lanes = config.vector_lanes
+        regs = RegModel(config)
+        V = [v.copy() for v in regs.V]
+        F = [O.SF_ZERO] * isa.N_FREGS
+        expected, scales = [], []
+        for st in steps:
+            for r, vals in st.refill.items():
+                V[r][:] = vals
+            execute(V, F, st.ins)
+            expected.append([v.copy() for v in V])
+            scales.append(F[st.ins.fd] if st.ins.mn == "QNT" else None)
+        run = Run([], [])
+        junk = random.Random(seed)
+        limit = len(steps) * limit_per_instr * (1 + 4 * stall) + 100
+        state = {"cur": None, "checked": -1}
+
+        async def driver(ctx):
+            pauses = Pauses(seed * 3 + 1, gap)
+            for k, st in enumerate(steps):
+                ins = st.ins
+                if st.refill or gap:
+                    # wait until the previous instruction is done and checked, then an idle gap
+                    while state["checked"] < k - 1:
+                        await ctx.tick()
+                    idle = pauses.next()
+                    if idle:
+                        await ctx.tick().repeat(idle)
+                    for r, vals in st.refill.items():
+                        regs.V[r][:] = vals
+                ctx.set(dut.cmd.payload, cmd_payload(
+                    ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, vt=ins.vt, fd=ins.fd, s0=ins.exp,
+                    # fields this unit must ignore
+                    ad=junk.randrange(isa.N_AREGS), at=junk.randrange(isa.N_AREGS),
+                    addr=junk.randrange(-(1 << 40), 1 << 40), s1=junk.randrange(-(1 << 40), 1 << 40),
+                    rows=junk.randrange(1 << 16)))
+                ctx.set(dut.cmd.valid, 1)
+                await ctx.tick().until(dut.cmd.ready)
+                ctx.set(dut.cmd.valid, 0)
+
+        async def staller(ctx):
+            p = Pauses(seed * 3 + 2, stall)
+            while True:
+                ctx.set(dut.stall, p.stall())
+                await ctx.tick()
+
+        async def monitor(ctx):
+            cur = None
+            check_at = None
+            reads: list[list[int]] = []      # per pass, the cycle of each word's read
+            nwrite = 0
+            fwrites = 0
+            ticks = ctx.tick().sample(
+                dut.cmd.valid, dut.cmd.ready, dut.done,
+                dut.rs.en, dut.rs.addr, dut.rs.reg, dut.rt.en, dut.rt.addr, dut.rt.reg,
+                dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask,
+                dut.fwb.en, dut.fwb.idx, dut.fwb.value)
+            cycle = -1
+            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, rt_en, rt_addr, rt_reg,
+                       wd_en, wd_addr, wd_reg, wd_mask, f_en, f_idx, f_val) in ticks:
+                cycle += 1
+                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(steps)})"
+                if check_at is not None and cycle == check_at[0]:
+                    k = check_at[1]
+                    for r in range(isa.N_VREGS):
+                        np.testing.assert_array_equal(
+                            regs.V[r], expected[k][r], err_msg=f"V{r} after instruction {k} {steps[k].ins}")
+                    state["checked"] = k
+                    check_at = None
+                    if k == len(steps) - 1:
+                        for _ in range(8):
+                            _, _, ready, busy_any = await ctx.tick().sample(
+                                dut.cmd.ready, dut.rs.en | dut.rt.en | dut.wd.en | dut.done | dut.fwb.en)
+                            assert ready and not busy_any, "activity after the last instruction"
+                        return
+                if cur is None:
+                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
+                    assert not (rs_en or rt_en or wd_en or done or f_en), \
+                        f"cycle {cycle}: channel activity while idle"
+                    if valid:
+                        cur = len(run.accepted)
+                        run.accepted.append(cycle)
+                        reads, nwrite, fwrites = [[]], 0, 0
+                    continue
+                ins = steps[cur].ins
+                n_words = -(-ins.vl // lanes)
+                where = f"cycle {cycle}, instruction {cur} {ins}"
+                assert not ready, f"{where}: cmd.ready while busy"
+                if rs_en:
+                    if len(reads[-1]) == n_words:
+                        reads.append([])
+                    p = len(reads) - 1
+                    assert p < ins.passes, f"{where}: more than {ins.passes} passes over Vs"
+                    assert rs_addr == len(reads[-1]), \
+                        f"{where}: pass {p} read word {rs_addr}, expected {len(reads[-1])}"
+                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
+                    reads[-1].append(cycle)
+                    # gamma is read in every pass but NORM's second (SUMSQ)
+                    assert rt_en == (ins.mn == "QNT" or p != 1), f"{where}: rt.en {rt_en} in pass {p}"
+                else:
+                    assert not rt_en, f"{where}: rt.en without rs.en"
+                if rt_en:
+                    assert rt_addr == rs_addr, f"{where}: rt reads word {rt_addr}, rs word {rs_addr}"
+                    assert rt_reg == ins.vt, f"{where}: rt names V{rt_reg}"
+                if wd_en:
+                    last_pass = ins.passes - 1
+                    assert len(reads) == ins.passes and nwrite < len(reads[last_pass]) \
+                        and reads[last_pass][nwrite] < cycle, f"{where}: write of word {nwrite} before its last read"
+                    assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
+                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
+                    full = (1 << lanes) - 1
+                    mask = full if nwrite < n_words - 1 else (1 << (ins.vl - (n_words - 1) * lanes)) - 1
+                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
+                    nwrite += 1
+                if f_en:
+                    assert ins.mn == "QNT" and fwrites == 0, f"{where}: F write by {ins.mn} (#{fwrites + 1})"
+                    assert f_idx == ins.fd, f"{where}: F{f_idx} written, expected F{ins.fd}"
+                    got = (int(f_val.mantissa), int(f_val.exponent))
+                    assert got == scales[cur], f"{where}: F = {got}, expected {scales[cur]}"
+                    fwrites += 1
+                finished = nwrite == n_words and fwrites == (ins.mn == "QNT")
+                assert done == (finished and (wd_en or f_en)), \
+                    f"{where}: done {done} after {nwrite} writes, {fwrites} F writes"
+                if done:
+                    assert len(reads) == ins.passes and all(len(r) == n_words for r in reads), \
+                        f"{where}: done after reads {[len(r) for r in reads]}"
+                    run.done.append(cycle)
+                    check_at = (cycle + 1, cur)
+                    cur = None
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_process(regs.serve_read(dut.rs))
+        sim.add_process(regs.serve_read(dut.rt))
+        sim.add_process(regs.serve_write(dut.wd))
+        sim.add_process(staller)
+        sim.add_testbench(driver)
+        sim.add_testbench(monitor)
+        sim.run()
+        assert len(run.done) == len(steps)
+        return run
+
+
+STALLS = [pytest.param(0.0, 0.0, id="nostall"), pytest.param(0.3, 0.3, id="stall")]
+
+
+# -- against the golden machine ------------------------------------------------------------------
+@pytest.mark.parametrize("idle,stall", STALLS)
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_matches_golden(cfg, idle, stall):
+    """NORM and QNT mixed: every magnitude class, random VL (edges: 1, around the lanes, vlen),
+    exponents over the whole range, in place on Vs or Vg, Vs == Vg, chained on previous results;
+    idle gaps between commands (or none: back to back) and random stalls inside."""
+    config = CONFIGS[cfg]
+    rng = random.Random(f"normq-{cfg}-{stall}")
+    n = 8 if config.vector_lanes >= 16 else 12
+    Bench(config).run(program(config, rng, n), gap=idle, stall=stall, seed=len(cfg))
+
+
+def _exponent_steps(config: AccelConfig, rng: random.Random, exps) -> list[Step]:
+    steps = []
+    for k, e in enumerate(exps):
+        vl = rng.randint(1, 3 * config.vector_lanes)
+        x = _x(rng, config.vlen, rng.choice(("typical", "tiny", "mixed", "large")))
+        g = _gamma_elements(rng, _mant(rng, config.vlen, rng.choice(("block", "int16", "unit"))))
+        steps.append(Step(Instr(("NORM", "QNT")[k & 1], vl, 2, 0, 1, e, k & 7), {0: x, 1: g}))
+    return steps
+
+
+def test_exponent_edges():
+    """NORM and QNT at the ends of [GAMMA_EXP_MIN, GAMMA_EXP_MAX] (left shifts that saturate at
+    the low end, long rounding shifts at the high end), around 0 and at gamma_block's usual 14."""
+    config = CONFIGS["l4"]
+    rng = random.Random("normq-exp-edges")
+    lo, hi = N.GAMMA_EXP_MIN, N.GAMMA_EXP_MAX
+    exps = [lo, lo, lo + 1, -1, 0, 0, 1, 14, 15, hi - 1, hi, hi] + [rng.randint(lo, hi) for _ in range(4)]
+    Bench(config).run(_exponent_steps(config, rng, exps), stall=0.2, seed=5)
+
+
+@pytest.mark.slow
+def test_every_exponent():
+    """NORM and QNT at every exponent of [GAMMA_EXP_MIN, GAMMA_EXP_MAX]."""
+    config = CONFIGS["l4"]
+    rng = random.Random("normq-exp")
+    exps = [e for e in range(N.GAMMA_EXP_MIN, N.GAMMA_EXP_MAX + 1) for _ in range(2)]
+    Bench(config).run(_exponent_steps(config, rng, exps), stall=0.2, seed=6)
+
+
+def test_rounding_ties_and_zeros():
+    """mant = +-2**14 with exp = 15: y = t / 2, a tie for every odd t (rounded half up, also for
+    negative t); the zero vector (NORM: zeros; QNT: codes 0 and s = 0); gamma all zero (QNT: M = 0);
+    one non-zero element; FX_MIN everywhere."""
+    config = CONFIGS["l4"]
+    rng = random.Random("normq-ties")
+    n = config.vlen
+    half = [rng.choice([1 << 14, -(1 << 14)]) for _ in range(n)]
+    typical = _x(rng, n, "typical")
+    single = [0] * n
+    single[7] = -3
+    steps = [
+        Step(Instr("NORM", 37, 2, 0, 1, 15), {0: typical, 1: half}),
+        Step(Instr("NORM", n, 3, 0, 1, 15), {0: _x(rng, n, "tiny"), 1: half}),
+        Step(Instr("NORM", 17, 0, 0, 1, 14), {0: [0] * n, 1: _mant(rng, n, "block")}),
+        Step(Instr("QNT", 17, 0, 0, 1, 14, 5), {0: [0] * n, 1: _mant(rng, n, "block")}),
+        Step(Instr("QNT", 23, 4, 0, 1, 14, 6), {0: typical, 1: [0] * n}),
+        Step(Instr("QNT", 9, 5, 0, 1, 3, 7), {0: single, 1: half}),
+        Step(Instr("NORM", 9, 5, 0, 1, 3), {0: single, 1: half}),
+        Step(Instr("NORM", n, 6, 0, 1, N.GAMMA_EXP_MIN), {0: [N.FX_MIN] * n, 1: [-(1 << 15)] * n}),
+        Step(Instr("QNT", n, 6, 0, 1, N.GAMMA_EXP_MAX, 1), {0: [N.FX_MIN] * n, 1: [-(1 << 15)] * n}),
+    ]
+    Bench(config).run(steps, stall=0.1, seed=9)
+
+
+def test_in_place_and_chained():
+    """A BitLinear input as the model runs it: NORM in place (Vd = Vs), QNT of the result in place
+    on Vg, Vs == Vg, and QNT of a NORM's output, elements past VL kept throughout."""
+    config = CONFIGS["l4"]
+    rng = random.Random("normq-chain")
+    n = config.vlen
+    gamma, e = N.gamma_block(np.array([rng.uniform(0.2, 2.0) for _ in range(n)]))
+    x = _x(rng, n, "typical")
+    steps = [
+        Step(Instr("NORM", 45, 0, 0, 1, e), {0: x, 1: [int(g) for g in gamma], 2: _x(rng, n, "mixed")}),
+        Step(Instr("QNT", 45, 1, 0, 1, e, 2), {}),
+        Step(Instr("QNT", 45, 3, 2, 2, 14, 3), {}),
+        Step(Instr("NORM", 63, 2, 2, 2, 14), {}),
+        Step(Instr("QNT", 63, 4, 2, 1, e, 4), {}),
+    ]
+    Bench(config).run(steps, gap=0.5, stall=0.3, seed=4)
+
+
+# -- timing --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_cycles(cfg, capsys):
+    """No stalls, no gaps: each pass reads a word per cycle; done within the pass count plus the
+    scalar sequence; the next cmd is taken the cycle after done. Prints the measured counts."""
+    config = CONFIGS[cfg]
+    lanes = config.vector_lanes
+    rng = random.Random(f"normq-cycles-{cfg}")
+    steps = []
+    for mn in ("NORM", "QNT"):
+        for vl in (1, lanes + 1, config.vlen):
+            steps.append(Step(Instr(mn, vl, 2, 0, 1, 14, 3), {0: _x(rng, config.vlen, "typical"),
+                                                             1: _mant(rng, config.vlen, "block")}))
+    # back to back (no refill): the next command waits at cmd
+    steps += [Step(Instr("NORM", config.vlen, 3, 2, 1, 14), {}), Step(Instr("QNT", config.vlen, 4, 3, 1, 14), {})]
+    run = Bench(config).run(steps)
+    for k, (st, took) in enumerate(zip(steps, run.cycles(), strict=True)):
+        w = -(-st.ins.vl // lanes)
+        passes = st.ins.passes
+        # the scalar sequence: about 160 cycles (NORM), 240 (QNT) at the ScalarUnit's latencies
+        assert passes * w < took <= passes * w + (200 if st.ins.mn == "NORM" else 280), f"{st.ins}: {took}"
+        if k and not st.refill:
+            assert run.accepted[k] == run.done[k - 1] + 1, f"{st.ins}: not taken right after the previous done"
+    with capsys.disabled():
+        print(f"\n[{cfg}] " + ", ".join(f"{st.ins.mn} VL={st.ins.vl}: {c}" for st, c in
+                                         zip(steps, run.cycles(), strict=True)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_long_sweep(cfg):
+    config = CONFIGS[cfg]
+    rng = random.Random(f"normq-sweep-{cfg}")
+    Bench(config).run(program(config, rng, 120), gap=0.2, stall=0.3, seed=11)
+
+
+@pytest.mark.slow
+def test_full_size_ecp5():
+    """The ecp5 configuration itself (vlen 1024, 4 lanes): full-length NORM and QNT."""
+    config = get_config("ecp5")
+    rng = random.Random("normq-ecp5")
+    steps = [dataclasses.replace(st, ins=dataclasses.replace(st.ins, vl=rng.choice(
+        [config.vlen, config.vlen - 1, rng.randint(config.vlen // 2, config.vlen)])))
+        for st in program(config, rng, 8)]
+    Bench(config).run(steps, gap=0.2, stall=0.2, seed=12)
+
+
+# -- interface -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_signature(cfg):
+    config = CONFIGS[cfg]
+    dut = NormQuantUnit(config)
+    Fragment.get(dut, None)
+    assert dut.lanes == config.vector_lanes and dut.config is config
+    for chan in (dut.rs, dut.rt, dut.wd):
+        assert len(chan.data) == config.vector_lanes
+        assert chan.data[0].shape() == FX
+        assert chan.addr.shape().width == (max(2, words(config)) - 1).bit_length()
+    assert "stall" not in dut.signature.members
+    stalled = NormQuantUnit(config, test_stall=True)
+    Fragment.get(stalled, None)
+    assert "stall" in stalled.signature.members
+
+
+def test_config_checks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not 4$"):
+            NormQuantUnit(4)
+        with pytest.raises(ValueError, match=r"beat_bytes >= 8"):
+            NormQuantUnit(get_config("ice40"))
+        gc.collect()
