@@ -74,7 +74,7 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
         # (precompiled headers in use) the compile lines name the header as an input file and fail;
         # give make the flag (MAKEFLAGS variables act as command-line overrides).
         old = os.environ.get("MAKEFLAGS")
-        os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+        os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
         try:
             runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False)
         finally:
@@ -87,7 +87,7 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
 
 
 def _build_args(simulator: str) -> list[str]:
-    return ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if simulator == "verilator" else []
+    return ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "--public-depth", "1"] if simulator == "verilator" else []
 
 
 def _configured_runner(b: Build):  # noqa: ANN202
