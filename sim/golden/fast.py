@@ -39,6 +39,8 @@ if AVAILABLE:
     def _rsr(v, n):
         if n <= 0:
             return v << (-n)
+        if n >= 63:         # as ops.rshift_round: the rounded quotient of |v| < 2**62 is 0
+            return np.int64(0)
         return (v + (np.int64(1) << (n - 1))) >> n
 
     @jit

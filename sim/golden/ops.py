@@ -132,6 +132,8 @@ def rshift_round(v: np.ndarray, n: int) -> np.ndarray:
     v = np.asarray(v, dtype=np.int64)
     if n <= 0:
         return v << (-n)
+    if n >= 63:             # |v| < 2**62 here: (v + 2**(n-1)) >> n is 0 (and 2**(n-1) overflows int64)
+        return np.zeros(np.shape(v), np.int64)
     return (v + (1 << (n - 1))) >> n
 
 

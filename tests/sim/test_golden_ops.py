@@ -201,3 +201,17 @@ def test_quantize_exact_ties_round_away_from_zero():
     t = np.array([254, 1, -1, 3, -5, 0], np.int32)
     codes, _ = O.quantize(t, np.ones(6, np.int16), 0)
     assert codes.tolist() == [127, 1, -1, 2, -3, 0]
+
+
+def test_apply_sf_tiny_scales_round_to_zero_in_both_implementations():
+    """Shifts of 63 bits or more: the exact rounded product is 0 for every int64 input (the
+    shift constant 2**(n-1) itself would overflow int64); the numba twin agrees."""
+    from sim.golden import fast
+
+    v = np.array([0, 1, -1, 8000, -8000, 123456, (1 << 40) - 3, -(1 << 40)], np.int64)
+    for e in (-87, -88, -100, -2048):
+        m = (1 << N.SF_BITS) - 1
+        exact = [min(max(((int(x) * m) + (1 << (-e - 1))) >> -e, N.FX_MIN), N.FX_MAX) for x in v]
+        assert O.apply_sf(v, (m, e)).tolist() == exact
+        if fast.AVAILABLE:
+            assert fast.apply_sf(v, m, e).tolist() == exact

@@ -80,7 +80,7 @@ class RamModel:
                 if idle:
                     await ctx.tick().repeat(idle)
                 ctx.set(port.cmd.ready, 1)
-                async for _, _, valid, cmd in ctx.tick().sample(port.cmd.valid, port.cmd.payload):
+                async for _, _, valid, cmd in ctx.tick().sample(port.cmd.valid, port.cmd.payload):  # noqa: B007
                     if valid:
                         break
                 ctx.set(port.cmd.ready, 0)
@@ -93,7 +93,7 @@ class RamModel:
                         if idle:
                             await ctx.tick().repeat(idle)
                         ctx.set(port.wr.ready, 1)
-                        async for _, _, valid, beat in ctx.tick().sample(port.wr.valid, port.wr.payload):
+                        async for _, _, valid, beat in ctx.tick().sample(port.wr.valid, port.wr.payload):  # noqa: B007
                             if valid:
                                 break
                         ctx.set(port.wr.ready, 0)
