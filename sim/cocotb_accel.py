@@ -12,7 +12,8 @@ loads the memory (weight image + zeroed state regions, one per core), releases r
 
 until every core has halted or waits at a TOKIN its host cannot serve. Results go to the job's
 `out` file: per program the tokens each core sent, each core's state region (hex), the cycle of
-each TOKOUT, the total cycles and the halt/fault bits. The checking (against the golden machine)
+each TOKOUT, the total cycles, the memory traffic (commands, read and write beats) and the
+halt/fault bits. The checking (against the golden machine)
 is the caller's.
 """
 from __future__ import annotations
@@ -98,6 +99,7 @@ class _Bench:
         beat_mask = (1 << (8 * beat)) - 1
         max_cycles = prog.get("max_cycles", 10_000_000)
         cycle = 0
+        read_beats = write_beats = commands = 0
         result = {"timeout": False}
         while True:
             await FallingEdge(d.clk)
@@ -137,9 +139,11 @@ class _Bench:
             if cmd_ready and d.mem__cmd__valid.value:
                 c = int(d.mem__cmd__payload.value)
                 cmdq.append([c & line_mask, (c >> line_bits) & len_mask, (c >> (line_bits + 16)) & 1])
+                commands += 1
                 assert cmdq[-1][1] >= 1, "memory command of zero beats"
             if rd_valid and d.mem__rd__ready.value:
                 rd_valid = 0
+                read_beats += 1
                 cmdq[0][0] += 1
                 cmdq[0][1] -= 1
                 if cmdq[0][1] == 0:
@@ -157,6 +161,7 @@ class _Bench:
                 cmdq[0][1] -= 1
                 if cmdq[0][1] == 0:
                     cmdq.popleft()
+                write_beats += 1
             for k in range(self.cores):
                 v, r, _ = self.tok_in[k]
                 if offering[k] and r.value:
@@ -188,6 +193,9 @@ class _Bench:
             self.tok_in[k][0].value = 0
         result.update({
             "cycles": cycle,
+            "read_beats": read_beats,
+            "write_beats": write_beats,
+            "commands": commands,
             "halted": int(d.halted.value),
             "fault": int(d.fault.value),
             "tokouts": [h.outputs for h in hosts],

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
     setup_path()
     cores = config.cores if cores is None else cores
     text = generate(config, (), "accel", cores, name="accel")
+    if simulator == "icarus":
+        text = icarus_compat(text)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
     d = build_root / f"{config.name}-{cores}c-{simulator}-{key}"
     d.mkdir(parents=True, exist_ok=True)
@@ -76,7 +79,8 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
         old = os.environ.get("MAKEFLAGS")
         os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
         try:
-            runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False)
+            runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False,
+                         timescale=_timescale(simulator))
         finally:
             if old is None:
                 os.environ.pop("MAKEFLAGS", None)
@@ -86,8 +90,22 @@ def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "ve
     return Build(config, cores, simulator, d, v)
 
 
+_KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
+
+
+def icarus_compat(text: str) -> str:
+    """Yosys makes every `always @*` block read a dummy register so that simulators evaluate it at
+    time 0; Icarus 11 sees no event in the register's initialiser, so combinational blocks whose
+    inputs never change (a ready that is constantly 0) stay X. Toggle the register at time 1."""
+    return _KICK.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #1 {mo.group(2)} = 1'h1;", text)
+
+
 def _build_args(simulator: str) -> list[str]:
     return ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "--public-depth", "1"] if simulator == "verilator" else []
+
+
+def _timescale(simulator: str) -> tuple[str, str] | None:
+    return ("1ns", "1ps") if simulator == "icarus" else None
 
 
 def _configured_runner(b: Build):  # noqa: ANN202
@@ -100,7 +118,7 @@ def _configured_runner(b: Build):  # noqa: ANN202
     runner._execute = lambda cmds, cwd: None
     try:
         runner.build(sources=[b.verilog], hdl_toplevel="accel", build_dir=b.directory,
-                     build_args=_build_args(b.simulator), waves=False)
+                     build_args=_build_args(b.simulator), waves=False, timescale=_timescale(b.simulator))
     finally:
         runner._execute = execute
     return runner
@@ -122,7 +140,7 @@ def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> lis
     env = {"ACCEL_JOB": str(job_path), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         xml = runner.test(test_module="sim.cocotb_accel", hdl_toplevel="accel", build_dir=b.directory,
-                          test_dir=b.directory, extra_env=env, results_xml=f"results-{tag}.xml")
+                          test_dir=b.directory, extra_env=env, results_xml=str(b.directory / f"results-{tag}.xml"))
         from cocotb_tools.runner import get_results
         _, fails = get_results(xml)
         if fails or not out_path.exists():
