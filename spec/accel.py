@@ -74,7 +74,7 @@ class AccelConfig:
 CONFIGS: dict[str, AccelConfig] = {
     "ddr4": AccelConfig("ddr4", beat_bytes=64, packing="1.6bit", vector_lanes=16, vlen=8192, rom_words=1024),
     "ecp5": AccelConfig("ecp5", beat_bytes=16, packing="1.6bit", vector_lanes=4, vlen=1024, rom_words=512),
-    "ice40": AccelConfig("ice40", beat_bytes=4, packing="2bit", vector_lanes=1, vlen=256, rom_words=256),
+    "ice40": AccelConfig("ice40", beat_bytes=8, packing="2bit", vector_lanes=1, vlen=256, rom_words=256),
 }
 
 

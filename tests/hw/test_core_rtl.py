@@ -74,6 +74,22 @@ def test_demo_model_long_greedy_no_stalls():
     check_model(res, gold)
 
 
+def test_two_cores_run_fuzz_programs_side_by_side():
+    """Batch 2 on the fuzz config: both cores run each program with their own state region and
+    the weights from the broadcast; each core's observations equal the golden machine's."""
+    from sim.fuzz import Observed
+
+    cfg, progs, gold, cases = fuzz_jobs("ecp5", range(100, 106))
+    progs = [dict(p, hosts=p["hosts"] * 2) for p in progs]
+    res = rtl.run_job(rtl.build(cfg, cores=2), progs, stall=STALL)
+    for case, g, r in zip(cases, gold, res, strict=True):
+        assert not r["timeout"] and not r["fault"], f"seed {case.seed}"
+        for k in range(2):
+            got = Observed(r["tokouts"][k], bytes.fromhex(r["state"][k]), layout=case.layout)
+            assert not g.diff(got), f"seed {case.seed}, core {k}: {g.diff(got)}"
+
+
+@pytest.mark.slow
 def test_two_cores_share_the_weight_stream():
     """Batch 2: each core its own prompt and state, weights read once for both."""
     cfg = get_config("ecp5")
