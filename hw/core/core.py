@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from hw.mem.port import MemPortSignature
@@ -293,7 +293,7 @@ class Core(wiring.Component):
         m.d.comb += hazard.eq(((rv | wv) & (pend_rv | pend_wv)).any() | ((ra | wa) & pend_wa).any() |
                               ((rf | wf) & pend_wf).any())
 
-        special_ok = Signal(init=1)
+        special_ok = Signal()
         m.d.comb += special_ok.eq(1)
         with m.If(is_op["TOKIN"]):
             m.d.comb += special_ok.eq(self.tok_in.valid)
@@ -443,5 +443,3 @@ def _sf_mul(m: Module, a, b):  # noqa: ANN001, ANN202
         m.d.comb += [out.mantissa.eq(Mux(carry, r >> 1, r)), out.exponent.eq(exp)]
     return out
 
-
-_ = data  # lib.data layouts come through iface
