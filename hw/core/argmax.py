@@ -19,14 +19,14 @@ cycle the last word's result is compared.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
 from spec.accel import AccelConfig
 
-from .common import check_config
-from .iface import A_BITS, FX, AWriteBack, ReadChannel, check_core_config, unit_cmd_layout, words
+from .common import CoreUnit
+from .iface import A_BITS, FX, AWriteBack, ReadChannel, unit_cmd_layout, words
 
 __all__ = ["ArgmaxUnit", "argmax_cycles"]
 
@@ -38,7 +38,7 @@ def argmax_cycles(n_words: int) -> int:
     return n_words + 2
 
 
-class ArgmaxUnit(wiring.Component):
+class ArgmaxUnit(CoreUnit):
     """Functional unit for ARGMAX (hw.core.iface unit contract).
 
     Parameters
@@ -71,30 +71,22 @@ class ArgmaxUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):
-        check_core_config(config)
-        check_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        self._words = words(config)
         self._test_stall = bool(test_stall)
-        members = {
-            "cmd": In(stream.Signature(unit_cmd_layout(config))),
-            "done": Out(1),
-            "rs": Out(ReadChannel(config)),
-            "awb": Out(AWriteBack()),
-            "awb2": Out(AWriteBack()),
-        }
-        if self._test_stall:
-            members["stall"] = In(1)
-        super().__init__(members)
 
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
+        def members(lanes: int) -> dict:
+            d = {
+                "cmd": In(stream.Signature(unit_cmd_layout(config))),
+                "done": Out(1),
+                "rs": Out(ReadChannel(config)),
+                "awb": Out(AWriteBack()),
+                "awb2": Out(AWriteBack()),
+            }
+            if self._test_stall:
+                d["stall"] = In(1)
+            return d
 
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+        super().__init__(config, members)
+        self._words = words(config)
 
     def elaborate(self, platform):
         m = Module()

@@ -37,3 +37,14 @@ class LaneComponent(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+
+class CoreUnit(LaneComponent):
+    """A functional unit of the core (hw/core/iface.py): a LaneComponent whose config also meets
+    the whole core's constraints (`hw.core.iface.check_core_config`)."""
+
+    def __init__(self, config: AccelConfig, signature: Callable[[int], dict]):
+        from .iface import check_core_config
+
+        check_core_config(config)
+        super().__init__(config, signature)

@@ -21,6 +21,8 @@ Read channel: the unit drives ``reg`` (constant for the whole instruction), ``ad
 while ``en`` stays low (a synchronous SRAM read port with enable). Write channel: in a cycle with
 ``en`` high the lanes with ``mask`` set of word ``addr`` of register ``reg`` take ``data``; the other
 lanes keep their value (elements at or past VL are never written: the golden machine keeps them).
+A read of a word in the same cycle as a write of that word returns the old value (read-first
+SRAM); the units never rely on it (each reads a word before it writes it, never in one cycle).
 The hazard rules of the sequencer guarantee that no two instructions in flight read (or write)
 the same register, so a channel never competes for a port; one unit's two read channels may name
 the same register, and then read the same addresses in the same cycles.

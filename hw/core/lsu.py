@@ -26,7 +26,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from hw.mem.port import ADDR_BITS, LEN_BITS, MAX_BURST, MemPortSignature
@@ -34,12 +34,12 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
+from .common import CoreUnit
 from .iface import (
     AWriteBack,
     FWriteBack,
     ReadChannel,
     WriteChannel,
-    check_core_config,
     unit_cmd_layout,
 )
 
@@ -99,7 +99,7 @@ def _ceil_log2(n: int) -> int:
     return (n - 1).bit_length()
 
 
-class LoadStoreUnit(wiring.Component):
+class LoadStoreUnit(CoreUnit):
     """Functional unit for the memory instructions (hw.core.iface unit contract).
 
     Parameters
@@ -163,11 +163,7 @@ class LoadStoreUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig):
-        check_core_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        self._beat = config.beat_bytes
-        super().__init__({
+        super().__init__(config, lambda lanes: {
             "cmd": In(stream.Signature(unit_cmd_layout(config))),
             "done": Out(1),
             "rs": Out(ReadChannel(config)),
@@ -178,12 +174,8 @@ class LoadStoreUnit(wiring.Component):
         })
 
     @property
-    def config(self) -> AccelConfig:
-        return self._config
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+    def _beat(self) -> int:
+        return self._config.beat_bytes
 
     def elaborate(self, platform):
         m = Module()

@@ -62,8 +62,8 @@ from hw.mem.port import LEN_BITS, MAX_BURST, MemPortSignature
 from spec import numerics as N
 from spec.accel import AccelConfig
 
-from .common import LaneComponent
-from .iface import FX, ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
+from .common import CoreUnit
+from .iface import FX, ReadChannel, WriteChannel, unit_cmd_layout, words
 from .tmac import CODE_BITS, TernaryArray
 
 __all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const"]
@@ -96,7 +96,7 @@ def ceil_div_const(x, d: int, x_max: int):  # noqa: ANN001, ANN201
     return ((x + (d - 1)) * c) >> s
 
 
-class MatmulUnit(LaneComponent):
+class MatmulUnit(CoreUnit):
     """TMATMUL unit: codes copy, weight streaming through the ternary array, rescale and write-back.
 
     Parameters
@@ -125,7 +125,6 @@ class MatmulUnit(LaneComponent):
     """
 
     def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST):
-        check_core_config(config)
         if not (isinstance(max_burst, int) and 1 <= max_burst <= MAX_BURST):
             raise ValueError(f"max_burst must be an int in 1 .. {MAX_BURST}, got {max_burst!r}")
         self._max_burst = max_burst

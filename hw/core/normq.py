@@ -52,7 +52,7 @@ in-place operation (vd == vs or vd == vt) is exact.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import enum, stream, wiring
+from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In, Out
 
 from sim.golden import ops as O
@@ -60,8 +60,8 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
-from .common import check_config
-from .iface import FWriteBack, ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
+from .common import CoreUnit
+from .iface import FWriteBack, ReadChannel, WriteChannel, unit_cmd_layout, words
 from .reduce import Pass, QuantizeUnit, ReductionUnit
 from .sfu import Op, ScalarUnit, sf_layout
 
@@ -117,7 +117,7 @@ def _sat_fx(v):
     return Mux(v > N.FX_MAX, N.FX_MAX, Mux(v < N.FX_MIN, N.FX_MIN, v))
 
 
-class NormQuantUnit(wiring.Component):
+class NormQuantUnit(CoreUnit):
     """Functional unit for NORM and QNT (hw.core.iface unit contract).
 
     Parameters
@@ -162,31 +162,23 @@ class NormQuantUnit(wiring.Component):
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):
-        check_core_config(config)
-        check_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        self._words = words(config)
         self._test_stall = bool(test_stall)
-        members = {
-            "cmd": In(stream.Signature(unit_cmd_layout(config))),
-            "done": Out(1),
-            "rs": Out(ReadChannel(config)),
-            "rt": Out(ReadChannel(config)),
-            "wd": Out(WriteChannel(config)),
-            "fwb": Out(FWriteBack()),
-        }
-        if self._test_stall:
-            members["stall"] = In(1)
-        super().__init__(members)
 
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
+        def members(lanes: int) -> dict:
+            d = {
+                "cmd": In(stream.Signature(unit_cmd_layout(config))),
+                "done": Out(1),
+                "rs": Out(ReadChannel(config)),
+                "rt": Out(ReadChannel(config)),
+                "wd": Out(WriteChannel(config)),
+                "fwb": Out(FWriteBack()),
+            }
+            if self._test_stall:
+                d["stall"] = In(1)
+            return d
 
-    @property
-    def lanes(self) -> int:
-        return self._lanes
+        super().__init__(config, members)
+        self._words = words(config)
 
     def elaborate(self, platform):
         m = Module()

@@ -18,12 +18,13 @@ so the operation's output is always ready and every result is written in the cyc
 from __future__ import annotations
 
 from amaranth import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
 from spec.accel import AccelConfig
 
+from .common import CoreUnit
 from .iface import ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
 from .vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorUnit
 
@@ -51,7 +52,7 @@ def div_cycles(n_words: int) -> int:
     return n_words * (VectorDivider.DIV_CYCLES + 1) + 1
 
 
-class VectorOpUnit(wiring.Component):
+class VectorOpUnit(CoreUnit):
     """Functional unit for the ISA vector group (hw.core.iface unit contract).
 
     Parameters
@@ -89,27 +90,17 @@ class VectorOpUnit(wiring.Component):
 
     def __init__(self, config: AccelConfig):
         check_core_config(config)
-        self._config = config
-        self._lanes = config.vector_lanes
-        self._words = words(config)
         # built here so that a bad config (fx_bits) is rejected at construction
         self._vu = VectorUnit(config)
         self._div = VectorDivider(config)
-        super().__init__({
+        self._words = words(config)
+        super().__init__(config, lambda lanes: {
             "cmd": In(stream.Signature(unit_cmd_layout(config))),
             "done": Out(1),
             "rs": Out(ReadChannel(config)),
             "rt": Out(ReadChannel(config)),
             "wd": Out(WriteChannel(config)),
         })
-
-    @property
-    def config(self) -> AccelConfig:
-        return self._config
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
 
     def elaborate(self, platform):
         m = Module()

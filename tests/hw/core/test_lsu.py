@@ -553,7 +553,7 @@ def _rejects(exc: type, match: str, config) -> None:
 
 def test_config_checks():
     _rejects(TypeError, r"^config must be an AccelConfig, not 'ecp5'$", "ecp5")
-    _rejects(ValueError, r"beat_bytes >= 8", get_config("ice40"))
+    _rejects(ValueError, r"beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
     _rejects(ValueError, r"must divide beat_bytes", dataclasses.replace(get_config("ecp5"), vector_lanes=32))
 
 

@@ -552,7 +552,7 @@ def _rejects(exc: type, match: str, config, **kw) -> None:
 
 def test_config_checks():
     _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
-    _rejects(ValueError, r"beat_bytes >= 8", get_config("ice40"))
+    _rejects(ValueError, r"beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
     _rejects(ValueError, r"vector_lanes 3 must divide beat_bytes 16",
              dataclasses.replace(get_config("ecp5"), vector_lanes=3))
     _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=0)

@@ -505,5 +505,5 @@ def test_config_checks():
         with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not 4$"):
             NormQuantUnit(4)
         with pytest.raises(ValueError, match=r"beat_bytes >= 8"):
-            NormQuantUnit(get_config("ice40"))
+            NormQuantUnit(dataclasses.replace(get_config("ice40"), beat_bytes=4))
         gc.collect()

@@ -419,7 +419,7 @@ def _rejects(exc: type, match: str, config) -> None:
 
 def test_config_checks():
     _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
-    _rejects(ValueError, r"^the core needs beat_bytes >= 8", get_config("ice40"))
+    _rejects(ValueError, r"^the core needs beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
     _rejects(ValueError, r"^vector_lanes 4 must divide vlen 66$", _config(4, 16, 66))
 
 
