@@ -241,8 +241,9 @@ def test_array_matches_golden_on_random_matrices(beat_bytes, packing, stalls):
 @pytest.mark.parametrize("stalls", ["none", "heavy"])
 @pytest.mark.parametrize("packing", PACKINGS)
 def test_array_extremes_do_not_overflow(packing, stalls):
-    # all +1 x all 127 and all -1 x all 127 over the longest vector: |sum| = 127 * vlen, the
-    # bound config.acc_bits is sized for; -127 codes and mixed-sign rows alongside
+    # all +1 x all -128 and all -1 x all -128 over the longest vector: |sum| = 128 * vlen, the
+    # bound config.acc_bits is sized for (TMATMUL reads int8 codes); 127 codes and mixed-sign
+    # rows alongside
     cfg = small_config(4, packing, vlen=64)
     k = cfg.vlen
     trits = np.zeros((6, k), np.int8)
@@ -252,11 +253,11 @@ def test_array_extremes_do_not_overflow(packing, stalls):
     trits[3] = 1
     trits[4] = -1
     trits[5] = 0
-    jobs = [(trits, np.full(k, 127, np.int8)), (trits, np.full(k, -127, np.int8))]
+    jobs = [(trits, np.full(k, -128, np.int8)), (trits, np.full(k, 127, np.int8)), (trits, np.full(k, -127, np.int8))]
     tb = TB(cfg, jobs, stalls=STALL_SETS[stalls], seed=7).run()
     tb.check()
-    assert tb.got[0][0][0] == 127 * k and tb.got[0][0][1] == -127 * k
-    assert (127 * k).bit_length() + 1 == cfg.acc_bits
+    assert tb.got[0][0][0] == -128 * k and tb.got[0][0][1] == 128 * k
+    assert (128 * k).bit_length() + 1 == cfg.acc_bits
 
 
 @pytest.mark.parametrize("packing", PACKINGS)
