@@ -95,7 +95,8 @@ class _Bench:
         in_hw = [False] * self.cores
         out_ready = [0] * self.cores
         exhausted = [False] * self.cores
-        len_mask, line_mask = (1 << 16) - 1, (1 << line_bits) - 1
+        len_bits = self.job["len_bits"]
+        len_mask, line_mask = (1 << len_bits) - 1, (1 << line_bits) - 1
         beat_mask = (1 << (8 * beat)) - 1
         max_cycles = prog.get("max_cycles", 10_000_000)
         cycle = 0
@@ -138,7 +139,7 @@ class _Bench:
             # -- sample --
             if cmd_ready and d.mem__cmd__valid.value:
                 c = int(d.mem__cmd__payload.value)
-                cmdq.append([c & line_mask, (c >> line_bits) & len_mask, (c >> (line_bits + 16)) & 1])
+                cmdq.append([c & line_mask, (c >> line_bits) & len_mask, (c >> (line_bits + len_bits)) & 1])
                 commands += 1
                 assert cmdq[-1][1] >= 1, "memory command of zero beats"
             if rd_valid and d.mem__rd__ready.value:

@@ -24,6 +24,7 @@ import re
 import uuid
 from pathlib import Path
 
+from hw.mem.port import LEN_BITS
 from spec.accel import AccelConfig
 
 from .tools import setup_path
@@ -131,7 +132,7 @@ def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> lis
     job_path = b.directory / f"job-{tag}.json"
     out_path = b.directory / f"out-{tag}.json"
     job = {
-        "beat_bytes": b.config.beat_bytes, "line_bits": b.line_bits, "cores": b.cores,
+        "beat_bytes": b.config.beat_bytes, "line_bits": b.line_bits, "len_bits": LEN_BITS, "cores": b.cores,
         "rom_words": b.config.rom_words, "stall": stall or {}, "out": str(out_path),
         "programs": [dict(p, memory=str(Path(p["memory"]).resolve())) for p in programs],
     }

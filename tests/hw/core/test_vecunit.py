@@ -33,6 +33,7 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
 from tests.hw.core.harness import RegModel, cmd_payload
+from tests.hw.core.test_vpu import golden
 from tests.hw.streams import Pauses, send
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
@@ -54,32 +55,7 @@ CONFIGS = {
 DIV_WORDS = 3
 
 
-# -- the reference: sim.machine's vector handlers ------------------------------------------------
-def golden(mn: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    match mn:
-        case "ADD":
-            return O.fx_add(a, b)
-        case "SUB":
-            return O.sat_fx(a - b)
-        case "MUL":
-            return O.fx_mul(a, b)
-        case "DIV":
-            return O.fx_div(a, b)
-        case "EXP":
-            return O.fx_exp(a)
-        case "SIG":
-            return O.sigmoid(a)
-        case "SILU":
-            return O.silu(a)
-        case "GMUL":
-            return O.gate_mul(a, b)
-        case "ONEM":
-            return O.sat_fx(N.GATE_ONE - a)
-        case "MOVV":
-            return a.copy()
-    raise AssertionError(mn)
-
-
+# -- the reference: sim.machine's vector handlers (tests/hw/core/test_vpu.py's `golden`) -----------
 def execute(V: list[np.ndarray], mn: str, vl: int, vd: int, vs: int, vt: int) -> None:
     """One instruction on the register file V, in place, as sim.machine._vvv/_vv."""
     V[vd][:vl] = golden(mn, V[vs][:vl].copy(), V[vt][:vl].copy())

@@ -47,7 +47,7 @@ def golden(op: VectorOp | str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         case "GMUL":
             return O.gate_mul(a, b)
         case "ONEM":
-            return N.GATE_ONE - a     # unsaturated, as sim.machine; operands are drawn so it fits FX
+            return O.sat_fx(N.GATE_ONE - a)     # saturated to FX, as sim.machine
         case "MOVV":
             return a.copy()
         case "EXP":
