@@ -18,8 +18,8 @@ import dataclasses
 import math
 from fractions import Fraction
 
-__all__ = ["GEOMETRIES", "SPEED_GRADES", "Geometry", "SpeedGrade", "Timing", "clocks", "geometry", "speed_grade",
-           "timings"]
+__all__ = ["ADDRESS_MAPS", "GEOMETRIES", "RULES", "SPEED_GRADES", "Channel", "Geometry", "Rule", "SpeedGrade",
+           "Timing", "clocks", "geometry", "mode_registers", "rule_code", "speed_grade", "timings"]
 
 #: JEDEC's guard band on tCK rounding (2.5 % of a clock).
 GUARD = Fraction(25, 1000)
@@ -188,6 +188,207 @@ def timings(speed: str, geo: str) -> Timing:
         tMOD=clocks(15, tck, 24), tMRD=8, tZQinit=1024, tXPR=clocks(TRFC_NS[g.density_gbit] + 10, tck, 5),
         tDLLK=s.tdllk,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Mode registers (JESD79-4 section 3.5): the fields the controller must program and the model checks.
+
+#: MR0 CAS latency code (A6:A4, A2 as a 4-bit number A6 A5 A4 A2; A12 = 0 for CL <= 24)
+MR0_CL = {9: 0b0000, 10: 0b0001, 11: 0b0010, 12: 0b0011, 13: 0b0100, 14: 0b0101, 15: 0b0110, 16: 0b0111,
+          18: 0b1000, 20: 0b1001, 22: 0b1010, 24: 0b1011, 23: 0b1100, 17: 0b1101, 19: 0b1110, 21: 0b1111}
+#: MR0 write recovery / read-to-precharge code (A11:A9): tWR clocks -> code (tRTP = tWR / 2)
+MR0_WR = {10: 0, 12: 1, 14: 2, 16: 3, 18: 4, 20: 6, 22: 5, 24: 7}
+#: MR2 CAS write latency code (A5:A3), 1tCK write preamble
+MR2_CWL = {9: 0, 10: 1, 11: 2, 12: 3, 14: 4, 16: 5, 18: 6, 20: 7}
+
+
+def mode_registers(t: Timing) -> dict[int, int]:
+    """MR0..MR6 (18-bit A17:A0 values) for timing `t`, in the order the init sequence writes them
+    (MR3, MR6, MR5, MR4, MR2, MR1, MR0). MR0 sets BL8 fixed, CL, WR/RTP and DLL reset (A8);
+    MR1 enables the DLL; MR2 sets CWL; the others are zero (defaults)."""
+    try:
+        cl, wr, cwl = MR0_CL[t.CL], MR0_WR[max(t.tWR, 2 * t.tRTP)], MR2_CWL[t.CWL]
+    except KeyError as e:
+        raise ValueError(f"{t.speed}: no mode-register code for {e.args[0]}") from None
+    mr0 = ((cl & 1) << 2) | ((cl >> 1) << 4) | (wr << 9) | (1 << 8)
+    return {3: 0, 6: 0, 5: 0, 4: 0, 2: cwl << 3, 1: 1, 0: mr0}
+
+
+# --------------------------------------------------------------------------------------------
+# Address maps: how a channel's line address (byte address // 64) splits into DRAM coordinates.
+
+#: Fields from the least significant bit up. "col" is the burst column (column // 8).
+ADDRESS_MAPS: dict[str, tuple[str, ...]] = {
+    # bank-group bits just above the 64-byte offset: a stream rotates bank groups (tCCD_S apart)
+    "bg_first": ("bg", "col", "ba", "row"),
+    # column bits lowest: a stream stays in one bank of one bank group for a whole row (tCCD_L)
+    "col_first": ("col", "bg", "ba", "row"),
+    # one bank until the row ends, then the next row of the same bank
+    "row_first": ("col", "row", "ba", "bg"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """One DDR4 channel: the device, the channel width, the rank count, the address map and the DFI
+    ratio; everything the controller and the DRAM model are built from.
+
+    `fast_init` shortens the two power-up waits that JEDEC gives in microseconds (RESET_n low
+    200 us, then CKE low 500 us) to `t_reset` / `t_cke` clocks; the controller and the model read
+    the same values, so a simulation checks the sequence but does not spend 840k clocks on it."""
+    speed: str = "DDR4-2400R"
+    geometry: str = "8Gb_x8"
+    width: int = 64           # DQ bits of the channel
+    ranks: int = 1
+    address_map: str = "bg_first"
+    fast_init: bool = True
+
+    def __post_init__(self):
+        speed_grade(self.speed), geometry(self.geometry)
+        if self.address_map not in ADDRESS_MAPS:
+            raise ValueError(f"unknown address map {self.address_map!r}; valid: {', '.join(ADDRESS_MAPS)}")
+        if self.width != 64:
+            raise ValueError(f"channel width {self.width}: only x64 channels (64-byte BL8 lines) are supported")
+        if self.ranks != 1:
+            raise ValueError(f"{self.ranks} ranks: the controller and the model support one rank per channel")
+
+    @property
+    def timing(self) -> Timing:
+        return timings(self.speed, self.geometry)
+
+    @property
+    def geo(self) -> Geometry:
+        return geometry(self.geometry)
+
+    nphases = 4               #: DFI frequency ratio 1:4: one controller clock is four DRAM clocks
+    line_bytes = 64           #: one BL8 burst on x64
+
+    @property
+    def chips(self) -> int:
+        return self.width // self.geo.width
+
+    @property
+    def bursts_per_row(self) -> int:
+        return self.geo.columns // 8
+
+    @property
+    def field_bits(self) -> dict[str, int]:
+        """Width of every address field, for the map's fields."""
+        g = self.geo
+        return {"bg": (g.bank_groups - 1).bit_length(), "ba": (g.banks_per_group - 1).bit_length(),
+                "col": (self.bursts_per_row - 1).bit_length(), "row": (g.rows - 1).bit_length()}
+
+    @property
+    def line_bits(self) -> int:
+        """Width of a channel-local line address."""
+        return sum(self.field_bits.values())
+
+    @property
+    def lines(self) -> int:
+        return 1 << self.line_bits
+
+    def split(self, line: int) -> dict[str, int]:
+        """Reference address map: line address -> {bg, ba, row, col (burst column)}."""
+        if not 0 <= line < self.lines:
+            raise ValueError(f"line {line} outside the channel's {self.lines} lines")
+        out, fb = {}, self.field_bits
+        for f in ADDRESS_MAPS[self.address_map]:
+            out[f] = line & ((1 << fb[f]) - 1)
+            line >>= fb[f]
+        return out
+
+    def join(self, bg: int, ba: int, row: int, col: int) -> int:
+        """Inverse of `split`."""
+        vals, fb, line, shift = {"bg": bg, "ba": ba, "row": row, "col": col}, self.field_bits, 0, 0
+        for f in ADDRESS_MAPS[self.address_map]:
+            if not 0 <= vals[f] < (1 << fb[f]):
+                raise ValueError(f"{f}={vals[f]} out of range")
+            line |= vals[f] << shift
+            shift += fb[f]
+        return line
+
+    # ---- DFI 1:4 latencies (hw/mem/dfi.py): controller clocks, shared by controller and model ----
+    @property
+    def wr_latency(self) -> int:
+        """A WR issued in controller cycle c takes its burst from dfi wrdata at cycle c + wr_latency
+        (the PHY delays it to CWL; CWL >= 8 leaves it room)."""
+        return self.timing.CWL // 4 - 1
+
+    @property
+    def rd_latency(self) -> int:
+        """A RD issued in controller cycle c (any phase) returns its burst on dfi rddata at cycle
+        c + rd_latency: the burst ends on the DQ pins by DRAM clock 4c + 3 + CL + 4, plus one
+        clock of PHY capture."""
+        return (3 + self.timing.CL + 4 + 3) // 4 + 1
+
+    # ---- power-up waits (clocks) ----
+    @property
+    def t_reset(self) -> int:
+        """RESET_n low before it is released (JEDEC: 200 us)."""
+        return 64 if self.fast_init else clocks(200_000, speed_grade(self.speed).tck_ns)
+
+    @property
+    def t_cke(self) -> int:
+        """RESET_n high to CKE high (JEDEC: 500 us)."""
+        return 128 if self.fast_init else clocks(500_000, speed_grade(self.speed).tck_ns)
+
+
+# --------------------------------------------------------------------------------------------
+# The JEDEC rules the DRAM model's checker enforces (hw/mem/dram_model.py). A rule's code is its
+# index; reports print its name. Every rule has a negative test (tests/hw/mem/test_dram_model.py).
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    name: str
+    family: str       # bank, bank_group, rank, data_bus, refresh, state
+    text: str
+
+
+RULES: tuple[Rule, ...] = (
+    # per bank (same bank)
+    Rule("tRCD", "bank", "ACT to RD/WR of the same bank"),
+    Rule("tRP", "bank", "PRE to ACT of the same bank; PRE of any bank to REF"),
+    Rule("tRAS", "bank", "ACT to PRE of the same bank"),
+    Rule("tRC", "bank", "ACT to ACT of the same bank"),
+    Rule("tRTP", "bank", "RD to PRE of the same bank"),
+    Rule("tWR", "bank", "end of a WR burst (WR + CWL + 4) to PRE of the same bank"),
+    # per bank group
+    Rule("tCCD_L", "bank_group", "RD/WR to RD/WR in the same bank group"),
+    Rule("tRRD_L", "bank_group", "ACT to ACT in the same bank group"),
+    Rule("tWTR_L", "bank_group", "end of a WR burst to RD in the same bank group"),
+    # per rank
+    Rule("tCCD_S", "rank", "RD/WR to RD/WR in another bank group"),
+    Rule("tRRD_S", "rank", "ACT to ACT in another bank group"),
+    Rule("tWTR_S", "rank", "end of a WR burst to RD in another bank group"),
+    Rule("tFAW", "rank", "at most four ACTs in any tFAW window"),
+    Rule("tRFC", "rank", "REF to any command but DES"),
+    Rule("tMRD", "rank", "MRS to MRS"),
+    Rule("tMOD", "rank", "MRS to a non-MRS command"),
+    Rule("tXPR", "rank", "CKE high to the first command"),
+    Rule("tZQinit", "rank", "ZQCL to any command"),
+    Rule("tDLLK", "rank", "MR0 with DLL reset to the first RD/WR"),
+    # data bus
+    Rule("tRTW", "data_bus", "RD to WR: CL + 4 + 2 - CWL clocks (bus turnaround)"),
+    Rule("wrdata", "data_bus", "DFI write data missing at WR + wr_latency, or given without a WR"),
+    # refresh
+    Rule("refresh_debt", "refresh", "more than REFRESH_CREDIT refreshes owed (one falls due every tREFI)"),
+    # state legality
+    Rule("act_open", "state", "ACT to a bank that has a row open"),
+    Rule("cas_closed", "state", "RD/WR to a bank with no open row"),
+    Rule("ref_open", "state", "REF while a bank has a row open"),
+    Rule("mrs_open", "state", "MRS while a bank has a row open"),
+    Rule("init_order", "state", "a command while RESET_n or CKE is low, CKE high too early, or ACT/RD/WR/REF "
+                                "before MR0..MR6 and ZQCL"),
+    Rule("mode_register", "state", "MR0/MR2 programmed with a CL, WR or CWL other than the channel's"),
+    Rule("bad_command", "state", "reserved encoding, a column not aligned to BL8, auto-precharge (not modelled)"),
+)
+
+
+def rule_code(name: str) -> int:
+    for i, r in enumerate(RULES):
+        if r.name == name:
+            return i
+    raise ValueError(f"unknown DRAM rule {name!r}")
 
 
 def markdown() -> str:
