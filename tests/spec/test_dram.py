@@ -75,3 +75,66 @@ def test_unknown_names_are_reported():
 def test_docs_memory_timing_table_is_generated():
     doc = (ROOT / "docs" / "memory.md").read_text()
     assert dram.markdown() in doc, "docs/memory.md is stale: regenerate its table with python -m spec.dram"
+
+
+@pytest.mark.parametrize("amap", sorted(dram.ADDRESS_MAPS))
+@pytest.mark.parametrize("geo", ["8Gb_x8", "8Gb_x16", "16Gb_x8"])
+def test_address_maps_split_and_join(amap, geo):
+    import random
+    ch = dram.Channel("DDR4-2400R", geo, address_map=amap)
+    g = ch.geo
+    assert ch.lines * ch.line_bytes == ch.chips * g.density_gbit * 2**30 // 8     # the whole channel, once
+    rng = random.Random(1)
+    for line in [0, ch.lines - 1] + [rng.randrange(ch.lines) for _ in range(200)]:
+        f = ch.split(line)
+        assert f["bg"] < g.bank_groups and f["ba"] < g.banks_per_group and f["row"] < g.rows
+        assert f["col"] < ch.bursts_per_row
+        assert ch.join(**f) == line
+    with pytest.raises(ValueError, match="outside"):
+        ch.split(ch.lines)
+
+
+def test_bg_first_rotates_bank_groups_and_col_first_does_not():
+    bg = dram.Channel(address_map="bg_first")
+    col = dram.Channel(address_map="col_first")
+    assert [bg.split(i)["bg"] for i in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert {col.split(i)["bg"] for i in range(col.bursts_per_row)} == {0}
+    row = dram.Channel(address_map="row_first")
+    assert row.split(row.bursts_per_row) == {"col": 0, "row": 1, "ba": 0, "bg": 0}
+
+
+def test_mode_registers_encode_the_channel_latencies():
+    t = dram.timings("DDR4-2400R", "8Gb_x8")
+    mr = dram.mode_registers(t)
+    assert list(mr) == [3, 6, 5, 4, 2, 1, 0]                    # JEDEC's programming order
+    cl_code = ((mr[0] >> 2) & 1) | (((mr[0] >> 4) & 7) << 1)
+    assert cl_code == dram.MR0_CL[16] == 0b0111
+    assert (mr[0] >> 9) & 7 == dram.MR0_WR[18] and (mr[0] >> 8) & 1     # WR 18 / RTP 9, DLL reset
+    assert (mr[2] >> 3) & 7 == dram.MR2_CWL[12]
+    for s in dram.SPEED_GRADES:
+        for g in dram.GEOMETRIES:
+            dram.mode_registers(dram.timings(s, g))                 # every combination has codes
+
+
+def test_channel_validation_and_dfi_latencies():
+    with pytest.raises(ValueError, match="unknown address map"):
+        dram.Channel(address_map="diagonal")
+    with pytest.raises(ValueError, match="x64"):
+        dram.Channel(width=32)
+    with pytest.raises(ValueError, match="one rank"):
+        dram.Channel(ranks=2)
+    ch = dram.Channel()
+    t = ch.timing
+    # write data reaches the PHY before CWL; read data is back after the burst left the pins
+    assert 4 * (ch.wr_latency + 1) <= t.CWL
+    assert 4 * ch.rd_latency >= 3 + t.CL + t.tBURST
+    assert ch.t_reset < ch.t_cke and dram.Channel(fast_init=False).t_reset == 240_000
+
+
+def test_rules_are_named_once_and_grouped_in_families():
+    names = [r.name for r in dram.RULES]
+    assert len(names) == len(set(names))
+    assert {r.family for r in dram.RULES} == {"bank", "bank_group", "rank", "data_bus", "refresh", "state"}
+    assert dram.RULES[dram.rule_code("tFAW")].name == "tFAW"
+    with pytest.raises(ValueError, match="unknown DRAM rule"):
+        dram.rule_code("tXYZ")
