@@ -404,5 +404,13 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
+def rules_markdown() -> str:
+    """The checker's rule table of docs/memory.md."""
+    out = ["| code | rule | family | what it checks |", "|---|---|---|---|"]
+    out += [f"| {i} | `{r.name}` | {r.family} | {r.text} |" for i, r in enumerate(RULES)]
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    print(markdown(), end="")
+    import sys
+    print(rules_markdown() if sys.argv[1:] == ["--rules"] else markdown(), end="")

@@ -75,6 +75,7 @@ def test_unknown_names_are_reported():
 def test_docs_memory_timing_table_is_generated():
     doc = (ROOT / "docs" / "memory.md").read_text()
     assert dram.markdown() in doc, "docs/memory.md is stale: regenerate its table with python -m spec.dram"
+    assert dram.rules_markdown() in doc, "docs/memory.md is stale: regenerate with python -m spec.dram --rules"
 
 
 @pytest.mark.parametrize("amap", sorted(dram.ADDRESS_MAPS))
