@@ -266,8 +266,10 @@ class Script:
     `rd`, `wr`, `pre`, `prea`, `ref`, `mrs`, `zqcl`, `zqcs`, `bad`) or at (cycle, phase) with
     `cmd(cycle, phase, Cmd.X, ...)`; `raw` places arbitrary pins. A `wr` places its burst on DFI
     wrdata at WR cycle + wr_latency unless `data_cycle` says otherwise (or `data=None`: none).
-    RESET_n rises at cycle `reset_at`, CKE at `cke_at` (None: never). Two commands in one slot, or
-    two bursts in one cycle, are a ValueError. `expected_reads()` gives, per RD in time order, the
+    RESET_n and CKE are 0 from cycle 0 and change in the cycles of `levels` (`reset_at` / `cke_at`
+    set a single rise); `append` concatenates scripts (each starting with RESET_n low), so many
+    short cases share one simulation. Two commands in one slot, or two bursts in one cycle, are a
+    ValueError. `expected_reads()` gives, per RD in time order, the
     data a DRAM returns (tracking open rows and writes in command order)."""
 
     def __init__(self, ch: Channel):
@@ -275,8 +277,45 @@ class Script:
         self.layout = PhaseLayout(ch)
         self.slots: dict[tuple[int, int], tuple[Cmd, dict, dict]] = {}
         self.wrdata: dict[int, tuple[int, int]] = {}
-        self.reset_at: int | None = None
-        self.cke_at: int | None = None
+        self.levels: dict[str, dict[int, int]] = {"reset_n": {}, "cke": {}}   # cycle -> new level (0 before)
+
+    @property
+    def reset_at(self) -> int | None:
+        """The cycle RESET_n rises (the first rise), or None."""
+        return next((c for c, v in sorted(self.levels["reset_n"].items()) if v), None)
+
+    @reset_at.setter
+    def reset_at(self, cycle: int | None) -> None:
+        self.levels["reset_n"] = {} if cycle is None else {cycle: 1}
+
+    @property
+    def cke_at(self) -> int | None:
+        return next((c for c, v in sorted(self.levels["cke"].items()) if v), None)
+
+    @cke_at.setter
+    def cke_at(self, cycle: int | None) -> None:
+        self.levels["cke"] = {} if cycle is None else {cycle: 1}
+
+    def level(self, name: str, cycle: int) -> int:
+        """RESET_n ("reset_n") or CKE ("cke") in `cycle`."""
+        changes = self.levels[name]
+        before = [c for c in changes if c <= cycle]
+        return changes[max(before)] if before else 0
+
+    def append(self, other: Script, at: int) -> Script:
+        """Copy `other`, shifted to start at cycle `at` (after everything here), into this script;
+        RESET_n and CKE go low at `at` and then follow `other`. Returns self."""
+        if at <= self.last_cycle and (self.slots or self.wrdata):
+            raise ValueError(f"append at cycle {at}: this script runs until cycle {self.last_cycle}")
+        for (c, p), v in other.slots.items():
+            self.slots[c + at, p] = v
+        for c, v in other.wrdata.items():
+            self.wrdata[c + at] = v
+        for name in ("reset_n", "cke"):
+            self.levels[name][at] = 0
+            for c, v in other.levels[name].items():
+                self.levels[name][c + at] = v
+        return self
 
     # ---- placing ----
     def cmd(self, cycle: int, phase: int, cmd: Cmd, **fields) -> Script:  # noqa: ANN003
@@ -337,8 +376,8 @@ class Script:
 
     @property
     def last_cycle(self) -> int:
-        cycles = [c for c, _ in self.slots] + list(self.wrdata) + [c for c in (self.reset_at, self.cke_at) if c]
-        return max(cycles, default=0)
+        cycles = [c for c, _ in self.slots] + list(self.wrdata)
+        return max(cycles + list(self.levels["reset_n"]) + list(self.levels["cke"]), default=0)
 
     def commands(self) -> list[tuple[int, Cmd, dict]]:
         """(clock, cmd, fields) in time order."""
@@ -385,14 +424,14 @@ class Script:
         """Play the script on `dfi` (the model's DFI port) from cycle 0; return after `cycles`
         cycles (default: the last event + 1). Idle stretches are skipped with tick().repeat."""
         end = self.last_cycle + 1 if cycles is None else cycles
-        events = sorted({c for c, _ in self.slots} | set(self.wrdata) |
-                        {c for c in (self.reset_at, self.cke_at) if c is not None})
+        events = sorted({c for c, _ in self.slots} | set(self.wrdata) | set(self.levels["reset_n"]) |
+                        set(self.levels["cke"]))
         nop_all = self._phases_value(-1)
         phases = dfi.phases.as_value()
 
         def levels(c: int) -> None:
-            ctx.set(dfi.reset_n, int(self.reset_at is not None and c >= self.reset_at))
-            ctx.set(dfi.cke, int(self.cke_at is not None and c >= self.cke_at))
+            ctx.set(dfi.reset_n, self.level("reset_n", c))
+            ctx.set(dfi.cke, self.level("cke", c))
 
         ctx.set(phases, nop_all)
         levels(0)
@@ -419,22 +458,38 @@ class Script:
             await ctx.tick().repeat(end - now)
 
 
-def legal_init(ch: Channel, script: Script | None = None) -> tuple[Script, int]:
+def legal_init(ch: Channel, script: Script | None = None, *, adjust: dict | None = None, skip: Iterable = (),
+               values: dict | None = None) -> tuple[Script, int]:
     """A legal power-up: RESET_n low for t_reset, CKE high t_cke after it, tXPR, then MR3 MR6 MR5
     MR4 MR2 MR1 MR0 tMRD apart (values from spec.dram.mode_registers), ZQCL tMOD after MR0. Returns
-    the script and the first DRAM clock at which a command may follow (ZQCL + tZQinit)."""
+    the script and the first DRAM clock at which a command may follow (ZQCL + tZQinit).
+
+    For negative tests: `adjust` adds clocks to a wait ("t_reset", "t_cke": rounded up to whole
+    cycles; "tXPR", "tMRD", "tMOD", "tZQinit"), `skip` leaves out MR numbers or "ZQCL", `values`
+    overrides mode-register values."""
     t = ch.timing
+    adj = {"t_reset": 0, "t_cke": 0, "tXPR": 0, "tMRD": 0, "tMOD": 0, "tZQinit": 0}
+    for k, v in (adjust or {}).items():
+        if k not in adj:
+            raise ValueError(f"legal_init: unknown wait {k!r}; valid: {', '.join(adj)}")
+        adj[k] = v
     s = script if script is not None else Script(ch)
-    s.reset_at = math.ceil(ch.t_reset / 4)
-    s.cke_at = s.reset_at + math.ceil(ch.t_cke / 4)
-    clk = 4 * s.cke_at + t.tXPR
-    for i, (mr, value) in enumerate(mode_registers(t).items()):
-        if i:
-            clk += t.tMRD
-        s.mrs(clk, mr, value)
-    clk += t.tMOD
-    s.zqcl(clk)
-    return s, clk + t.tZQinit
+    reset_at = math.ceil((ch.t_reset + adj["t_reset"]) / 4)
+    s.reset_at = reset_at
+    s.cke_at = reset_at + math.ceil((ch.t_cke + adj["t_cke"]) / 4)
+    clk = 4 * s.cke_at + t.tXPR + adj["tXPR"]
+    first = True
+    for mr, value in mode_registers(t).items():
+        if mr in skip:
+            continue
+        if not first:
+            clk += t.tMRD + adj["tMRD"]
+        first = False
+        s.mrs(clk, mr, (values or {}).get(mr, value))
+    clk += t.tMOD + adj["tMOD"]
+    if "ZQCL" not in skip:
+        s.zqcl(clk)
+    return s, clk + t.tZQinit + adj["tZQinit"]
 
 
 # --------------------------------------------------------------------------------------------
