@@ -355,3 +355,11 @@ def test_verilator_random_traffic_long(kind, p):
     """2,000 commands (~100k beats) per adapter and pause level."""
     res = _verilator_run(kind, _job(kind, 100 + int(10 * p), 2000, p))
     assert res["commands"] == 2000
+
+
+@pytest.mark.verilator
+@pytest.mark.slow
+def test_verilator_bfm_catches_missing_war_fence():
+    """The cocotb path reports a BFM violation: an AXI adapter built without its write-after-read fence."""
+    with pytest.raises(AssertionError, match="write issued while"):
+        _verilator_run("axi", dict(_job("axi", 3, 60, 0.0), params={"war_fence": False}))
