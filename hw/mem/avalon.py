@@ -36,9 +36,10 @@ Throughput: one word per cycle in either direction; at max_pending = 256 a read 
 ~256 words in flight, which is what saturates an EMIF bank (reference: ../shared/reference/dram.md).
 
 Ordering (the port's promise that a read sees every earlier write and no later one): the adapter
-issues bursts to the bus strictly in port command order, and an Avalon-MM agent serves them in
-the order it accepts them, so no extra fence is needed. The EMIF keeps this order for
-overlapping addresses (its reordering, if enabled, never passes a write to the same address).
+issues bursts to the bus strictly in port command order and relies on the Avalon-MM agent
+serving accepted commands in that order (Avalon-MM semantics), so there is no fence and reads and
+writes overlap freely. Anything between the adapter and the memory (an interconnect, the EMIF's
+command reordering if enabled) must keep the order of accesses to the same address.
 
 Zero-length commands (len = 0, which the port does not allow) are taken and dropped.
 """
