@@ -495,35 +495,47 @@ def legal_init(ch: Channel, script: Script | None = None, *, adjust: dict | None
 # --------------------------------------------------------------------------------------------
 # Amaranth simulation
 
-async def serve(ctx, model, store: Store, report: Report, trace: TraceWriter | None = None,  # noqa: ANN001
+async def serve(ctx, model, store: Store | None, report: Report, trace: TraceWriter | None = None,  # noqa: ANN001
                 reads: list | None = None) -> None:
     """Amaranth async process (add_process): on every clock edge serve the model's store port,
     record violations into `report`, the read bursts ((cycle, data)) into `reads` and the commands
-    into `trace`. Everything is sampled at the edge, so it does not race the DFI driver."""
+    into `trace`. Everything is sampled at the edge, so it does not race the DFI driver. Sampling
+    costs simulation time per signal: with `store`, `trace` or `reads` None their signals are not
+    sampled (a run without reads and writes needs no store)."""
     ch = model.ch
     st = model.store
-    sigs = (st.valid, st.write, st.addr, st.data, st.mask, model.violation, model.rules, model.clock,
-            model.trace_any, model.trace.as_value(), model.dfi.rddata_valid, model.dfi.rddata)
-    async for _, _, valid, write, addr, wdata, mask, viol, rules, clock, tany, tr, rvalid, rdata in \
-            ctx.tick().sample(*sigs):
-        r = store.serve(valid, write, addr, wdata, mask)
-        if r is not None:
-            ctx.set(st.rdata, r)
-        if viol:
+    sigs = [model.rules, model.clock]
+    if store is not None:
+        sigs += [st.valid, st.write, st.addr, st.data, st.mask]
+    if trace is not None:
+        sigs += [model.trace_any, model.trace.as_value()]
+    if reads is not None:
+        sigs += [model.dfi.rddata_valid, model.dfi.rddata]
+    async for _, _, rules, clock, *vals in ctx.tick().sample(*sigs):
+        if store is not None:
+            valid, write, addr, wdata, mask, *vals = vals
+            if valid:
+                r = store.serve(valid, write, addr, wdata, mask)
+                if r is not None:
+                    ctx.set(st.rdata, r)
+        if rules:
             report.add(clock // 4, clock, rules)
-        if tany and trace is not None:
-            for p, e in decode_trace(tr, ch):
-                trace.add(clock + p, e)
-        if rvalid and reads is not None:
-            reads.append((clock // 4, rdata))
+        if trace is not None:
+            tany, tr, *vals = vals
+            if tany:
+                for p, e in decode_trace(tr, ch):
+                    trace.add(clock + p, e)
+        if reads is not None and vals[0]:
+            reads.append((clock // 4, vals[1]))
 
 
 def run_script(script: Script, cycles: int | None = None, *, trace: bool = False, model=None,  # noqa: ANN001
-               store: Store | None = None, extra: Iterable = ()) -> dict:
+               store: Store | None = None, extra: Iterable = (), data: bool = True) -> dict:
     """Run `script` against a DramModel (a new one unless given) in Amaranth simulation for
     `cycles` cycles (default: the script's end + rd_latency + 2). Returns {report, reads:
     [(cycle, data)], trace: [lines] or None, store, counters: {reads, writes, acts, refs,
-    violations, ref_debt, max_ref_debt, init_done, clock}}. `extra`: more async testbenches."""
+    violations, ref_debt, max_ref_debt, init_done, clock}}. `extra`: more async testbenches.
+    `data=False` neither serves the store nor collects reads (faster, for scripts without RD/WR)."""
     from amaranth.sim import Simulator
 
     from hw.mem.dram_model import DramModel
@@ -533,6 +545,9 @@ def run_script(script: Script, cycles: int | None = None, *, trace: bool = False
         cycles = script.last_cycle + ch.rd_latency + 2
     store = store if store is not None else Store(ch.line_bytes)
     report, reads = Report(), []
+    if not data:
+        if any(cmd in _CAS for _, cmd, _ in script.commands()):
+            raise ValueError("run_script(data=False) with a script that reads or writes")
     tw = TraceWriter(None) if trace else None
     counters: dict = {}
 
@@ -544,7 +559,7 @@ def run_script(script: Script, cycles: int | None = None, *, trace: bool = False
     sim = Simulator(dut)
     sim.add_clock(1e-9)
     async def harness(ctx):  # noqa: ANN001
-        await serve(ctx, dut, store, report, tw, reads)
+        await serve(ctx, dut, store if data else None, report, tw, reads if data else None)
 
     sim.add_process(harness)
     sim.add_testbench(bench)

@@ -27,9 +27,10 @@ exactly c + rd_latency. Reading at the RD cycle is DRAM-exact: every legally ear
 delivered its data by then (WR to RD is at least CWL + 4 + tWTR_S clocks, more than 4 x
 wr_latency + 3), and a write issued after the RD, which may deliver its data before the RD's
 burst leaves the pipeline, is not seen. A write arriving in the same cycle as a read request is
-only possible when tWTR is broken; the write wins the store port and that read returns whatever
-the harness drives (documented, flagged). Two CAS commands in one cycle always break tCCD; the
-data path then serves only the last of them.
+only possible when tWTR is broken (and flagged); the write wins the store port and that read
+returns whatever the harness drives. Two CAS commands in one cycle always break tCCD; the data
+path then serves only the last of them. RDA/WRA (flagged bad_command) act as RD/WR without the
+auto-precharge. `rddata` is 0 in cycles without `rddata_valid`.
 
 The checker. A command's time is 4 * cycle + phase; the four phases of a cycle are processed in
 order (phase p sees the effects of phases 0..p-1). Rank-wide state is chained phase by phase;
@@ -61,6 +62,12 @@ A command is anything but DES/NOP. A PRE to a bank with no open row is a NOP for
 and is not timed against it; it still counts as a command for the rank-wide rules. PREA checks
 tRAS/tRTP/tWR against the rank's latest ACT/RD/WR burst (exact for legal traffic; it may report a
 bank's earlier violation a second time). RESET_n low clears the banks and the init progress.
+
+Simulation cost. In Amaranth's simulator a cycle without commands costs little (phase times are
+gated to 0, so the checker's fragments do not wake); a busy cycle a few ms. Verilator (2400R x8,
+this 2-core machine, loaded): about 0.15-0.3 M cycles/s (0.6-1.2 M DRAM clocks/s) on its own. A
+Verilator top-level port named `trace` collides with the generated class's `trace()` method, so
+a C++ harness should instantiate the model below its own top (or rename that port there).
 """
 from __future__ import annotations
 
@@ -90,17 +97,14 @@ class DramModel(wiring.Component):
     """One DDR4 rank behind DFI 1:4 with a JEDEC timing/state checker (module docstring)."""
 
     def __init__(self, ch: Channel):
-        if not isinstance(ch, Channel):
-            raise ValueError(f"DramModel needs a spec.dram.Channel, got {ch!r}")
+        try:
+            self._check(ch)
+        except ValueError:
+            self._MustUse__silence = True        # no "created but never used" warning for a rejected model
+            raise
         self.ch = ch
         self.t = ch.timing
-        self.mr = mode_registers(self.t)          # raises ValueError for a timing without MR codes
-        if ch.wr_latency < 1:
-            raise ValueError(f"{ch.speed}: wr_latency {ch.wr_latency} < 1 cycle is not supported")
-        if ch.rd_latency < 2:
-            raise ValueError(f"{ch.speed}: rd_latency {ch.rd_latency} < 2 cycles is not supported")
-        if ch.geo.banks_per_group != 1 << ch.field_bits["ba"] or ch.geo.bank_groups != 1 << ch.field_bits["bg"]:
-            raise ValueError(f"{ch.geometry}: bank groups and banks per group must be powers of two")
+        self.mr = mode_registers(self.t)
         super().__init__({
             "dfi": In(DfiSignature(ch)),
             "store": Out(StorePortSignature(ch)),
@@ -116,13 +120,28 @@ class DramModel(wiring.Component):
             "reads": Out(32), "writes": Out(32), "acts": Out(32), "refs": Out(32),
         })
 
+    @staticmethod
+    def _check(ch: Channel) -> None:
+        if not isinstance(ch, Channel):
+            raise ValueError(f"DramModel needs a spec.dram.Channel, got {ch!r}")
+        mode_registers(ch.timing)                 # raises ValueError for a timing without MR codes
+        if ch.wr_latency < 1:
+            raise ValueError(f"{ch.speed}: wr_latency {ch.wr_latency} < 1 cycle is not supported")
+        if ch.rd_latency < 2:
+            raise ValueError(f"{ch.speed}: rd_latency {ch.rd_latency} < 2 cycles is not supported")
+        if ch.geo.banks_per_group != 1 << ch.field_bits["ba"] or ch.geo.bank_groups != 1 << ch.field_bits["bg"]:
+            raise ValueError(f"{ch.geometry}: bank groups and banks per group must be powers of two")
+        if ch.nphases != 4:
+            raise ValueError(f"DFI ratio 1:{ch.nphases}: the model is built for 1:4")
+
     def elaborate(self, platform):  # noqa: ANN001, C901, PLR0915
         # Fragments (Amaranth submodules), leveled so that Amaranth's simulator, which
         # re-runs a fragment's whole combinational function whenever one of its inputs changes,
         # runs each about once per busy cycle and not at all in idle cycles (phase times are
-        # gated to 0 in cycles without a command): decode (pins -> flags), time, chain (the phase
-        # chain, forwarded bank state, register updates), check (rule bits and trace per phase),
-        # datapath (write/read data pipelines, store port). Verilator does not care.
+        # gated to 0 in cycles without a command): decode (pins -> flags), time, chain0..3 (one
+        # phase step each: the addressed bank's forwarded state, the rank state after the phase),
+        # chain (register updates), check (rule bits and trace per phase), datapath (write/read
+        # data pipelines, store port). Every intermediate is a Signal, so the Verilog shares them.
         m = Module()
         md, mt, mc, mk, mp = Module(), Module(), Module(), Module(), Module()
         m.submodules.decode, m.submodules.time = md, mt
@@ -224,12 +243,12 @@ class DramModel(wiring.Component):
                      "wr_other": T, "rd_t": T, "wr_t": T, "pre_t": T, "faw3": T, "ref_t": T, "mrs_t": T,
                      "zq_t": T, "dll_t": T}
         fw = [{k: Signal(s, name=f"fw{p}_{k}") for k, s in fw_fields.items()} for p in range(NP)]
-        st = dict(reg)                  # expressions: the state before phase p
-        opens, closes = [], []
-        rd_addr, any_rd = Signal(ch.line_bits), Signal()
-        wr_addr, any_wr = Signal(ch.line_bits), Signal()
+        st = dict(reg)                  # the state before phase p (Signals)
+        opens, closes, cas_addr = [], [], []
         full = (1 << nb) - 1
         for p in range(NP):
+            mcp = Module()                 # one fragment per phase step
+            m.submodules[f"chain{p}"] = mcp
             d, tm, b, g = dec[p], tp[p], dec[p]["bank"], gsel[p]
             opens.append(st["open"])
             row_f, act_f, pre_f, rd_f, wr_f = rows[b], b_act[b], b_pre[b], b_rd[b], b_wr[b]
@@ -258,18 +277,17 @@ class DramModel(wiring.Component):
             }
             for k in ("act_t", "rd_t", "wr_t", "pre_t", "faw3", "ref_t", "mrs_t", "zq_t", "dll_t"):
                 vals[k] = st[k]
-            with mc.If(d["any"]):
-                mc.d.comb += [fw[p][k].eq(v) for k, v in vals.items()]
+            with mcp.If(d["any"]):
+                mcp.d.comb += [fw[p][k].eq(v) for k, v in vals.items()]
             # the data path's store address: ((row * BG + bg) * BPG + ba) * bursts + col
             cas_row = Mux(fw[p]["bank_open"], fw[p]["row"], 0)
             addr = Cat(d["acol"], d["ba"], d["bg"][:bgb] if bgb else Cat(), cas_row)
-            with mc.If(d["rd"]):
-                mc.d.comb += [rd_addr.eq(addr), any_rd.eq(1)]
-            with mc.If(d["wr"]):
-                mc.d.comb += [wr_addr.eq(addr), any_wr.eq(1)]
+            cas_addr.append(Signal(ch.line_bits, name=f"cas_addr{p}"))
+            with mcp.If(d["cas"]):
+                mcp.d.comb += cas_addr[p].eq(addr)
             # effects of phase p
             clear = Mux(d["prea"], full, Mux(d["pre"], d["onehot"], 0))
-            close = st["open"] & clear
+            close = comb(mcp, f"closes{p}", nb, st["open"] & clear)
             closes.append(close)
             nxt = dict(st)
             nxt["open"] = (st["open"] & ~clear) | Mux(d["act"], d["onehot"], 0)
@@ -290,7 +308,7 @@ class DramModel(wiring.Component):
             mr_hit = Mux(d["mrs"] & (d["mr"] < 7), Const(1, 8) << d["mr"][:3], 0)
             nxt["mr_seen"] = st["mr_seen"] | mr_hit[:7]
             nxt["zq_seen"] = st["zq_seen"] | d["zqcl"]
-            st = nxt
+            st = {k: v if v is st[k] else comb(mcp, f"{k}_{p + 1}", rank_fields[k], v) for k, v in nxt.items()}
 
         # register updates (a cycle without commands changes nothing; RESET_n low clears the
         # banks and the init progress)
@@ -403,6 +421,13 @@ class DramModel(wiring.Component):
                 ]
 
         # ---- datapath: write data exactly wr_latency cycles after a WR; read data rd_latency after a RD ----
+        # (two CAS in one cycle always break tCCD; the data path then serves the last of them)
+        any_rd = comb(mp, "any_rd", 1, Cat(*(d["rd"] for d in dec)).any())
+        any_wr = comb(mp, "any_wr", 1, Cat(*(d["wr"] for d in dec)).any())
+        rd_addr, wr_addr = Const(0, ch.line_bits), Const(0, ch.line_bits)
+        for p in range(NP):
+            rd_addr = Mux(dec[p]["rd"], cas_addr[p], rd_addr)
+            wr_addr = Mux(dec[p]["wr"], cas_addr[p], wr_addr)
         L = ch.wr_latency
         wr_pipe = [Signal(1 + ch.line_bits, name=f"wr_pipe{i}") for i in range(L)]
         mp.d.sync += wr_pipe[0].eq(Cat(wr_addr, any_wr))
