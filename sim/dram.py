@@ -319,12 +319,19 @@ class Script:
 
     # ---- placing ----
     def cmd(self, cycle: int, phase: int, cmd: Cmd, **fields) -> Script:  # noqa: ANN003
+        """`cmd` in (cycle, phase) with the fields of `pins` (or `pins=` raw pin values); a WR/WRA
+        given `data=` (and `mask=`, 1 = write byte) also places its burst at cycle + wr_latency."""
         if not 0 <= phase < self.ch.nphases or cycle < 0:
             raise ValueError(f"bad slot cycle {cycle} phase {phase}")
         if (cycle, phase) in self.slots:
             raise ValueError(f"slot cycle {cycle} phase {phase} already holds {self.slots[cycle, phase][0]!r}")
+        data, mask = fields.pop("data", None), fields.pop("mask", None)
         p = fields.pop("pins", None) or pins(cmd, **fields)
         self.slots[cycle, phase] = (Cmd(cmd), fields, p)
+        if data is not None:
+            if cmd not in (Cmd.WR, Cmd.WRA):
+                raise ValueError(f"data given for {Cmd(cmd).name}")
+            self.burst(cycle + self.ch.wr_latency, data, mask)
         return self
 
     def at(self, t: int, cmd: Cmd, **fields) -> Script:  # noqa: ANN003

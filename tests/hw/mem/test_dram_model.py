@@ -673,6 +673,8 @@ def test_helpers():
     lay = TraceLayout(CH8)
     v = lay.const({"valid": 1, "cmd": Cmd.RD, "bg": 2, "ba": 1, "row": 5, "col": 16}).as_value().value
     assert decode_trace(v << lay.size, CH8) == [(1, {"cmd": Cmd.RD, "bg": 2, "ba": 1, "row": 5, "col": 16})]
+    sc = Script(CH8).cmd(10, 1, Cmd.WR, bg=1, ba=2, col=8, data=5, mask=3)
+    assert sc.wrdata == {10 + CH8.wr_latency: (5, 3)} and sc.commands() == [(41, Cmd.WR, {"bg": 1, "ba": 2, "col": 8})]
     with pytest.raises(ValueError):
         Script(CH8).act(0, 0, 0, 0).act(0, 0, 1, 0)
     with pytest.raises(ValueError):
