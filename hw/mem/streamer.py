@@ -26,7 +26,8 @@ Datapath, in three stages:
    outstanding (issued, not yet delivered on `port.rd`); when its last line is accepted its
    per-line channel numbers are pushed into the order FIFO. A write beat's lines are offered only
    while `port.wr` holds its beat (data and mask split per line: line j takes bits 512j.. and mask
-   bits 64j..); the beat is taken from `port.wr` in the cycle its last line is accepted.
+   bits 64j..); the beat is taken from `port.wr` in the cycle its last line is accepted. A read
+   request carries zero data and mask (so its payload holds while it waits, as lib.stream asks).
 3. Merge: the order FIFO's head says which channel each line of the oldest outstanding read beat
    comes from. Each channel's `rdata` is taken when it holds the next awaited line of that channel;
    lines that arrive before the rest of their beat wait in a beat register. A complete beat goes
@@ -184,7 +185,9 @@ class Streamer(wiring.Component):
                 addr = Mux(hits[j], lines[j][1], addr)
                 dat = Mux(hits[j], port.wr.payload.data[j * lbits:(j + 1) * lbits], dat)
                 msk = Mux(hits[j], port.wr.payload.mask[j * ch.line_bytes:(j + 1) * ch.line_bytes], msk)
-            m.d.comb += [cp.req.payload.addr.eq(addr), cp.req.payload.data.eq(dat), cp.req.payload.mask.eq(msk)]
+            # a read's data and mask are zero, so the offered payload holds while req waits for ready
+            m.d.comb += [cp.req.payload.addr.eq(addr), cp.req.payload.data.eq(Mux(write, dat, 0)),
+                         cp.req.payload.mask.eq(Mux(write, msk, 0))]
             for j in range(bl):
                 acc_terms[j].append(hits[j] & cp.req.valid & cp.req.ready)
         for j in range(bl):

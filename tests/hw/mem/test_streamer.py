@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 
 from hw.mem.streamer import Streamer, channel_of
 from spec.dram import Channel
-from tests.hw.streams import Pauses, receive, send
+from tests.hw.streams import HoldCheck, Pauses, receive, send
 
 CH = Channel()
 LINE = CH.line_bytes
@@ -35,7 +35,8 @@ def _init(k: int, local: int) -> int:
 class ChannelModels:
     """N native-port responders with a sparse memory each: `req.ready` low with probability
     `p_req`, a read's data offered `latency()` cycles after it was accepted (never before the
-    previous read of the channel), then held until `rdata.ready`."""
+    previous read of the channel), then held until `rdata.ready`. Checks the hold rule on every
+    `req` and the `inflight` bound every cycle."""
 
     def __init__(self, dut: Streamer, seed: int, p_req: float, latency):
         self.ports = dut.channel_ports
@@ -56,6 +57,7 @@ class ChannelModels:
         async def process(ctx):  # noqa: ANN001
             queues = [collections.deque() for _ in range(self.n)]
             offering = [False] * self.n
+            holds = [HoldCheck(f"c{k}.req") for k in range(self.n)]
             sigs = [self.inflight_signal]
             for cp in self.ports:
                 sigs += [cp.req.valid, cp.req.ready, cp.req.payload, cp.rdata.valid, cp.rdata.ready]
@@ -67,6 +69,7 @@ class ChannelModels:
                 self.peak_inflight = max(self.peak_inflight, inflight)
                 for k, cp in enumerate(self.ports):
                     rv, rr, req, dv, dr = vals[5 * k:5 * k + 5]
+                    holds[k](rv, rr, req)
                     if rv and rr:
                         local, write = int(req.addr), bool(req.write)
                         self.log[k].append((local, write))
@@ -208,16 +211,20 @@ def test_random_bursts_long(channels, interleave, bl, seed):
     _run(channels, interleave, bl, cmds, s, random.Random(s).choice([0.0, 0.2, 0.5]))
 
 
-def _throughput(channels: int, bl: int, beats: int, *, max_inflight: int, latency: int = 40) -> float:
-    """One read burst, channels always ready with a fixed latency, port always ready: beats per
-    cycle from the first beat to the last."""
+def _throughput(channels: int, bl: int, beats: int, *, max_inflight: int, latency: int = 40,
+                burst: int | None = None) -> float:
+    """Read bursts of `burst` beats (default: one of `beats`) back to back, channels always ready
+    with a fixed latency, port always ready: beats per cycle from the first beat to the last."""
     dut = Streamer(CH, channels, max_inflight=max_inflight, beat_lines=bl)
     chans = ChannelModels(dut, 0, 0.0, lambda: latency)
     times = []
 
+    async def commands(ctx):  # noqa: ANN001
+        step = burst or beats
+        await send(ctx, dut.port.cmd, [{"addr": 1000 + a, "len": step, "write": 0} for a in range(0, beats, step)])
+
     async def bench(ctx):  # noqa: ANN001
         ctx.set(dut.port.rd.ready, 1)
-        await send(ctx, dut.port.cmd, [{"addr": 1000, "len": beats, "write": 0}])
         cycle = 0
         async for _, _, valid in ctx.tick().sample(dut.port.rd.valid):
             cycle += 1
@@ -225,23 +232,29 @@ def _throughput(channels: int, bl: int, beats: int, *, max_inflight: int, latenc
                 times.append(cycle)
                 if len(times) == beats:
                     break
+            if cycle > 20 * beats + 1000:
+                break
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_process(chans.serve())
+    sim.add_testbench(commands)
     sim.add_testbench(bench)
     sim.run()
-    assert len(times) == beats
+    assert len(times) == beats, f"{len(times)} of {beats} beats came back"
     rate = (beats - 1) / (times[-1] - times[0])
-    print(f"\nstreamer channels={channels} beat_lines={bl} max_inflight={max_inflight} latency={latency}: "
+    print(f"\nstreamer channels={channels} beat_lines={bl} max_inflight={max_inflight} latency={latency} "
+          f"burst={burst or beats}: "
           f"{rate:.3f} beats/cycle = {rate * bl:.3f} lines/cycle, peak inflight {chans.peak_inflight} lines, "
           f"first beat after {times[0]} cycles")
     return rate
 
 
-@pytest.mark.parametrize("channels,bl", [(1, 1), (4, 1), (4, 4)])
-def test_throughput_full_rate(channels, bl):
-    rate = _throughput(channels, bl, 400, max_inflight=256)
+@pytest.mark.parametrize("channels,bl,burst", [(1, 1, None), (4, 1, None), (2, 2, None), (4, 4, None), (3, 1, 1),
+                                               (4, 4, 2)])
+def test_throughput_full_rate(channels, bl, burst):
+    """A long burst, or short ones back to back (no bubble between commands)."""
+    rate = _throughput(channels, bl, 400, max_inflight=256, burst=burst)
     assert rate >= 0.99, f"{rate:.3f} beats/cycle: the port should take one beat per cycle"
 
 
@@ -264,9 +277,9 @@ def test_reference_map():
                                                        (0, 2), (0, 3)]
 
 
-@pytest.mark.parametrize("channels,bl", [(1, 1), (4, 4)])
-def test_converts_to_verilog(channels, bl):
-    dut = Streamer(CH, channels, interleave=1, max_inflight=256, beat_lines=bl)
+@pytest.mark.parametrize("channels,interleave,bl", [(1, 1, 1), (4, 1, 4), (3, 4, 1)])
+def test_converts_to_verilog(channels, interleave, bl):
+    dut = Streamer(CH, channels, interleave=interleave, max_inflight=256, beat_lines=bl)
     text = verilog.convert(dut, name="streamer")
     assert "module streamer" in text
     for k in range(channels):
