@@ -1,7 +1,7 @@
 """The DDR4 refresher: one REF falls due every tREFI; postponement credit; early refresh when idle.
 
 The refresher keeps the controller's view of the refresh debt (`debt`: REFs due and not yet
-issued; one falls due every tREFI clocks from the end of initialisation) and asks the scheduler for
+issued; one falls due every tREFI clocks from `enable`) and asks the scheduler for
 the bus (`want`):
 
 - while there is traffic, refreshes are postponed until the debt reaches `postpone` (below JEDEC's
@@ -12,7 +12,8 @@ the bus (`want`):
 - when the controller has had no request for `idle_delay` cycles, it refreshes what is owed (down
   to zero, never ahead of time).
 
-`refreshes` counts REFs issued; `ref_issued` is the scheduler's REF strobe.
+`refreshes` counts REFs issued; `ref_issued` is the scheduler's REF strobe; `enable` starts the
+tREFI count (the controller raises it after the init's ZQCL, where the DRAM model starts its own).
 """
 from __future__ import annotations
 

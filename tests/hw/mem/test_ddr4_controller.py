@@ -153,6 +153,7 @@ def test_mapper_matches_split(ch):
 # --------------------------------------------------------------------------------------------
 # parameters
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")   # the half-built ones
 def test_bad_parameters_raise():
     for kw in ({"bank_queue": 0}, {"read_slots": 48}, {"write_slots": 1}, {"wr_high": 4, "wr_low": 4},
                {"ref_postpone": 8}, {"ref_postpone": 3, "ref_low": 3}, {"idle_refresh": 0}, {"starve": 0}):
