@@ -46,6 +46,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from sim.dram import byte_mask
+
 __all__ = ["Axi4Slave", "AvalonSlave", "PortDriver", "ProtocolError", "SparseMemory", "Traffic",
            "make_traffic", "run_cocotb"]
 
@@ -62,14 +64,6 @@ def _mix(x: int) -> int:
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
     return x ^ (x >> 31)
-
-
-def _byte_mask(mask: int, nbytes: int) -> int:
-    bits = 0
-    for i in range(nbytes):
-        if (mask >> i) & 1:
-            bits |= 0xFF << (8 * i)
-    return bits
 
 
 class SparseMemory:
@@ -94,7 +88,7 @@ class SparseMemory:
     def write(self, line: int, data: int, mask: int) -> None:
         if mask == 0:
             return
-        bits = self._full if mask == (1 << self.beat) - 1 else _byte_mask(mask, self.beat)
+        bits = self._full if mask == (1 << self.beat) - 1 else byte_mask(mask & ((1 << self.beat) - 1), self.beat)
         self.lines[line] = (self.read(line) & ~bits) | (data & bits)
 
 

@@ -41,7 +41,7 @@ LINE_BYTES = 64
 # --------------------------------------------------------------------------------------------
 # Backing store
 
-def _byte_mask(mask: int, nbytes: int = LINE_BYTES) -> int:
+def byte_mask(mask: int, nbytes: int = LINE_BYTES) -> int:
     """A byte-enable mask (bit i = byte i) as a bit mask over the line."""
     out = 0
     i = 0
@@ -75,7 +75,7 @@ class Store:
         if mask is None or mask == self.full_mask:
             self.lines[addr] = data & self.full
             return
-        bits = _byte_mask(mask, self.line_bytes)
+        bits = byte_mask(mask, self.line_bytes)
         self.lines[addr] = (self.lines.get(addr, 0) & ~bits) | (data & bits)
 
     def serve(self, valid: int, write: int, addr: int, data: int = 0, mask: int = 0) -> int | None:
