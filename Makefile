@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all lint bench-golden export demo-fidelity clean help
+.PHONY: setup test test-all lint bench-golden bench-dram export demo-fidelity clean help
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
@@ -13,6 +13,7 @@ help:
 	@echo "make export MODEL=370m [PACKING=1.6bit] [CHECKPOINT=dir]   write build/MODEL.img"
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
+	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ export:
 
 bench-golden:
 	$(PY) -m sim.bench_golden --model 370m -o build/bench/golden_370m.json
+
+bench-dram:
+	$(PY) -m sim.dram_bench --json build/bench/dram.json
 
 demo-fidelity:
 	$(PY) -m sim.fidelity --model demo -o build/fidelity/demo.json

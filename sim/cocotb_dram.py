@@ -367,10 +367,16 @@ async def run_job(dut):  # noqa: ANN001
     bench.start_clock = bench.counters()["clock"]
     out = {"init_cycles": bench.cycle, "workloads": []}
     for spec in job["workloads"]:
-        if job.get("frontend", "native") == "streamer":
-            res = await bench.run_port(spec, rng)
-        else:
-            res = await bench.run_native(spec, rng)
+        try:
+            if job.get("frontend", "native") == "streamer":
+                res = await bench.run_port(spec, rng)
+            else:
+                res = await bench.run_native(spec, rng)
+        except AssertionError as e:             # keep the reason for sim.rtl.run_cocotb's error
+            out.update(error=f"workload {spec.get('name', spec.get('kind'))}: {e}", violations=bench.violations)
+            with open(job["out"], "w") as f:
+                json.dump(out, f)
+            raise
         out["workloads"].append(res)
         out["violations"] = bench.violations
         with open(job["out"], "w") as f:

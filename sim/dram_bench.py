@@ -77,14 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         amap, wl, label, ds3, ram = WORKLOADS[name]
         ch = Channel(args.speed, args.geometry, address_map=amap)
         print(f"[{k}/{len(names)}] {name}: building {ch.speed} {ch.geometry} {amap} ...", file=sys.stderr, flush=True)
-        b = build(ch)
+        b = build(ch, quiet=True)
         trace = None
         if args.dram_trace:
             trace = args.dram_trace if len(names) == 1 else f"{args.dram_trace}.{name}"
         t1 = time.time()
         print(f"[{k}/{len(names)}] {name}: {args.cycles} cycles ...", file=sys.stderr, flush=True)
         out = run(b, [dict(wl, name=name, cycles=args.cycles + args.warmup, warmup=args.warmup)],
-                  seed=args.seed, trace=trace)
+                  seed=args.seed, trace=trace, quiet=True)
         r = out["workloads"][0]
         r.update(label=label, map=amap, dramsim3=ds3, ramulator=ram, speed=ch.speed, geometry=ch.geometry,
                  wall_s=round(time.time() - t1, 1), first_violations=out.get("violations", [])[:5])

@@ -34,7 +34,7 @@ class SystemBuild:
 
 
 def build(ch: Channel, channels: int = 1, *, frontend: str = "native", beat_lines: int = 1,
-          interleave: int = 1) -> SystemBuild:
+          interleave: int = 1, quiet: bool = False) -> SystemBuild:
     from amaranth.back import verilog
 
     from hw.mem.dram_system import DramSystem
@@ -42,10 +42,11 @@ def build(ch: Channel, channels: int = 1, *, frontend: str = "native", beat_line
     top = DramSystem(ch, channels, frontend=frontend, beat_lines=beat_lines, interleave=interleave)
     text = verilog.convert(top, name="dram_system", emit_src=False)
     name = f"dram-{ch.speed}-{ch.geometry}-{ch.address_map}-{channels}c-{frontend}"
-    return SystemBuild(ch, channels, frontend, beat_lines, build_verilog(name, text, "dram_system"))
+    return SystemBuild(ch, channels, frontend, beat_lines, build_verilog(name, text, "dram_system", quiet=quiet))
 
 
-def run(b: SystemBuild, workloads: list[dict], *, seed: int = 1, trace: str | Path | None = None) -> dict:
+def run(b: SystemBuild, workloads: list[dict], *, seed: int = 1, trace: str | Path | None = None,
+        quiet: bool = False) -> dict:
     from hw.mem.port import LEN_BITS, _line_bits
 
     ch = b.channel
@@ -57,4 +58,4 @@ def run(b: SystemBuild, workloads: list[dict], *, seed: int = 1, trace: str | Pa
         "beat_bytes": ch.line_bytes * b.beat_lines, "port_line_bits": _line_bits(ch.line_bytes * b.beat_lines),
         "len_bits": LEN_BITS,
     }
-    return run_cocotb(b.verilog, "sim.cocotb_dram", job)
+    return run_cocotb(b.verilog, "sim.cocotb_dram", job, quiet=quiet)

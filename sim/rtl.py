@@ -73,9 +73,9 @@ class VerilogBuild:
 
 
 def build_verilog(name: str, text: str, toplevel: str, simulator: str = "verilator", *,
-                  build_root: Path = BUILD_ROOT) -> VerilogBuild:
+                  build_root: Path = BUILD_ROOT, quiet: bool = False) -> VerilogBuild:
     """Build Verilog `text` (top module `toplevel`) for cocotb under build/rtl/<name>-<sim>-<hash>/;
-    an unchanged text reuses the earlier build."""
+    an unchanged text reuses the earlier build. `quiet` sends the tools' output to build.log there."""
     from cocotb_tools.runner import get_runner
 
     if simulator not in ("verilator", "icarus"):
@@ -99,7 +99,8 @@ def build_verilog(name: str, text: str, toplevel: str, simulator: str = "verilat
         os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
         try:
             runner.build(sources=[v], hdl_toplevel=toplevel, build_dir=d, build_args=_build_args(simulator),
-                         always=True, waves=False, timescale=_timescale(simulator))
+                         always=True, waves=False, timescale=_timescale(simulator),
+                         log_file=d / "build.log" if quiet else None)
         finally:
             if old is None:
                 os.environ.pop("MAKEFLAGS", None)
@@ -109,9 +110,11 @@ def build_verilog(name: str, text: str, toplevel: str, simulator: str = "verilat
     return VerilogBuild(toplevel, simulator, d, v)
 
 
-def run_cocotb(vb: VerilogBuild, test_module: str, job: dict) -> dict:
+def run_cocotb(vb: VerilogBuild, test_module: str, job: dict, *, quiet: bool = False) -> dict:
     """Run cocotb module `test_module` on a build. The module reads the job (JSON) from the file
-    named by $SIM_JOB and writes its result (JSON) to job["out"]; that result is returned."""
+    named by $SIM_JOB and writes its result (JSON) to job["out"]; that result is returned. A
+    failed run raises SimulationError, with the result's "error" text when the module wrote one.
+    `quiet` sends the simulator's output to a log file in the build directory (kept on failure)."""
     from cocotb_tools.runner import get_results
 
     setup_path()
@@ -119,17 +122,28 @@ def run_cocotb(vb: VerilogBuild, test_module: str, job: dict) -> dict:
     job_path = vb.directory / f"job-{tag}.json"
     out_path = vb.directory / f"out-{tag}.json"
     xml_path = vb.directory / f"results-{tag}.xml"
+    log_path = vb.directory / f"log-{tag}.txt" if quiet else None
     job_path.write_text(json.dumps(dict(job, out=str(out_path))))
     runner = _configured_runner(vb)
     env = {"SIM_JOB": str(job_path),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     try:
         xml = runner.test(test_module=test_module, hdl_toplevel=vb.toplevel, build_dir=vb.directory,
-                          test_dir=vb.directory, extra_env=env, results_xml=str(xml_path))
+                          test_dir=vb.directory, extra_env=env, results_xml=str(xml_path), log_file=log_path)
         _, fails = get_results(xml)
         if fails or not out_path.exists():
-            raise SimulationError(f"cocotb run failed ({fails} failing test(s)); see {vb.directory}")
-        return json.loads(out_path.read_text())
+            detail = ""
+            if out_path.exists():                  # a module may leave its error in the result
+                try:
+                    detail = str(json.loads(out_path.read_text()).get("error") or "")
+                except (ValueError, AttributeError):
+                    pass
+            raise SimulationError(f"cocotb run failed ({fails} failing test(s))"
+                                  f"{': ' + detail if detail else ''}; see {log_path or vb.directory}")
+        result = json.loads(out_path.read_text())
+        if log_path is not None:
+            log_path.unlink(missing_ok=True)
+        return result
     finally:
         job_path.unlink(missing_ok=True)
         out_path.unlink(missing_ok=True)

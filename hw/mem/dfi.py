@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.dram import Channel
 
-__all__ = ["Cmd", "DfiSignature", "NativePortSignature", "PhaseLayout", "StorePortSignature", "decode",
+__all__ = ["DES", "Cmd", "DfiSignature", "NativePortSignature", "PhaseLayout", "StorePortSignature", "decode",
            "encode", "native_req_layout", "store_addr_bits"]
 
 
@@ -66,13 +66,18 @@ def PhaseLayout(ch: Channel) -> data.StructLayout:
     })
 
 
+#: the phase pins of "no command" (deselect): the phases' reset value, so an undriven DFI is idle
+DES = {"cs_n": 1, "act_n": 1, "ras_n": 1, "cas_n": 1, "we_n": 1}
+
+
 class DfiSignature(wiring.Signature):
-    """DFI as seen by the controller (the initiator): commands and write data out, read data in."""
+    """DFI as seen by the controller (the initiator): commands and write data out, read data in.
+    The phases reset to DES (all-zero pins would decode as an ACT)."""
 
     def __init__(self, ch: Channel):
         self._ch = ch
         super().__init__({
-            "phases": Out(data.ArrayLayout(PhaseLayout(ch), ch.nphases)),
+            "phases": Out(data.ArrayLayout(PhaseLayout(ch), ch.nphases), init=[DES] * ch.nphases),
             "cke": Out(1),
             "reset_n": Out(1),
             "wrdata_en": Out(1),

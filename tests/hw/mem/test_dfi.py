@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Shape, Signal
 from amaranth.sim import Simulator
 
 from hw.mem.dfi import Cmd, DfiSignature, PhaseLayout, decode, encode
@@ -69,3 +69,14 @@ def test_dfi_signature_widths():
     assert sig.members["phases"].shape.length == 4
     with pytest.raises(ValueError, match="not issued by the controller"):
         encode(Signal(PhaseLayout(ch)), Cmd.RDA)
+
+
+def test_dfi_phases_reset_to_deselect():
+    ch = Channel()
+    ifc = DfiSignature(ch).create()
+    init = ifc.phases.as_value().init
+    lay = PhaseLayout(ch)
+    for p in range(ch.nphases):
+        v = init >> (p * lay.size)
+        pins = {n: (v >> lay[n].offset) & ((1 << Shape.cast(lay[n].shape).width) - 1) for n, _ in lay}
+        assert decode(pins)[0] == Cmd.NOP and pins["cs_n"] == 1
