@@ -72,6 +72,35 @@ class _Tracer:
         self.writer.close()
 
 
+class _Shadow:
+    """What memory must hold, in command order, and the reads still owed (each with its expected
+    data, fixed when the read was accepted); `check` compares the data as it comes back."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+        self.mem: dict[int, int] = {}
+        self.expect: deque = deque()
+        self.returned = self.errors = 0
+        self.first_errors: list[dict] = []
+
+    def write(self, line: int, data: int, mask: int) -> None:
+        full = byte_mask(mask, self.nbytes)
+        self.mem[line] = (self.mem.get(line, 0) & ~full) | (data & full)
+
+    def read(self, line: int) -> None:
+        self.expect.append((line, self.mem.get(line, 0)))
+
+    def check(self, got: int, cycle: int) -> None:
+        if not self.expect:
+            raise AssertionError(f"cycle {cycle}: read data without a read request")
+        line, want = self.expect.popleft()
+        self.returned += 1
+        if got != want:
+            self.errors += 1
+            if len(self.first_errors) < 5:
+                self.first_errors.append({"line": line, "cycle": cycle, "want": hex(want), "got": hex(got)})
+
+
 class _Workload:
     """Request generator: yields (line, write, data, mask) forever."""
 
@@ -128,7 +157,7 @@ class _Bench:
                        "max_ref_debt", "init_done", "ready", "refreshes")} for i in range(self.channels)]
         self.violations: list[dict] = []
         self.cycle = 0
-        self.shadow: dict[int, int] = {}
+        self.shadow = _Shadow(self.ch.line_bytes)
 
     def counters(self, i: int = 0) -> dict:
         s = self.stat[i]
@@ -156,8 +185,13 @@ class _Bench:
     async def reset(self) -> None:
         d = self.dut
         d.rst.value = 1
-        d.port__req__valid.value = 0
-        d.port__rdata__ready.value = 0
+        if self.job.get("frontend", "native") == "streamer":
+            d.port__cmd__valid.value = 0
+            d.port__wr__valid.value = 0
+            d.port__rd__ready.value = 0
+        else:
+            d.port__req__valid.value = 0
+            d.port__rdata__ready.value = 0
         for _ in range(3):
             await self.step()
         d.rst.value = 0
@@ -177,13 +211,12 @@ class _Bench:
         cycles, warmup = spec["cycles"], spec.get("warmup", 200)
         p_idle, p_bp = spec.get("idle", 0.0), spec.get("backpressure", 0.0)
         lb = self.line_bits
-        expect: deque = deque()
+        sh = self.shadow
         offering = None
         hw_valid = 0
         rd_ready = 0
         accepted = {"reads": 0, "writes": 0}
-        returned = errors = 0
-        first_errors: list[dict] = []
+        returned0, errors0 = sh.returned, sh.errors
         c0 = c1 = None
         start_cycle = self.cycle
         while True:
@@ -209,28 +242,18 @@ class _Bench:
             if hw_valid and d.port__req__ready.value:
                 line, w, data, mask = offering
                 if w:
-                    old = self.shadow.get(line, 0)
-                    full = byte_mask(mask, 64)
-                    self.shadow[line] = (old & ~full) | (data & full)
+                    sh.write(line, data, mask)
                     accepted["writes"] += 1
                 else:
-                    expect.append((line, self.shadow.get(line, 0)))
+                    sh.read(line)
                     accepted["reads"] += 1
                 offering = None
             if rd_ready and d.port__rdata__valid.value:
-                got = int(d.port__rdata__payload.value)
-                if not expect:
-                    raise AssertionError("read data without a read request")
-                line, want = expect.popleft()
-                returned += 1
-                if got != want:
-                    errors += 1
-                    if len(first_errors) < 5:
-                        first_errors.append({"line": line, "cycle": self.cycle, "want": hex(want), "got": hex(got)})
-            if n >= cycles and offering is None and not expect:
+                sh.check(int(d.port__rdata__payload.value), self.cycle)
+            if n >= cycles and offering is None and not sh.expect:
                 break
             if n > cycles + 50_000:
-                raise AssertionError(f"{len(expect)} reads never returned")
+                raise AssertionError(f"{len(sh.expect)} reads never returned")
         await self.step()
         d.port__req__valid.value = 0
         c2 = self.counters()
@@ -245,7 +268,8 @@ class _Bench:
             "window_reads": c1["reads"] - c0["reads"], "window_writes": c1["writes"] - c0["writes"],
             "window_acts": c1["acts"] - c0["acts"], "window_refs": c1["refs"] - c0["refs"],
             "efficiency": (cas * 4 / dclk) if dclk else 0.0,
-            "accepted": accepted, "returned": returned, "data_errors": errors, "first_errors": first_errors,
+            "accepted": accepted, "returned": sh.returned - returned0, "data_errors": sh.errors - errors0,
+            "first_errors": sh.first_errors,
             "violations": c2["violations"], "max_ref_debt": c2["max_ref_debt"], "ref_debt": c2["ref_debt"],
         }
 
@@ -260,23 +284,20 @@ class _Bench:
         span = spec.get("span_beats", 1 << 16)
         p_idle, p_bp = spec.get("idle", 0.0), spec.get("backpressure", 0.0)
         read_frac = spec.get("read_frac", 0.7)
-        shadow: dict[int, int] = {}
+        sh = _Shadow(beat)
         cmds = deque()
         for _ in range(bursts):
             n = rng.randint(1, max_len)
             a = rng.randrange(0, span - n)
             cmds.append((a, n, 0 if rng.random() < read_frac else 1))
         wq: deque = deque()         # write beats to send: (line, data, mask)
-        expect: deque = deque()     # read beats: (line, data)
         offering = None
         hv = wv = 0
         wr_off = None
         rd_ready = 0
-        beats = errors = 0
-        read_beats = 0
+        beats = 0
         start = self.cycle
         full_mask = (1 << beat) - 1
-        first_errors: list[dict] = []
         while True:
             await self.step()
             if offering is None and cmds and (p_idle == 0 or rng.random() >= p_idle):
@@ -306,25 +327,16 @@ class _Bench:
                         data = rng.getrandbits(8 * beat)
                         mask = full_mask if rng.random() < 0.7 else rng.getrandbits(beat)
                         wq.append((a + k, data, mask))
-                        full = byte_mask(mask, beat)
-                        shadow[a + k] = (shadow.get(a + k, 0) & ~full) | (data & full)
+                        sh.write(a + k, data, mask)
                     else:
-                        expect.append((a + k, shadow.get(a + k, 0)))
+                        sh.read(a + k)
                 offering = None
             if wv and d.port__wr__ready.value:
                 beats += 1
                 wr_off = None
             if rd_ready and d.port__rd__valid.value:
-                got = int(d.port__rd__payload.value)
-                if not expect:
-                    raise AssertionError("read beat without a read command")
-                line, want = expect.popleft()
-                read_beats += 1
-                if got != want:
-                    errors += 1
-                    if len(first_errors) < 5:
-                        first_errors.append({"line": line, "want": hex(want), "got": hex(got)})
-            if not cmds and offering is None and wr_off is None and not wq and not expect:
+                sh.check(int(d.port__rd__payload.value), self.cycle)
+            if not cmds and offering is None and wr_off is None and not wq and not sh.expect:
                 break
             if self.cycle - start > spec.get("max_cycles", 2_000_000):
                 raise AssertionError("memory-port workload did not finish")
@@ -333,7 +345,8 @@ class _Bench:
         d.port__wr__valid.value = 0
         cs = [self.counters(i) for i in range(self.channels)]
         return {"name": spec.get("name", "port"), "kind": "port", "cycles": self.cycle - start,
-                "read_beats": read_beats, "write_beats": beats, "data_errors": errors, "first_errors": first_errors,
+                "read_beats": sh.returned, "write_beats": beats, "data_errors": sh.errors,
+                "first_errors": sh.first_errors,
                 "per_channel_reads": [c["reads"] for c in cs], "per_channel_writes": [c["writes"] for c in cs],
                 "violations": sum(c["violations"] for c in cs), "max_ref_debt": max(c["max_ref_debt"] for c in cs)}
 
@@ -345,25 +358,7 @@ async def run_job(dut):  # noqa: ANN001
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     bench = _Bench(dut, job)
     rng = random.Random(job.get("seed", 1))
-    if job.get("frontend", "native") == "streamer":
-        d = dut
-        d.port__cmd__valid.value = 0
-        d.port__wr__valid.value = 0
-        d.port__rd__ready.value = 0
-        d.rst.value = 1
-        for _ in range(3):
-            await bench.step()
-        d.rst.value = 0
-        for _ in range(job.get("init_cycles", 20_000)):
-            await bench.step()
-            await ReadOnly()
-            bench.observe()
-            if all(int(s["ready"].value) for s in bench.stat):
-                break
-        else:
-            raise AssertionError("controllers not ready")
-    else:
-        await bench.reset()
+    await bench.reset()
     bench.start_clock = bench.counters()["clock"]
     out = {"init_cycles": bench.cycle, "workloads": []}
     for spec in job["workloads"]:
