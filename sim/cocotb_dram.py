@@ -182,6 +182,19 @@ class _Bench:
         if self.tracer:
             self.tracer.sample()
 
+    async def idle(self) -> None:
+        """One cycle with nothing offered on the port. Every cycle after reset must be observed:
+        a cycle whose store request is not served loses a write (or a read's data)."""
+        d = self.dut
+        await self.step()
+        if self.job.get("frontend", "native") == "streamer":
+            d.port__cmd__valid.value = 0
+            d.port__wr__valid.value = 0
+        else:
+            d.port__req__valid.value = 0
+        await ReadOnly()
+        self.observe()
+
     async def reset(self) -> None:
         d = self.dut
         d.rst.value = 1
@@ -254,8 +267,7 @@ class _Bench:
                 break
             if n > cycles + 50_000:
                 raise AssertionError(f"{len(sh.expect)} reads never returned")
-        await self.step()
-        d.port__req__valid.value = 0
+        await self.idle()
         c2 = self.counters()
         c1 = c1 or c2
         c0 = c0 or c1
@@ -340,9 +352,7 @@ class _Bench:
                 break
             if self.cycle - start > spec.get("max_cycles", 2_000_000):
                 raise AssertionError("memory-port workload did not finish")
-        await self.step()
-        d.port__cmd__valid.value = 0
-        d.port__wr__valid.value = 0
+        await self.idle()
         cs = [self.counters(i) for i in range(self.channels)]
         return {"name": spec.get("name", "port"), "kind": "port", "cycles": self.cycle - start,
                 "read_beats": sh.returned, "write_beats": beats, "data_errors": sh.errors,
