@@ -11,8 +11,9 @@ the RAM models of the testbenches and, later, the DDR4 controller and the Avalon
 
 Byte i of a beat is the byte at address `line * beat_bytes + i` (little-endian memory). A read
 command's data comes back after the data of every earlier read command; a write command's beats
-may be sent as soon as the command is accepted (the port applies them in command order, so a read
-issued after a write sees it). `valid`/`ready` follow amaranth.lib.stream.
+may be sent as soon as the command is accepted. Commands take effect in command order: a read
+sees every earlier write and no later one (so an implementation must not let a later write
+overtake an earlier read of the same bytes). `valid`/`ready` follow amaranth.lib.stream.
 """
 from __future__ import annotations
 
