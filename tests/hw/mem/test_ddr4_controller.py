@@ -238,7 +238,10 @@ def test_refresh_default_thresholds_long():
     """The default postponement (6) under continuous row hits for ~8 intervals."""
     reqs = workload(CH, "hits", 19000, random.Random(5))
     r = run(CH, reqs)
-    assert r["refs"] >= 6 and r["max_ref_debt"] <= 7
+    due = 4 * r["cycles"] // CH.timing.tREFI            # refreshes that fell due during the run
+    assert due >= 7                                     # long enough to reach the threshold
+    # the forced batch came (6 owed -> 2 owed: 4 REFs) and the debt never passed the threshold
+    assert r["refs"] >= max(4, due - 6) and r["max_ref_debt"] <= 7
     print(f"\nrow hits over {r['cycles']} cycles: {r['refs']} REFs, max debt {r['max_ref_debt']}, "
           f"efficiency {100 * r['efficiency']:.1f} %")
 
