@@ -23,7 +23,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from hw.mem.dfi import Cmd
+from hw.mem.dfi import Cmd, native_req_layout
+from hw.mem.port import MemPortSignature, cmd_layout
 from sim.dram import Store, TraceWriter, byte_mask, decode_trace, rule_names
 from spec.dram import Channel
 
@@ -149,7 +150,6 @@ class _Bench:
         self.dut, self.job = dut, job
         self.ch = Channel(**job["channel"])
         self.channels = job.get("channels", 1)
-        self.line_bits = self.ch.line_bits
         self.stores = _Stores(dut, self.channels, self.ch.line_bytes, self.ch.line_bits)
         self.tracer = _Tracer(dut, self.ch, self.channels, job["trace"]) if job.get("trace") else None
         self.stat = [{n: getattr(dut, f"stat{i}__{n}") for n in
@@ -223,7 +223,8 @@ class _Bench:
         gen = _Workload(ch, spec, rng, ch.lines)
         cycles, warmup = spec["cycles"], spec.get("warmup", 200)
         p_idle, p_bp = spec.get("idle", 0.0), spec.get("backpressure", 0.0)
-        lb = self.line_bits
+        lay = native_req_layout(ch)
+        o_addr, o_write, o_data, o_mask = (lay[f].offset for f in ("addr", "write", "data", "mask"))
         sh = self.shadow
         offering = None
         hw_valid = 0
@@ -241,7 +242,7 @@ class _Bench:
             if offering is None and generating and (p_idle == 0 or rng.random() >= p_idle):
                 offering = gen.next()
                 line, w, data, mask = offering
-                d.port__req__payload.value = line | (w << lb) | (data << (lb + 1)) | (mask << (lb + 513))
+                d.port__req__payload.value = (line << o_addr) | (w << o_write) | (data << o_data) | (mask << o_mask)
             v = 1 if offering is not None else 0
             if v != hw_valid:
                 d.port__req__valid.value = hw_valid = v
@@ -289,8 +290,10 @@ class _Bench:
         """Bursts on the memory port (streamer frontend): random read/write bursts, data checked."""
         d = self.dut
         beat = self.job["beat_bytes"]
-        line_bits = self.job["port_line_bits"]
-        len_bits = self.job["len_bits"]
+        cmd_lay = cmd_layout(beat)
+        o_addr, o_len, o_write = (cmd_lay[f].offset for f in ("addr", "len", "write"))
+        wr_lay = MemPortSignature(beat).members["wr"].signature.members["payload"].shape
+        o_wdata, o_wmask = wr_lay["data"].offset, wr_lay["mask"].offset
         bursts = spec["bursts"]
         max_len = spec.get("max_len", 64)
         span = spec.get("span_beats", 1 << 16)
@@ -315,13 +318,13 @@ class _Bench:
             if offering is None and cmds and (p_idle == 0 or rng.random() >= p_idle):
                 offering = cmds.popleft()
                 a, n, w = offering
-                d.port__cmd__payload.value = a | (n << line_bits) | (w << (line_bits + len_bits))
+                d.port__cmd__payload.value = (a << o_addr) | (n << o_len) | (w << o_write)
             v = 1 if offering is not None else 0
             if v != hv:
                 d.port__cmd__valid.value = hv = v
             if wr_off is None and wq and (p_idle == 0 or rng.random() >= p_idle):
                 wr_off = wq.popleft()
-                d.port__wr__payload.value = wr_off[1] | (wr_off[2] << (8 * beat))
+                d.port__wr__payload.value = (wr_off[1] << o_wdata) | (wr_off[2] << o_wmask)
             v = 1 if wr_off is not None else 0
             if v != wv:
                 d.port__wr__valid.value = wv = v

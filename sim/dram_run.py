@@ -47,15 +47,12 @@ def build(ch: Channel, channels: int = 1, *, frontend: str = "native", beat_line
 
 def run(b: SystemBuild, workloads: list[dict], *, seed: int = 1, trace: str | Path | None = None,
         quiet: bool = False) -> dict:
-    from hw.mem.port import LEN_BITS, _line_bits
-
     ch = b.channel
     job = {
         "channel": {"speed": ch.speed, "geometry": ch.geometry, "address_map": ch.address_map,
                     "fast_init": ch.fast_init},
         "channels": b.channels, "frontend": b.frontend, "seed": seed,
         "trace": str(Path(trace).resolve()) if trace else None, "workloads": workloads,
-        "beat_bytes": ch.line_bytes * b.beat_lines, "port_line_bits": _line_bits(ch.line_bytes * b.beat_lines),
-        "len_bits": LEN_BITS,
+        "beat_bytes": ch.line_bytes * b.beat_lines,
     }
     return run_cocotb(b.verilog, "sim.cocotb_dram", job, quiet=quiet)

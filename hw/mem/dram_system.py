@@ -13,27 +13,34 @@ the cocotb/Verilator harness (sim/cocotb_dram.py), the benchmarks (sim/dram_benc
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from spec.dram import RULES, Channel
+from spec.dram import Channel
 
 from .dfi import NativePortSignature, StorePortSignature
 from .port import MemPortSignature
 
-__all__ = ["DramSystem", "StatusSignature"]
+__all__ = ["MODEL_STATUS", "DramSystem", "StatusSignature"]
 
 
-def StatusSignature(ch: Channel) -> wiring.Signature:
-    from .dram_model import TraceLayout
-    return wiring.Signature({
-        "violation": Out(1), "rules": Out(len(RULES)), "violations": Out(32), "clock": Out(48),
-        "reads": Out(32), "writes": Out(32), "acts": Out(32), "refs": Out(32),
-        "ref_debt": Out(signed(8)), "max_ref_debt": Out(signed(8)), "init_done": Out(1),
-        "trace_any": Out(1), "trace": Out(data.ArrayLayout(TraceLayout(ch), ch.nphases)),
-        "ready": Out(1), "refreshes": Out(32),
-    })
+#: the DRAM model's status outputs that the system shows per channel (the model defines them)
+MODEL_STATUS = ("violation", "rules", "violations", "clock", "reads", "writes", "acts", "refs", "ref_debt",
+                "max_ref_debt", "init_done", "trace_any", "trace")
+
+
+def StatusSignature(ch: Channel) -> wiring.Signature:  # noqa: N802 (a signature constructor)
+    """A channel's status: the model's checker, counters and trace, the controller's ready and
+    refresh count (shapes taken from the two components' signatures)."""
+    from .ddr4 import Controller
+    from .dram_model import DramModel
+    model, ctrl = DramModel(ch), Controller(ch)
+    model._MustUse__silence = ctrl._MustUse__silence = True     # built only to read their signatures
+    model, ctrl = model.signature.members, ctrl.signature.members
+    members = {n: Out(model[n].shape) for n in MODEL_STATUS}
+    members.update(ready=Out(ctrl["ready"].shape), refreshes=Out(ctrl["refreshes"].shape))
+    return wiring.Signature(members)
 
 
 class DramSystem(wiring.Component):
@@ -70,8 +77,7 @@ class DramSystem(wiring.Component):
             wiring.connect(m, ctrl.dfi, model.dfi)
             wiring.connect(m, wiring.flipped(getattr(self, f"store{i}")), model.store)
             st = getattr(self, f"stat{i}")
-            for name in ("violation", "rules", "violations", "clock", "reads", "writes", "acts", "refs",
-                         "ref_debt", "max_ref_debt", "init_done", "trace_any", "trace"):
+            for name in MODEL_STATUS:
                 m.d.comb += getattr(st, name).eq(getattr(model, name))
             m.d.comb += [st.ready.eq(ctrl.ready), st.refreshes.eq(ctrl.refreshes)]
         if self.frontend == "native":
