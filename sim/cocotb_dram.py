@@ -139,8 +139,9 @@ class _Workload:
                 line = rng.randrange(self.lines)
         write = 0 if rng.random() < self.read_frac else 1
         if write:
-            data = rng.getrandbits(512)
-            mask = (1 << 64) - 1 if rng.random() < 0.7 else rng.getrandbits(64)
+            nbytes = self.ch.line_bytes
+            data = rng.getrandbits(8 * nbytes)
+            mask = (1 << nbytes) - 1 if rng.random() < 0.7 else rng.getrandbits(nbytes)
             return line, 1, data, mask
         return line, 0, 0, 0
 
