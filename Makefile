@@ -4,12 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all lint bench-golden bench-dram export demo-fidelity clean help
+.PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity clean help
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
 	@echo "make test           the default regression (slow tests excluded)"
 	@echo "make test-all       every test, including those marked slow"
+	@echo "make sim MODEL=370m [TOKENS=4] [PROMPT=text] [CHECKPOINT=dir] [CORES=1] [CHANNELS=1] [PACKING=1.6bit] [TRACE=1]"
+	@echo "                    the model on the full-system simulator, every token checked against the golden model"
 	@echo "make export MODEL=370m [PACKING=1.6bit] [CHECKPOINT=dir]   write build/MODEL.img"
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
@@ -37,6 +39,17 @@ PACKING ?= 1.6bit
 CHECKPOINT ?=
 export:
 	$(PY) -m sw.export --model $(MODEL) --packing $(PACKING) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) -o build/$(MODEL).img
+
+TOKENS ?= 4
+PROMPT ?=
+CORES ?= 1
+CHANNELS ?= 1
+TRACE ?=
+BACKEND ?= verilator
+sim:
+	$(PY) -m sim --model $(MODEL) --tokens $(TOKENS) --cores $(CORES) --channels $(CHANNELS) --packing $(PACKING) \
+	  --backend $(BACKEND) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+	  $(if $(TRACE),--trace)
 
 bench-golden:
 	$(PY) -m sim.bench_golden --model 370m -o build/bench/golden_370m.json
