@@ -13,6 +13,7 @@ help:
 	@echo "make sim MODEL=370m [TOKENS=4] [PROMPT=text] [CHECKPOINT=dir] [CORES=1] [CHANNELS=1] [PACKING=1.6bit] [TRACE=1]"
 	@echo "                    the model on the full-system simulator, every token checked against the golden model"
 	@echo "make export MODEL=370m [PACKING=1.6bit] [CHECKPOINT=dir]   write build/MODEL.img"
+	@echo "make bench          370m on the full-system simulator: cycles/token, tokens/s, roofline, cores, channels"
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
@@ -50,6 +51,9 @@ sim:
 	$(PY) -m sim --model $(MODEL) --tokens $(TOKENS) --cores $(CORES) --channels $(CHANNELS) --packing $(PACKING) \
 	  --backend $(BACKEND) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 	  $(if $(TRACE),--trace)
+
+bench:
+	$(PY) -m sim.bench --model $(MODEL) -o build/bench/sim.json
 
 bench-golden:
 	$(PY) -m sim.bench_golden --model 370m -o build/bench/golden_370m.json
