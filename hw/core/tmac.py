@@ -115,17 +115,21 @@ class TernaryArray(wiring.Component):
         ``g * T + j``, columns past the end of the vector may hold anything: their trits are zero),
         groups g = 0, 1, ... in order, ``last`` on the final group. Written into the codes memory
         at address g. ``ready`` is high only while no vector is loaded (after reset, and after the
-        beat with ``end`` has been accepted on ``weights``); loading G groups takes G cycles, in which
-        no beat is taken (one codes memory, not double-buffered). At most ``ceil(vlen / T)``
-        groups: more are not checked and wrap around the memory.
+        beat with ``end`` has been accepted on ``weights``): one codes memory, not double-buffered,
+        so the next vector's load starts only after the current one's last beat. At most
+        ``ceil(vlen / T)`` groups: more are not checked and wrap around the memory.
     weights : In(stream.Signature(StructLayout({"data": beat_bits, "last": 1, "end": 1})))
         Packed weight beats in image order. ``data`` byte i = row lane i (row ``tile * B + i``),
         ``last`` marks the last column group of a row tile (the beat after it starts the next tile
         at group 0), ``end`` marks the last beat that uses the loaded codes (``end`` must come
         with ``last``: the tile's sums are only emitted on ``last``); the codes memory is then
-        free for the next vector. ``ready`` is high only while a vector is loaded; a tile must
-        have exactly as many groups as the vector has codes transfers (G = ceil(cols / T)); ``end``
-        may be set on the last beat of one matrix or of several that share the vector.
+        free for the next vector. ``ready`` is high only while the next beat's codes group is in
+        the memory: once the vector is loaded, every beat; while it is still being loaded (the
+        first tile), beat g from the cycle after group g was written (the weights overlap the
+        load: beat g of the first tile needs only groups 0 .. g, and later tiles come after the
+        first tile's last beat, which needs the whole vector). A tile must have exactly as many
+        groups as the vector has codes transfers (G = ceil(cols / T)); ``end`` may be set on the
+        last beat of one matrix or of several that share the vector.
     acc : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(acc_bits), B), "last": 1})))
         One transfer per row tile, in tile order: ``data[i]`` = ``sum_k W[tile * B + i, k] *
         code[k]`` (padded rows give 0), ``last`` = the tile's last beat had ``end`` set.
@@ -136,7 +140,9 @@ class TernaryArray(wiring.Component):
     (a tile's last beat may only retire into a free output register), never on ``weights.valid``.
 
     Throughput: with a vector loaded and ``acc`` ready, one beat per cycle, across tile boundaries
-    and from one matrix to the next (B * T products per cycle). Latency: a tile's sums are on
+    and from one matrix to the next (B * T products per cycle); while it loads at one group per
+    cycle, one beat per cycle one cycle behind the load (group g written at an edge, beat g taken
+    from the next cycle on). Latency: a tile's sums are on
     ``acc`` two cycles after its last beat was accepted. The output register plus the running
     accumulators double-buffer the sums: only when a tile ends while the previous tile's sums still
     wait on ``acc`` does ``weights`` stall; nothing is dropped.
@@ -202,8 +208,13 @@ class TernaryArray(wiring.Component):
         # stage 1 can retire unless it holds a tile's last beat and the output register is full
         s1_go = ~s1_valid | ~s1_last | ~self.acc.valid | self.acc.ready
         take = self.weights.valid & self.weights.ready
+        # the next beat's codes group is in the memory: the whole vector is (loaded), or, while
+        # the vector is still being loaded (first tile, gptr <= G - 2), group gptr was written at an
+        # earlier edge (gptr < wptr; the read port is not transparent, so not in the same cycle)
+        group_in = Signal()
+        m.d.comb += group_in.eq(loaded | (gptr < wptr))
         m.d.comb += [
-            self.weights.ready.eq(loaded & s1_go),
+            self.weights.ready.eq(group_in & s1_go),
             rd.addr.eq(gptr),
             rd.en.eq(s1_go),                # hold the read data while stage 1 stalls
         ]

@@ -139,6 +139,7 @@ class TB:
         self.seed = seed
         self.got: list[tuple[list[int], int]] = []
         self.accepted_cycles: list[int] = []
+        self.codes_cycles: list[int] = []       # cycles of the codes transfers
         self.cycle = 0
         self.sources_done = set()
         self.n_tiles = sum(-(-w.shape[0] // cfg.row_lanes) for w, _ in jobs)
@@ -177,11 +178,14 @@ class TB:
         while len(self.got) < self.n_tiles:
             ready = not pauses.stall()
             ctx.set(dut.acc.ready, ready)
-            _, _, valid, payload, w_take = await ctx.tick().sample(
-                dut.acc.valid, dut.acc.payload, dut.weights.valid & dut.weights.ready)
+            _, _, valid, payload, w_take, c_take = await ctx.tick().sample(
+                dut.acc.valid, dut.acc.payload, dut.weights.valid & dut.weights.ready,
+                dut.codes.valid & dut.codes.ready)
             hold(valid, ready, payload)
             if w_take:
                 self.accepted_cycles.append(self.cycle)
+            if c_take:
+                self.codes_cycles.append(self.cycle)
             self.cycle += 1
             assert self.cycle < self.max_cycles, f"only {len(self.got)} of {self.n_tiles} tiles came out"
             if valid and ready:
@@ -262,9 +266,9 @@ def test_array_extremes_do_not_overflow(packing, stalls):
 
 @pytest.mark.parametrize("packing", PACKINGS)
 def test_array_takes_one_beat_per_cycle_across_tiles(packing):
-    # no stalls: once the vector is loaded, the beats of a matrix are accepted in consecutive
-    # cycles, tile boundaries included (double-buffered output); the next matrix follows after
-    # only its codes load (G cycles)
+    # no stalls: the beats of a matrix are accepted in consecutive cycles, tile boundaries
+    # included (double-buffered output); the next matrix's first beat follows its first codes
+    # group (the load overlaps the first tile)
     cfg = small_config(8, packing)
     rng = np.random.default_rng(11)
     jobs = [random_job(rng, 8 * 5 - 2, 31), random_job(rng, 8 * 3, 17)]
@@ -275,8 +279,40 @@ def test_array_takes_one_beat_per_cycle_across_tiles(packing):
     assert first == list(range(first[0], first[0] + n0))
     second = tb.accepted_cycles[n0:]
     assert second == list(range(second[0], second[0] + len(second)))
-    g1 = -(-17 // cfg.trits_per_byte)
-    assert second[0] - first[-1] <= g1 + 2
+    assert second[0] - first[-1] == 2             # end beat; next cycle group 0 written; beat 0
+
+
+@pytest.mark.parametrize("stalls", ["none", "codes", "light", "heavy"])
+@pytest.mark.parametrize("packing", PACKINGS)
+def test_array_takes_first_tile_beats_while_codes_load(packing, stalls):
+    # the weights overlap the codes load: beat g of a vector's first tile is taken after the cycle
+    # group g was written, never in or before it (the codes memory's read port is not
+    # transparent), and before the last group when the weights are there in time; later tiles
+    # after the whole vector; G = 1 (a single group) and G = vlen / T included
+    cfg = small_config(8, packing)
+    t, b = cfg.trits_per_byte, cfg.row_lanes
+    rng = np.random.default_rng(23 + PACKINGS.index(packing))
+    jobs = [random_job(rng, 2 * b + 3, 23), random_job(rng, b - 1, 3), random_job(rng, b + 1, cfg.vlen),
+            random_job(rng, 3 * b, 4 * t + 1)]
+    sets = {"none": NO_STALLS, "codes": Stalls(codes=0.6), "light": STALL_SETS["light"],
+            "heavy": STALL_SETS["heavy"]}
+    tb = TB(cfg, jobs, stalls=sets[stalls], seed=31).run()
+    tb.check()
+    codes_at, beats_at = iter(tb.codes_cycles), iter(tb.accepted_cycles)
+    overlapped = 0
+    for trits, _ in jobs:
+        rows, cols = trits.shape
+        groups, tiles = -(-cols // t), -(-rows // b)
+        written = [next(codes_at) for _ in range(groups)]
+        beats = [next(beats_at) for _ in range(groups * tiles)]
+        for g in range(groups):
+            assert beats[g] > written[g], f"beat {g} taken in cycle {beats[g]}, group written in {written[g]}"
+        assert beats[groups - 1] > written[-1]
+        if stalls == "none":
+            assert beats[:groups] == [c + 1 for c in written]    # one cycle behind the load
+        overlapped += beats[0] < written[-1]
+    assert overlapped >= (3 if stalls in ("none", "codes") else 1)
+    assert next(codes_at, None) is None and next(beats_at, None) is None
 
 
 def test_array_holds_output_under_long_backpressure():
