@@ -1,21 +1,24 @@
 """Benchmark (not a test): TMATMUL on hw.core.matmul.MatmulUnit, in simulated cycles.
 
     python -m hw.core.bench_matmul [--config ecp5] [--shapes 192x192,1024x192,192x512]
-                                   [--stalls 0.3] [--seed S] [-o build/bench_matmul.json]
+                                   [--stalls 0.3] [--overlap auto|on|off] [--seed S]
+                                   [-o build/bench_matmul.json]
 
 Builds MatmulUnit from a spec.accel configuration and runs one TMATMUL per shape (rows x cols) in
 the Amaranth simulator, with the register-file and RAM models of tests/hw/core/harness.py behind
 its channels: once on a memory that never stalls and once per memory stall probability (seeded
 random pauses on every handshake the RAM controls). Every result is checked against the golden
-formula (sim.machine's _tmatmul: unpack_trits, kernels.matvec_numpy, ops.apply_sf). Prints a
-table and writes JSON with, per case:
+formula (sim.machine's _tmatmul: unpack_trits, kernels.matvec_numpy, ops.apply_sf). ``--overlap``
+is MatmulUnit's ``overlap`` (auto: on when vector_lanes >= T; off: the weights wait for the whole
+codes copy, the behaviour before the overlap). Prints a table and writes JSON with, per case:
 
   total_cycles         the instruction: from the cycle its command is accepted to its done pulse
   weight_beats         beats of the packed matrix (ceil(rows / B) tiles x G groups)
   weight_phase_cycles  first to last weight beat taken by the ternary array, inclusive
   mac_utilisation      weight_beats / weight_phase_cycles (each beat is B x T ternary MACs;
                        target >= 95 % on a memory without stalls when G >= B / lanes)
-  codes_cycles         accepted -> first beat (copy of the codes into the array, setup)
+  codes_cycles         accepted -> first beat (setup and memory latency; without overlap also
+                       the copy of the codes into the array)
   drain_cycles         last beat -> done (the last tile's rescale and write-back)
   overhead_cycles      codes_cycles + drain_cycles
 
@@ -50,7 +53,8 @@ TARGET = 0.95
 DEFAULT_SHAPES = "192x192,1024x192,192x512"
 
 
-def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: int) -> dict:
+def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: int,
+             overlap: bool | None = None) -> dict:
     """One TMATMUL of a random [rows, cols] matrix; counts in simulated cycles."""
     rng = np.random.default_rng(seed)
     b, lanes = cfg.beat_bytes, cfg.vector_lanes
@@ -66,7 +70,7 @@ def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: 
     expect = O.apply_sf(matvec_numpy(trits, regs.V[vs][:cols].astype(np.int8)).astype(np.int64),
                         O.sf_shift(sf, N.FX_FRAC))
 
-    dut = MatmulUnit(cfg)
+    dut = MatmulUnit(cfg, overlap=overlap)
     ram = RamModel(mem, b, Pauses(seed + 1, mem_stall))
     st: dict = {"beats": []}
     tiles, groups, _ = wi.packed_shape(rows, cols, cfg.packing, b)
@@ -113,6 +117,7 @@ def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: 
         "rows": rows,
         "cols": cols,
         "mem_stall_probability": mem_stall,
+        "overlap": dut.overlap,
         "tiles": tiles,
         "groups_per_tile": groups,
         "words_per_tile": b // lanes,
@@ -143,6 +148,8 @@ def main(argv=None) -> int:  # noqa: ANN001
     ap.add_argument("--config", default="ecp5", choices=list(CONFIGS))
     ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="rows x cols of each matrix, comma separated")
     ap.add_argument("--stalls", default="0.3", help="memory stall probabilities to run besides 0 ('' for none)")
+    ap.add_argument("--overlap", default="auto", choices=["auto", "on", "off"],
+                    help="weights overlap the codes copy (auto: when vector_lanes >= T)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-o", "--output", type=Path, default=Path("build/bench_matmul.json"))
     a = ap.parse_args(argv)
@@ -157,10 +164,11 @@ def main(argv=None) -> int:  # noqa: ANN001
         if not (1 <= r <= cfg.vlen and 1 <= c <= cfg.vlen):
             ap.error(f"shape {r}x{c}: need 1 <= rows, cols <= vlen ({cfg.vlen})")
     stalls = [0.0] + [float(s) for s in a.stalls.split(",") if s.strip()]
+    overlap = {"auto": None, "on": True, "off": False}[a.overlap]
     cases = []
     for r, c in shapes:
         for s in stalls:
-            cases.append(run_case(cfg, r, c, mem_stall=s, seed=a.seed + len(cases)))
+            cases.append(run_case(cfg, r, c, mem_stall=s, seed=a.seed + len(cases), overlap=overlap))
     wpt = cfg.beat_bytes // cfg.vector_lanes
     report = {
         "unit": UNIT,
@@ -171,12 +179,14 @@ def main(argv=None) -> int:  # noqa: ANN001
         "trits_per_byte": cfg.trits_per_byte,
         "macs_per_beat": cfg.macs_per_cycle,
         "seed": a.seed,
+        "overlap": a.overlap,
         "target_mac_utilisation_unstalled": TARGET,
         "cases": cases,
     }
 
     print(f"TMATMUL unit, config {a.config} ({cfg.packing}, {cfg.beat_bytes}-byte beats = "
-          f"{cfg.macs_per_cycle} ternary MACs, {cfg.vector_lanes} vector lanes); all figures in {UNIT}")
+          f"{cfg.macs_per_cycle} ternary MACs, {cfg.vector_lanes} vector lanes), overlap "
+          f"{'on' if cases[0]['overlap'] else 'off'}; all figures in {UNIT}")
     hdr = ("rows x cols", "mem stall p", "beats", "G", "total", "codes", "weight phase", "drain",
            "MAC util", "weights/cycle")
     print(" | ".join(hdr))

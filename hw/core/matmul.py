@@ -13,13 +13,25 @@ Datapath (one instruction at a time, three overlapping phases):
    through a small gearbox (``vector_lanes + T - 1`` code slots) into column groups of T codes,
    streamed into the :class:`hw.core.tmac.TernaryArray`'s codes memory. ``ceil(VL / lanes)`` reads;
    about ``max(ceil(VL / lanes), ceil(VL / T))`` cycles. Codes past VL in the last group are
-   whatever the last word holds (their trits are zero padding).
-2. **weights**: the memory read commands are issued right after the instruction is accepted (while
-   the codes are copied, which hides the memory latency): the ``ceil(rows / B) * G`` beats of the
-   matrix as consecutive bursts of up to ``max_burst`` beats (default hw.mem.port.MAX_BURST, so one
-   command for every matrix of the named configurations but ddr4's largest). The read data goes
-   straight into the array (``mem.rd`` -> ``array.weights``) with ``last`` on each tile's G-th beat
-   and ``end`` on the final one. The memory port is read-only here: ``mem.wr`` is never valid.
+   whatever the last word holds (their trits are zero padding). Rate: one word read a cycle, and
+   the gearbox takes the next word in the cycle its content drops below T codes, so with
+   ``lanes >= T`` it holds at least T codes in every cycle after the first word and writes group g
+   at the edge of cycle ``accept + 3 + g`` (one group a cycle); with ``lanes < T`` (ecp5: 4 < 5,
+   ice40: 1 < 4) it writes ``lanes / T`` groups a cycle on average.
+2. **weights**: the memory read commands are issued right after the instruction is accepted (the
+   memory latency overlaps the copy): the ``ceil(rows / B) * G`` beats of the matrix as
+   consecutive bursts of up to ``max_burst`` beats (default hw.mem.port.MAX_BURST, so one command
+   for every matrix of the named configurations but ddr4's largest). The read data goes straight
+   into the array (``mem.rd`` -> ``array.weights``) with ``last`` on each tile's G-th beat and
+   ``end`` on the final one. The memory port is read-only here: ``mem.wr`` is never valid.
+   **Overlap** (``overlap``, default on exactly when ``lanes >= T``: :func:`copy_keeps_up`): beat g
+   of a tile uses only codes group g, so the array takes beat g of the first tile from the cycle
+   after group g was written (tmac.TernaryArray's contract); later tiles find the whole vector.
+   As the copy writes a group a cycle, the codes never hold the stream: the first command is on
+   the port in cycle ``accept + 3``, so beat g comes in ``accept + 4 + g`` at the earliest. With
+   ``overlap`` off (the default when the copy is slower than a group a cycle) the unit holds
+   ``mem.rd`` until the whole copy is done, so that the weight phase has no bubbles; ``overlap=True``
+   there makes the first tile take beats at the copy's pace instead.
 3. **rescale / write-back**: each tile's B sums are taken from the array's output register one
    register word (``lanes`` sums) per cycle, ``B / lanes`` cycles per tile, through ``lanes``
    multipliers (acc x m) and a clamped shifter (3 register stages), and written to Vd with the lane
@@ -31,14 +43,23 @@ memory streams without stalls the array takes one beat per cycle for the whole m
 ``G < B / lanes`` (short vectors on a wide beat with few vector lanes) the write-back limits: a
 tile takes ``B / lanes`` cycles instead of G. Measured figures: hw/core/bench_matmul.py.
 
-Cycle budget, memory without stalls (simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py
-checks the weight phase and the drain exactly): ``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4``
-cycles from acceptance to the first beat (codes copy; the array's codes memory is not
-double-buffered, so the weights wait for the whole vector), then ``ceil(rows / B) * G`` beats in as
-many cycles, then ``words of the last tile + RESCALE_LATENCY + 1`` cycles to ``done``. At the ecp5
-config, K = 192, rows = 192: 52 + 468 + 8 = 528 cycles, 100 % of the weight phase with a beat.
-With ``vd == vs`` the instruction works in place: every code is read before the first beat is
-taken, and the first write comes after that.
+Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
+simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,
+``FIRST_BEAT = 4`` cycles from acceptance to the first beat (G, the beat count, the command: 3
+cycles of setup, then the memory's latency), whatever VL; without,
+``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4`` (the codes copy). Then ``ceil(rows / B) * G``
+beats in as many cycles, then ``words of the last tile + RESCALE_LATENCY + 1`` cycles to ``done``.
+ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 8 = 3292 cycles (without overlap
+208 + 3280 + 8 = 3496); K = 2816, rows = 1024: 4 + 9024 + 8 = 9036 (was 9599). ecp5 config (no
+overlap by default), K = 192, rows = 192: 52 + 468 + 8 = 528 cycles, 100 % of the weight phase
+with a beat.
+
+In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
+with or without overlap. The first write is tile 0's (RESCALE_LATENCY + 2 cycles after its last
+beat); that beat is group G - 1's, which the array takes only after the group was written, which
+is after the gearbox took the last word of Vs, the cycle after its read. So every code is read
+before any element is written, whatever the stalls (the register channels do not stall; memory
+stalls only delay the beats).
 
 Scaling, for every exponent of the 12-bit range: ``z = floor(p * 2**t)`` with ``p = acc * m`` and
 ``t = clamp(e + FX_FRAC + 1, -P, FX_BITS + 1)`` (P the product width) is one arithmetic right
@@ -66,7 +87,7 @@ from .common import CoreUnit
 from .iface import FX, ReadChannel, WriteChannel, unit_cmd_layout, words
 from .tmac import CODE_BITS, TernaryArray
 
-__all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const"]
+__all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const", "copy_keeps_up"]
 
 #: Register stages from a tile's sums on the array output to their write on ``wd``.
 RESCALE_LATENCY = 3
@@ -85,6 +106,12 @@ def _reciprocal(d: int, top: int) -> tuple[int, int]:
         if all((y * c) >> s == y // d for y in range(top + 1)):
             return c, s
         s += 1
+
+
+def copy_keeps_up(config: AccelConfig) -> bool:
+    """Whether the codes copy writes a column group every cycle (``vector_lanes >= T``): then
+    MatmulUnit overlaps the weights with the copy by default (module docstring)."""
+    return config.vector_lanes >= config.trits_per_byte
 
 
 def ceil_div_const(x, d: int, x_max: int):  # noqa: ANN001, ANN201
@@ -124,10 +151,15 @@ class MatmulUnit(CoreUnit):
         Weight reads (line address = Aw // beat_bytes, consecutive bursts); never writes.
     """
 
-    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST):
+    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST, overlap: bool | None = None):
         if not (isinstance(max_burst, int) and 1 <= max_burst <= MAX_BURST):
             raise ValueError(f"max_burst must be an int in 1 .. {MAX_BURST}, got {max_burst!r}")
+        if overlap is not None and not isinstance(overlap, bool):
+            raise ValueError(f"overlap must be None, True or False, got {overlap!r}")
         self._max_burst = max_burst
+        if overlap is None and isinstance(config, AccelConfig):
+            overlap = copy_keeps_up(config)
+        self._overlap = overlap
         super().__init__(config, lambda lanes: {
             "cmd": In(stream.Signature(unit_cmd_layout(config))),
             "done": Out(1),
@@ -139,6 +171,11 @@ class MatmulUnit(CoreUnit):
     @property
     def max_burst(self) -> int:
         return self._max_burst
+
+    @property
+    def overlap(self) -> bool:
+        """Whether the first tile's beats are taken while the codes are still being copied."""
+        return self._overlap
 
     def elaborate(self, platform):
         m = Module()
@@ -269,10 +306,15 @@ class MatmulUnit(CoreUnit):
         bgrp = Signal.like(groups)
         btile = Signal.like(tiles_m1)
         w_last = Signal()
+        # without overlap the stream waits for the whole copy (the array alone would take beat g
+        # once group g is written)
+        hold = Signal()
+        if not self._overlap:
+            m.d.comb += hold.eq(codes_on)
         m.d.comb += [
             w_last.eq(bgrp == groups_m1),
-            arr.weights.valid.eq(self.mem.rd.valid),
-            self.mem.rd.ready.eq(arr.weights.ready),
+            arr.weights.valid.eq(self.mem.rd.valid & ~hold),
+            self.mem.rd.ready.eq(arr.weights.ready & ~hold),
             arr.weights.payload.data.eq(self.mem.rd.payload.data),
             arr.weights.payload.last.eq(w_last),
             arr.weights.payload.end.eq(w_last & (btile == tiles_m1)),

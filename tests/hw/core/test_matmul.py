@@ -15,10 +15,11 @@ into Vd[:rows], the rest of Vd kept. apply_sf is evaluated by its definition in 
 result there is 0.
 
 Every run is watched cycle by cycle (`Bench`): Vs read word 0 .. ceil(VL/lanes)-1 in order, all
-before the first write (in place works); Vd written word 0 .. ceil(rows/lanes)-1 in order with the
-row mask on the last word; `done` with the last write; `cmd.ready` exactly while idle, no channel
-activity while idle; the memory port never writes; its read commands cover exactly the matrix's
-beats, contiguously from Aw; the whole register file after every instruction.
+at least 8 cycles before the first write (in place works, with the weights overlapping the copy);
+Vd written word 0 .. ceil(rows/lanes)-1 in order with the row mask on the last word; `done` with
+the last write; `cmd.ready` exactly while idle, no channel activity while idle; the memory port
+never writes; its read commands cover exactly the matrix's beats, contiguously from Aw; the whole
+register file after every instruction.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from amaranth.sim import Simulator
 
 from hw.core import bench_matmul
 from hw.core.iface import FX, words
-from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const
+from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
 from hw.mem.port import MAX_BURST
 from sim.golden import ops as O
 from sim.golden.kernels import matvec_numpy
@@ -53,12 +54,19 @@ def _config(packing: str, beat: int, lanes: int, vlen: int) -> AccelConfig:
                                vlen=vlen)
 
 
-#: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B
+#: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B.
+#: The first two copy the codes slower than a group a cycle (lanes < T: the weights wait for the whole
+#: copy by default), the third faster (the weights overlap the copy).
 CONFIGS = {
     "ecp5s": _config("1.6bit", 16, 4, 128),
     "b8l1": _config("2bit", 8, 1, 64),
     "b64l16": _config("1.6bit", 64, 16, 96),
 }
+#: ddr4's beat, packing and lanes with a 1024-element register (the 370m model's d): timing tests only
+EXTRA_CONFIGS = {"ddr4s": _config("1.6bit", 64, 16, 1024)}
+#: Cycles from acceptance to the first weight beat with overlap on a RAM model that never stalls:
+#: G, then the beat count, then the command (3 cycles of setup) and the RAM model's 1-cycle latency.
+FIRST_BEAT = 4
 
 
 # -- the reference: sim.machine._tmatmul ---------------------------------------------------------
@@ -214,9 +222,9 @@ class Bench:
     the unit idle. A failed run leaves the simulation unusable: the bench is then dropped.
     """
 
-    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST):
+    def __init__(self, config: AccelConfig, *, max_burst: int = MAX_BURST, overlap: bool | None = None):
         self.config = config
-        self.dut = MatmulUnit(config, max_burst=max_burst)
+        self.dut = MatmulUnit(config, max_burst=max_burst, overlap=overlap)
         self.max_burst = max_burst
         self.regs = RegModel(config)
         self.ram = RamModel(bytearray(), config.beat_bytes)
@@ -343,7 +351,8 @@ class Bench:
                 if wd_en:
                     if first_write is None:
                         first_write = cycle
-                        assert nread == n_reads and last_read < cycle - 1, f"{where}: write before the codes are in"
+                        # matmul docstring: the first write >= 8 cycles after the last read
+                        assert nread == n_reads and last_read <= cycle - 8, f"{where}: write before the codes are in"
                     assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
                     assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
                     full = (1 << lanes) - 1
@@ -384,14 +393,15 @@ class Bench:
         return run
 
 
-_BENCHES: dict[tuple[str, int], Bench] = {}
+_BENCHES: dict[tuple[str, int, bool | None], Bench] = {}
 
 
-def _bench(cfg: str, max_burst: int = MAX_BURST) -> Bench:
+def _bench(cfg: str, max_burst: int = MAX_BURST, overlap: bool | None = None) -> Bench:
     """The module's simulation of a config (a new one after a failed run)."""
-    key = (cfg, max_burst)
+    key = (cfg, max_burst, overlap)
     if key not in _BENCHES or _BENCHES[key].broken:
-        _BENCHES[key] = Bench(CONFIGS[cfg], max_burst=max_burst)
+        _BENCHES[key] = Bench(CONFIGS[cfg] if cfg in CONFIGS else EXTRA_CONFIGS[cfg], max_burst=max_burst,
+                              overlap=overlap)
     return _BENCHES[key]
 
 
@@ -460,11 +470,16 @@ def test_short_bursts(cfg):
 
 
 # -- timing --------------------------------------------------------------------------------------
+def _copy_cycles(config: AccelConfig, vl: int) -> int:
+    return max(-(-vl // config.vector_lanes), -(-vl // config.trits_per_byte))
+
+
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_one_beat_per_cycle(cfg):
     """No memory stalls, G >= B / lanes: every weight beat in consecutive cycles (the rescale of a
     tile is hidden behind the next tile), done B / lanes + RESCALE_LATENCY + 1 cycles after the
-    last beat, the next command taken the cycle after done."""
+    last beat, the next command taken the cycle after done. With overlap (lanes >= T) the first
+    beat comes FIRST_BEAT cycles after acceptance, whatever VL; without, after the codes copy."""
     config = CONFIGS[cfg]
     lanes, b, t, vlen = config.vector_lanes, config.beat_bytes, config.trits_per_byte, config.vlen
     wpt = b // lanes
@@ -474,17 +489,74 @@ def test_one_beat_per_cycle(cfg):
             Instr(k_min, vlen, 2, 2, 1 << 23, -N.FX_FRAC - 8, seed=2),
             Instr(k_min + 3, min(vlen, 2 * b + 1), 3, 1, 1 << 23, -N.FX_FRAC - 8, seed=3)]
     init = fill(config, np.random.default_rng(3))
-    run = _bench(cfg).run(init, prog)
+    bench = _bench(cfg)
+    assert bench.dut.overlap == (lanes >= t) == (cfg == "b64l16")
+    run = bench.run(init, prog)
     for k, ins in enumerate(prog):
         beats = run.beats[k]
         assert beats[-1] - beats[0] + 1 == len(beats), f"{ins}: bubbles in the weight phase"
         last_words = -(-(ins.rows - (-(-ins.rows // b) - 1) * b) // lanes)
-        assert run.done[k] - beats[-1] == last_words + RESCALE_LATENCY + 1, f"{ins}: drain"
-        # codes: ceil(VL / lanes) reads (or ceil(VL / T) groups) plus a few cycles of setup
+        drain = last_words + RESCALE_LATENCY + 1
+        assert run.done[k] - beats[-1] == drain, f"{ins}: drain"
         codes = beats[0] - run.accepted[k]
-        assert codes <= max(-(-ins.vl // lanes), -(-ins.vl // t)) + 5, f"{ins}: {codes} cycles to the first beat"
+        if bench.dut.overlap:
+            assert codes == FIRST_BEAT, f"{ins}: {codes} cycles to the first beat"
+            assert run.done[k] - run.accepted[k] + 1 == FIRST_BEAT + len(beats) + drain
+        else:
+            # codes: ceil(VL / lanes) reads (or ceil(VL / T) groups) plus a few cycles of setup
+            assert _copy_cycles(config, ins.vl) < codes <= _copy_cycles(config, ins.vl) + 5, \
+                f"{ins}: {codes} cycles to the first beat"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1
+
+
+def test_weights_overlap_the_codes_copy():
+    """ddr4's beat, packing and lanes (B = 64, T = 5, 16 lanes), VL = 1024, rows = 64 (G = 205, a
+    copy of 205 cycles), memory without stalls: with overlap the instruction takes FIRST_BEAT + G
+    beats + the drain = 217 cycles, not copy + G + drain (the same unit with overlap=False: 421),
+    in place (vd == vs) too. (A 64-byte-beat unit simulates at ~40 cycles/s: one or two
+    instructions each.)"""
+    config = EXTRA_CONFIGS["ddr4s"]
+    lanes, b, t = config.vector_lanes, config.beat_bytes, config.trits_per_byte
+    groups = -(-1024 // t)
+    drain = b // lanes + RESCALE_LATENCY + 1
+    prog = [Instr(1024, 64, 1, 0, 1 << 23, -N.FX_FRAC - 9, seed=21),
+            Instr(1024, 64, 3, 3, 1 << 23, -N.FX_FRAC - 9, seed=22)]
+    init = fill(config, np.random.default_rng(21))
+    totals = {}
+    for overlap, n in ((True, 2), (False, 1)):
+        run = _bench("ddr4s", overlap=overlap).run(init, prog[:n])
+        for k in range(n):
+            beats = run.beats[k]
+            assert len(beats) == groups and beats[-1] - beats[0] + 1 == len(beats), "bubbles"
+            assert run.done[k] - beats[-1] == drain
+            totals[overlap, k] = run.done[k] - run.accepted[k] + 1
+            if overlap:
+                assert beats[0] - run.accepted[k] == FIRST_BEAT
+            else:
+                assert beats[0] - run.accepted[k] > groups                  # after the whole copy
+    assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain == 217
+    assert totals[False, 0] == groups + 3 + groups + drain == 421
+
+
+@pytest.mark.parametrize(("cfg", "overlap"), [("ecp5s", None), ("ecp5s", True), ("b8l1", None), ("b8l1", True),
+                                            ("b64l16", None)])
+def test_in_place_under_stalls(cfg, overlap):
+    """vd == vs: every code is read before the first write (Bench checks it every cycle), with the
+    overlap, under memory stalls and command gaps; short vectors on wide tiles (G = 1, 2: the
+    write-back of a tile takes longer than its beats), one group short of a word, the longest
+    vector. overlap=True forces the overlap on the configs whose copy is slower than a group a
+    cycle (the first tile's beats then wait group by group)."""
+    config = CONFIGS[cfg]
+    t, b, lanes, vlen = config.trits_per_byte, config.beat_bytes, config.vector_lanes, config.vlen
+    vls = [1, t, t + 1, lanes, lanes + 1, 2 * t + 1, vlen - 1, vlen]
+    rows = [vlen, b, 1, min(vlen, b + 1), vlen, 2, vlen, min(vlen, 3 * b)]
+    mx = (1 << N.SF_BITS) - 1
+    prog = [Instr(vl, r, k % isa.N_VREGS, k % isa.N_VREGS, mx, -N.FX_FRAC - 6 - k, seed=40 + k)
+            for k, (vl, r) in enumerate(zip(vls, rows, strict=True))]
+    init = fill(config, np.random.default_rng(41))
+    for mem_stall, gap in ((0.0, 0.0), (0.5, 0.3)):
+        _bench(cfg, overlap=overlap).run(init, prog, mem_stall=mem_stall, gap=gap, seed=int(mem_stall * 10))
 
 
 def test_write_back_limits_short_vectors():
@@ -505,11 +577,11 @@ def test_bench_main_tiny(tmp_path):
     assert rc == 0
     rep = json.loads(out.read_text())
     assert rep["unit"].startswith("simulated cycles")
-    assert rep["config"] == "ecp5"
+    assert rep["config"] == "ecp5" and rep["overlap"] == "auto"
     cases = rep["cases"]
     assert len(cases) == 2
     for c in cases:
-        for key in ("rows", "cols", "mem_stall_probability", "total_cycles", "weight_beats",
+        for key in ("rows", "cols", "mem_stall_probability", "overlap", "total_cycles", "weight_beats",
                     "weight_phase_cycles", "mac_utilisation", "codes_cycles", "drain_cycles",
                     "overhead_cycles", "groups_per_tile", "words_per_tile", "checked_against_golden"):
             assert key in c, key
@@ -519,6 +591,7 @@ def test_bench_main_tiny(tmp_path):
     assert (first["rows"], first["cols"], first["mem_stall_probability"]) == (33, 40, 0.0)
     assert first["groups_per_tile"] >= first["words_per_tile"]
     assert first["mac_utilisation"] >= 0.95
+    assert first["overlap"] is False          # ecp5: 4 lanes < T = 5, the copy is the slower
 
 
 # -- interface -----------------------------------------------------------------------------------
@@ -557,6 +630,10 @@ def test_config_checks():
              dataclasses.replace(get_config("ecp5"), vector_lanes=3))
     _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=0)
     _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=MAX_BURST + 1)
+    _rejects(ValueError, r"^overlap must be None, True or False, got 1$", get_config("ecp5"), overlap=1)
+    assert MatmulUnit(get_config("ddr4")).overlap and not MatmulUnit(get_config("ecp5")).overlap
+    assert MatmulUnit(get_config("ecp5"), overlap=True).overlap
+    assert copy_keeps_up(get_config("ddr4")) and not copy_keeps_up(get_config("ice40"))
 
 
 # -- long sweep ----------------------------------------------------------------------------------
