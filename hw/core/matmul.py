@@ -134,6 +134,11 @@ class MatmulUnit(CoreUnit):
         hw.core.iface.check_core_config.
     max_burst : int
         Longest memory read command in beats (1 .. hw.mem.port.MAX_BURST).
+    overlap : bool or None
+        Whether the first tile's weight beats may be taken while the codes are still being copied
+        (module docstring, phase 2). None (the default): when the copy writes a group a cycle,
+        :func:`copy_keeps_up` (``vector_lanes >= T``: ddr4 yes, ecp5 and ice40 no). False: the
+        weights wait for the whole copy (the behaviour before the overlap).
 
     Attributes
     ----------
