@@ -51,9 +51,9 @@ simulation time is nearly all the design's own evaluation.
 
 Run.cycles counts clock edges from the release of reset to the end; Run.token_cycles[k][s] the
 cycles from step s's TOKIN handshake to its TOKOUT handshake (TokenEvent.cycle is the edge of the
-TOKOUT). Run.stats: ``commands``, ``read_beats``, ``write_beats`` at the accelerator's port, the
-simulation's wall time (``wall_s``, ``cycles_per_s``) and the build time (``build_s``, 0 when the
-simulator was reused).
+TOKOUT). Run.stats, with the verilator backend's names: ``cycles``, ``wall_s`` and
+``cycles_per_s`` of the simulation, ``cmds``, ``rd_beats``, ``wr_beats`` (handshakes at the
+accelerator's memory port), and ``build_s`` (building the simulator; 0 when it was reused).
 """
 from __future__ import annotations
 
@@ -233,11 +233,16 @@ class AmaranthDevice(Device):
             raise job.error
         if not job.finished:
             raise DeviceError("the simulation stopped before the run ended (internal error)")
-        stats = {"commands": job.ram.commands, "read_beats": job.ram.read_beats,
-                 "write_beats": job.ram.write_beats, "wall_s": wall,
-                 "cycles_per_s": job.cycle / wall if wall else 0.0, "build_s": build_s}
+        stats = {"cycles": job.cycle, "wall_s": wall, "cycles_per_s": job.cycle / wall if wall else 0.0,
+                 "cmds": job.ram.commands, "rd_beats": job.ram.read_beats, "wr_beats": job.ram.write_beats,
+                 "build_s": build_s}
         return Run(self.backend, prompts, n_new, [h.outputs for h in job.hosts], job.states, job.latency,
                    job.cycle, stats)
+
+    def close(self) -> None:
+        """Drop the simulator (the next run builds it again)."""
+        self._sim = None
+        self._job = None
 
     async def _process(self, ctx) -> None:  # noqa: ANN001
         job = self._job
