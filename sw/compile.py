@@ -232,25 +232,19 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("LDW", A[8], Mem(0, "PRE_DATA_LEN"))
     a("ADDS", A[8], A[8], A[1], c="A8 = image end = state base")
 
-    def preload_layer() -> None:
-        """Everything the first TMATMULs of the layer at A2 need: the attn_norm gamma (V2) and the
-        g, f, i BitLinears' norm gammas (V7, V5, V4), exponents (A6, A7, A9, A10), betas (F1..F3)."""
-        a("LDG", V[2], Mem(2, "L_ATTN_NORM"), c="V2 = attn_norm gamma")
-        a("LDW", A[6], Mem(2, "S_ATTN_NORM_EXP"))
-        for vg, ae, fb, norm, mat, what in ((V[7], A[7], F[1], "G_NORM_IN", "G_PROJ", "g"),
-                                            (V[5], A[9], F[2], "F_NORM", "F_PROJ", "f"),
-                                            (V[4], A[10], F[3], "I_NORM", "I_PROJ", "i")):
-            a("LDG", vg, Mem(2, f"L_{norm}"), c=f"{vg} = gamma of {what}_proj's norm")
-            a("LDW", ae, Mem(2, f"S_{norm}_EXP"))
-            a("LDF", fb, Mem(2, f"S_{mat}_BETA"))
-
-    def head_operands() -> None:
-        """The final norm's gamma (V2) and exponent (A6), lm_head's norm gamma (V4), exponent (A7), beta (F1)."""
-        a("LDG", V[2], Mem(1, "NORM"), c="V2 = final norm gamma")
-        a("LDW", A[6], Mem(1, "NORM_EXP"))
-        a("LDG", V[4], Mem(1, "HEAD_NORM"), c="V4 = lm_head's norm gamma")
-        a("LDW", A[7], Mem(1, "HEAD_NORM_EXP"))
-        a("LDF", F[1], Mem(1, "LM_HEAD_BETA"))
+    def first_operands(base: int, part: str) -> None:
+        """What the first TMATMULs of the layer at A<base> need. Part "a": the attn_norm gamma (V2,
+        exponent A6) and g_proj's norm gamma (V7), exponent (A7) and beta (F1); part "b": the same
+        for f_proj (V5, A9, F2) and i_proj (V4, A10, F3)."""
+        if part == "a":
+            a("LDG", V[2], Mem(base, "L_ATTN_NORM"), c="V2 = attn_norm gamma")
+            a("LDW", A[6], Mem(base, "S_ATTN_NORM_EXP"))
+        for vg, ae, fb, norm, mat, what in {"a": ((V[7], A[7], F[1], "G_NORM_IN", "G_PROJ", "g"),),
+                                            "b": ((V[5], A[9], F[2], "F_NORM", "F_PROJ", "f"),
+                                                  (V[4], A[10], F[3], "I_NORM", "I_PROJ", "i"))}[part]:
+            a("LDG", vg, Mem(base, f"L_{norm}"), c=f"{vg} = gamma of {what}_proj's norm")
+            a("LDW", ae, Mem(base, f"S_{norm}_EXP"))
+            a("LDF", fb, Mem(base, f"S_{mat}_BETA"))
 
     def tmatmul(vd: R, vs: R, fs: R, fbeta: R, mat: str, rows: str, c: str) -> None:
         a("FMUL", fs, fs, fbeta, c=f"{fs} = s * beta")
@@ -265,25 +259,26 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("ADDS", A[3], A[8], A[0], c="A3 = layer 0 state h")
     a("MOVI", A[4], "N_LAYERS")
     a.comment("layer 0's first operands (later layers load theirs during the previous layer)")
-    preload_layer()
+    first_operands(2, "a")
+    first_operands(2, "b")
 
     a.label("layer")
-    a.comment("Weight-stream schedule: the TMATMULs read their matrices in the order g, f, i | o | gate, up |")
-    a.comment("down. A load issued before a TMATMUL is served before its matrix, one issued after it only once")
-    a.comment("the whole matrix has streamed, so each load sits where the port is idle anyway (while NORM/QNT")
-    a.comment("or vector work on the critical path runs) or is alone between two TMATMULs; the next layer's")
-    a.comment("first operands are loaded while QNT(down) runs. On entry: V0 x, V2 attn_norm gamma, V7 V5 V4")
-    a.comment("the g, f, i norm gammas, A6 A7 A9 A10 their exponents, F1 F2 F3 the g, f, i betas.")
+    a.comment("Schedule: the matrices stream in the order g, f, i | o | gate, up | down. A load issued before")
+    a.comment("a TMATMUL is served before its matrix, one issued after it only once the whole matrix has")
+    a.comment("streamed; so every load sits where the port idles anyway (while NORM / QNT / vector work on the")
+    a.comment("critical path runs) or alone between two TMATMULs, and QNT f and i run while g streams. The")
+    a.comment("next layer's first operands are loaded during QNT(gate) and QNT(down). On entry: V0 x, V2")
+    a.comment("attn_norm gamma, V7 V5 V4 the g, f, i norm gammas, A6 A7 A9 A10 their exponents, F1 F2 F3")
+    a.comment("the g, f, i betas.")
+    a("ADDI", A[12], A[2], "LAYER_STRIDE", c="A12 = next layer's base")
     a.comment("u = rmsnorm(x, attn_norm)")
     a("NORM", V[2], V[0], V[2], A[6], c="V2 = u")
-    a.comment("(while NORM runs, the port is idle: this layer's other operands)")
-    a("LDG", V[1], Mem(2, "L_G_NORM"), c="V1 = g_norm gamma")
+    a("LDG", V[1], Mem(2, "L_G_NORM"), c="V1 = g_norm gamma (while NORM runs)")
     a("LDV", V[3], Mem(3), c="V3 = h of this layer")
     a.comment("g, fz, i = BL(u; g_proj), BL(u; f_proj), BL(u; i_proj)  (QNT recomputes rms(u) itself)")
     a("QNT", V[7], F[0], V[2], V[7], A[7], c="g codes, F0 = per-token scale s")
     a("LDGT", V[6], Mem(2, "L_LOWER_BOUND"), c="V6 = lb (while QNT runs)")
     a("LDW", A[11], Mem(2, "S_G_NORM_EXP"))
-    a("LDW", A[12], Mem(2, "S_O_NORM_EXP"))
     a("LDF", F[4], Mem(2, "S_O_PROJ_BETA"))
     tmatmul(V[7], V[7], F[0], F[1], "G_PROJ", "D", "V7 = g = rescale(W . codes)")
     a("QNT", V[5], F[7], V[2], V[5], A[9], c="f codes (while g streams)")
@@ -291,6 +286,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("LDG", V[2], Mem(2, "L_O_NORM"), c="V2 = o_norm gamma (served after g's matrix)")
     tmatmul(V[5], V[5], F[7], F[2], "F_PROJ", "D", "V5 = fz")
     a("NORM", V[7], V[7], V[1], A[11], c="V7 = rmsnorm(g, g_norm) (while f streams)")
+    a("LDW", A[11], Mem(2, "S_O_NORM_EXP"), c="(served after f's matrix)")
     tmatmul(V[4], V[4], F[0], F[3], "I_PROJ", "D", "V4 = i")
     a.comment("f = lb + gate_mul(1 - lb, sigmoid(fz));  1 - f;  h * f  (while i streams)")
     a("SIG", V[5], V[5], c="sigmoid(fz) (GATE)")
@@ -306,10 +302,10 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("ADD", V[3], V[3], V[4], c="V3 = h'")
     a("LDG", V[5], Mem(2, "L_GATE_NORM"), c="V5 = gate_proj's norm gamma")
     a("SILU", V[4], V[3])
-    a("SV", Mem(3), V[3], c="store h'")
     a("MUL", V[7], V[7], V[4], c="V7 = z")
+    a("SV", Mem(3), V[3], c="store h'")
     a.comment("x = x + BL(z; o_proj)")
-    a("QNT", V[7], F[7], V[7], V[2], A[12], c="o codes")
+    a("QNT", V[7], F[7], V[7], V[2], A[11], c="o codes")
     a("LDW", A[14], Mem(2, "S_MLP_NORM_EXP"), c="(while QNT runs)")
     a("LDW", A[15], Mem(2, "S_GATE_NORM_EXP"))
     a("LDF", F[5], Mem(2, "S_GATE_PROJ_BETA"))
@@ -323,6 +319,18 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("LDW", A[13], Mem(2, "S_DOWN_NORM_EXP"))
     a("LDF", F[6], Mem(2, "S_DOWN_PROJ_BETA"))
     a("QNT", V[5], F[0], V[1], V[5], A[15], c="gate|up codes")
+    a.comment("while QNT runs: the next layer's first operands (part a), after the last layer the head's")
+    a("ADDI", A[14], A[4], -2, c="A14 < 0: this is the last layer")
+    a("BLTZ", A[14], Lbl("last_layer"))
+    first_operands(12, "a")
+    a("JMP", Lbl("gate"))
+    a.label("last_layer")
+    a("LDG", V[2], Mem(1, "NORM"), c="V2 = final norm gamma")
+    a("LDW", A[6], Mem(1, "NORM_EXP"))
+    a("LDG", V[7], Mem(1, "HEAD_NORM"), c="V7 = lm_head's norm gamma")
+    a("LDW", A[7], Mem(1, "HEAD_NORM_EXP"))
+    a("LDF", F[1], Mem(1, "LM_HEAD_BETA"))
+    a.label("gate")
     tmatmul(V[3], V[5], F[0], F[5], "GATE_PROJ", "INTER", "V3 = gate (rows 0..I-1)")
     a("ADDI", A[5], A[5], "UP_OFFSET")
     a("TMATMUL", V[4], V[5], A[5], F[0], "INTER", c="V4 = up (rows I..2I-1, same codes and scale)")
@@ -331,29 +339,22 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("SILU", V[3], V[3], c="(while up streams)")
     a("MUL", V[3], V[3], V[4])
     a("QNT", V[3], F[7], V[3], V[6], A[13], c="down codes")
-    a("ADDI", A[5], A[2], "L_DOWN_PROJ")
-    a("ADDI", A[2], A[2], "LAYER_STRIDE", c="A2 = next layer's base")
-    a.comment("while QNT runs: the next layer's first operands, or after the last layer the head's")
-    a("ADDI", A[13], A[4], -2, c="A13 < 0: this is the last layer")
-    a("BLTZ", A[13], Lbl("last_layer"))
+    a.comment("while QNT runs: the next layer's first operands (part b; none after the last layer)")
+    a("BLTZ", A[14], Lbl("down"))
     a("SETVL", "D")
-    preload_layer()
-    a("JMP", Lbl("down"))
-    a.label("last_layer")
-    a("SETVL", "D")
-    head_operands()
-    a.label("down")
+    first_operands(12, "b")
     a("SETVL", "INTER")
-    a("FMUL", F[7], F[7], F[6])
-    a("TMATMUL", V[3], V[3], A[5], F[7], "D", c="V3 = down")
+    a.label("down")
+    tmatmul(V[3], V[3], F[7], F[6], "DOWN_PROJ", "D", "V3 = down")
     a("SETVL", "D")
     a("ADD", V[0], V[0], V[3])
+    a("ADDS", A[2], A[12], A[0], c="next layer")
     a("ADDI", A[3], A[3], "STATE_STRIDE")
     a("DJNZ", A[4], Lbl("layer"))
 
     a.comment("logits = BL(rmsnorm(x, norm); lm_head), argmax (first maximum) over row chunks")
     a("NORM", V[2], V[0], V[2], A[6])
-    a("QNT", V[4], F[0], V[2], V[4], A[7], c="codes of the lm_head input")
+    a("QNT", V[7], F[0], V[2], V[7], A[7], c="codes of the lm_head input")
     a("FMUL", F[0], F[0], F[1])
     a("ADDI", A[5], A[1], "LM_HEAD")
     a("MOVI", A[9], 0, c="argmax index")
@@ -366,7 +367,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
 
     def chunk_step(k: int, rows: str) -> None:
         """TMATMUL of chunk k (k >= 1) and, meanwhile, ARGMAX of chunk k-1."""
-        a("TMATMUL", V[3 + 2 * (k % 2)], V[4], A[5], F[0], rows, c=f"chunk {'odd' if k % 2 else 'even'}")
+        a("TMATMUL", V[3 + 2 * (k % 2)], V[7], A[5], F[0], rows, c=f"chunk {'odd' if k % 2 else 'even'}")
         a("ADDI", A[5], A[5], "CHUNK_BYTES")
         argmax(k - 1, "CHUNK_ROWS")
 
@@ -377,7 +378,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
             a("ADDI", A[11], A[11], "CHUNK_ROWS")
             a("SETVL", "D")
 
-    a("TMATMUL", V[3], V[4], A[5], F[0], "CHUNK_ROWS", c="chunk 0")
+    a("TMATMUL", V[3], V[7], A[5], F[0], "CHUNK_ROWS", c="chunk 0")
     a("ADDI", A[5], A[5], "CHUNK_BYTES")
     pairs, odd = divmod(n_chunks - 1, 2)
     if pairs:
