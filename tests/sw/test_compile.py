@@ -69,8 +69,8 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "demo.s").read_text() == compile_model(get_preset("demo")).text
 
 
-def _check_bit_identical(img, tokens, n_new: int):  # noqa: ANN001
-    prog = compile_model(img)
+def _check_bit_identical(img, tokens, n_new: int, vlen: int = 4096):  # noqa: ANN001
+    prog = compile_model(img, vlen=vlen)
     t0 = time.perf_counter()
     m = GoldenMachine(prog.words, img)
     out, logits = m.run_teacher(tokens, logits=True)
@@ -107,6 +107,36 @@ def _heldout(n: int) -> list[int]:
 @pytest.mark.torch
 def test_demo_64_tokens_bit_identical(demo_image):
     _check_bit_identical(demo_image, _heldout(64), n_new=16)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("layers, vocab, vlen", [
+    (1, 256, 4096),     # the first layer is the last: the head's operands, no part b
+    (3, 256, 64),       # 4 chunks: one pair in the chunk loop, one odd chunk after it
+    (2, 256, 128),      # 2 chunks: no chunk loop
+    (2, 352, 64),       # 5 chunks and a tail of 32 rows
+    (3, 256, 192),      # 1 chunk of 192 rows and a tail of 64
+])
+def test_layer_counts_and_chunkings_bit_identical(tmp_path, layers, vocab, vlen):
+    """Random tiny models (every norm gamma and lower bound random too, so that operands loaded
+    into the wrong register would show) with the layer counts and lm_head chunkings that take the
+    program's different paths (last-layer branch, chunk pairs, odd chunk, tail)."""
+    import torch
+
+    from sw.export import export_image
+    from sw.model import random_state_dict
+    cfg = dataclasses.replace(get_preset("tiny"), num_hidden_layers=layers, vocab_size=vocab)
+    g = torch.Generator().manual_seed(layers * 1000 + vlen)
+    sd = {}
+    for k, v in random_state_dict(cfg, 1).items():
+        if "norm" in k or "lower_bound" in k:
+            v = v + 0.5 * torch.randn(v.shape, generator=g)
+        sd[k] = v.to(torch.bfloat16).float()
+    path = tmp_path / "tiny.img"
+    export_image(cfg, sd, path, source="test")
+    img = wi.read_image(path)
+    toks = [int(t) for t in np.random.default_rng(layers).integers(0, vocab, 4)]
+    _check_bit_identical(img, toks, n_new=2, vlen=vlen)
 
 
 @pytest.mark.slow
