@@ -3,24 +3,40 @@
     python -m sw.compile --model 370m -o build/370m.s [--image build/370m.img | --checkpoint DIR]
                          [--packing 1.6bit] [--beat-bytes 64] [--vlen 4096] [--hex build/370m.hex]
 
-The program is an endless loop, one iteration per token, in exactly the order of
-sim/golden/model.py (GoldenModel.step / block / head):
+The program is an endless loop, one iteration per token, with the dataflow of
+sim/golden/model.py (GoldenModel.step / block / head), so the results are bit-identical:
 
     TOKIN -> embedding row (LDE) -> per layer (ONE loop body, base-address registers advanced by
     the layer stride) -> final norm -> lm_head in row chunks with ARGMAX -> TOKOUT -> loop
 
-Addresses: the tensor offsets come from spec.weight_image.layout(config, packing, beat_bytes)
-(relative to the image's data_offset), so no image file is needed. The program reads data_offset
-and data_len from the image preamble at boot (the data start depends on the JSON header's length),
-so one program serves every image of the same model, packing and beat. The recurrent state h of
-layer l lives at image_end + l * 8 * d (one FX vector per layer; the state region starts where
-the image ends).
+Schedule. Batch-1 decode is bound by the weight stream (every ternary matrix read once per token),
+so the instructions are ordered to keep the stream busy, given how the core issues (hw/core/core.py:
+in order, an instruction waits for its unit and for every register an instruction in flight uses;
+operands are read at issue) and that the memory port is in order (a TMATMUL asks for its whole
+matrix when it issues, so a load issued after it is served only after that matrix):
 
-Registers (fixed allocation):
+* the stream can only idle on the true dependency chains between matrices (x -> NORM -> QNT ->
+  TMATMUL; rmsnorm(g) * silu(h') -> QNT; silu(gate) * up -> QNT); the rest overlaps them: the
+  three attention BitLinears stream back to back in the order g, f, i (QNT f and i run while g
+  streams, NORM(g) while f streams, the forget gate and h * f while i streams, so only
+  silu(i) ... QNT(o) is left after i), gate and up share their codes, ARGMAX of an lm_head chunk
+  runs while the next chunk streams (chunks alternate between V3 and V5);
+* every load (gammas, exponents, betas, lb, h) is placed where the port idles anyway: behind a
+  NORM or QNT of a chain (their next instruction waits for the unit anyway), or alone between two
+  TMATMULs (served right after the first matrix, which can also keep the DRAM controller from a
+  refresh in that gap); the operands of the next layer's first BitLinears are loaded during
+  QNT(gate) and QNT(down) of this one (A12 = the next layer's base), the head's instead in the
+  last layer (a BLTZ on the layer counter), layer 0's before the loop.
+
+Registers:
     A0 zero   A1 data base   A2 layer base   A3 layer state   A4 layer counter   A5 weight address
-    A6 gamma exponent   A7 token   A8 state base   A9 argmax index   A10 argmax value
-    A11 lm_head row of the chunk   A12 chunk counter   A13 scratch
-    V0 residual x   V1..V5 temporaries (see the comments)   F0 scale (s * beta)   F1 beta
+    A7 token   A8 state base   A12 next layer base
+    exponents: A6 attn_norm (final norm)   A7 g_proj's norm (lm_head's)   A9 f   A10 i   A11 g_norm
+               A15 o_proj's norm, then gate_proj's   A14 mlp_norm (then the last-layer flag)   A13 down
+    head: A9 argmax index   A10 argmax value   A11 lm_head row of the chunk   A12 chunk pairs
+          A13 scratch
+    F0, F7 scales (s * beta)   F1..F6 betas of g, f, i, o, gate, down (F1: lm_head's in the head)
+    V0 residual x   V1..V7 operands and temporaries (see the comments in the program)
 Every offset the program uses is a named constant (.equ); `compile_model` also encodes the words
 directly with spec.isa.encode (Program.words), which tests compare with the assembler's output.
 """
@@ -263,13 +279,9 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     first_operands(2, "b")
 
     a.label("layer")
-    a.comment("Schedule: the matrices stream in the order g, f, i | o | gate, up | down. A load issued before")
-    a.comment("a TMATMUL is served before its matrix, one issued after it only once the whole matrix has")
-    a.comment("streamed; so every load sits where the port idles anyway (while NORM / QNT / vector work on the")
-    a.comment("critical path runs) or alone between two TMATMULs, and QNT f and i run while g streams. The")
-    a.comment("next layer's first operands are loaded during QNT(gate) and QNT(down). On entry: V0 x, V2")
-    a.comment("attn_norm gamma, V7 V5 V4 the g, f, i norm gammas, A6 A7 A9 A10 their exponents, F1 F2 F3")
-    a.comment("the g, f, i betas.")
+    a.comment("Matrices stream in the order g, f, i | o | gate, up | down (the module docstring: Schedule).")
+    a.comment("On entry: V0 x, V2 attn_norm gamma, V7 V5 V4 the g, f, i norm gammas, A6 A7 A9 A10 their")
+    a.comment("exponents, F1 F2 F3 the g, f, i betas.")
     a("ADDI", A[12], A[2], "LAYER_STRIDE", c="A12 = next layer's base")
     a.comment("u = rmsnorm(x, attn_norm)")
     a("NORM", V[2], V[0], V[2], A[6], c="V2 = u")
@@ -277,8 +289,8 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("LDV", V[3], Mem(3), c="V3 = h of this layer")
     a.comment("g, fz, i = BL(u; g_proj), BL(u; f_proj), BL(u; i_proj)  (QNT recomputes rms(u) itself)")
     a("QNT", V[7], F[0], V[2], V[7], A[7], c="g codes, F0 = per-token scale s")
-    a("LDGT", V[6], Mem(2, "L_LOWER_BOUND"), c="V6 = lb (while QNT runs)")
-    a("LDW", A[11], Mem(2, "S_G_NORM_EXP"))
+    a("LDW", A[11], Mem(2, "S_G_NORM_EXP"), c="(while QNT runs)")
+    a("LDW", A[15], Mem(2, "S_O_NORM_EXP"))
     a("LDF", F[4], Mem(2, "S_O_PROJ_BETA"))
     tmatmul(V[7], V[7], F[0], F[1], "G_PROJ", "D", "V7 = g = rescale(W . codes)")
     a("QNT", V[5], F[7], V[2], V[5], A[9], c="f codes (while g streams)")
@@ -286,7 +298,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("LDG", V[2], Mem(2, "L_O_NORM"), c="V2 = o_norm gamma (served after g's matrix)")
     tmatmul(V[5], V[5], F[7], F[2], "F_PROJ", "D", "V5 = fz")
     a("NORM", V[7], V[7], V[1], A[11], c="V7 = rmsnorm(g, g_norm) (while f streams)")
-    a("LDW", A[11], Mem(2, "S_O_NORM_EXP"), c="(served after f's matrix)")
+    a("LDGT", V[6], Mem(2, "L_LOWER_BOUND"), c="V6 = lb (served after f's matrix)")
     tmatmul(V[4], V[4], F[0], F[3], "I_PROJ", "D", "V4 = i")
     a.comment("f = lb + gate_mul(1 - lb, sigmoid(fz));  1 - f;  h * f  (while i streams)")
     a("SIG", V[5], V[5], c="sigmoid(fz) (GATE)")
@@ -305,7 +317,7 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
     a("MUL", V[7], V[7], V[4], c="V7 = z")
     a("SV", Mem(3), V[3], c="store h'")
     a.comment("x = x + BL(z; o_proj)")
-    a("QNT", V[7], F[7], V[7], V[2], A[11], c="o codes")
+    a("QNT", V[7], F[7], V[7], V[2], A[15], c="o codes")
     a("LDW", A[14], Mem(2, "S_MLP_NORM_EXP"), c="(while QNT runs)")
     a("LDW", A[15], Mem(2, "S_GATE_NORM_EXP"))
     a("LDF", F[5], Mem(2, "S_GATE_PROJ_BETA"))
