@@ -2,9 +2,9 @@
 
 Default: the vectorized store map against the scalar reference (every address map, 1..4 channels,
 interleaves); System's parameter checks; the event parser and the exit-code errors with a fake
-executable; the demo model on the reduced ddr4 config (vlen 1024), 1 core on 1 and on 2 channels:
-every token and every state snapshot equal the golden device's. Slow: 2 cores with different
-prompts, 4 channels.
+executable; the demo model on the ddr4 config (the build make sim uses), 1 core on 1 channel:
+every token and every state snapshot equal the golden device's. Slow: 2 channels, 2 cores with
+different prompts, 4 channels.
 """
 from __future__ import annotations
 
