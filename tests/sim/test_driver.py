@@ -110,7 +110,12 @@ def test_state_divergence_past_the_layers():
     assert "past the last layer" in driver._state_divergence(p, 0, 0, g.tobytes(), r.tobytes())
 
 
+#: the first Verilator test of a fresh clone builds the full-system simulator (10-20 min on 2 cores)
+BUILD_TIMEOUT = pytest.mark.timeout(3600)
+
+
 @pytest.mark.verilator
+@BUILD_TIMEOUT
 def test_demo_text_is_the_same_on_golden_and_verilator(tmp_path):
     """The demo model end to end on the full-system simulator (DDR4 controller, DRAM model and
     checker), every token and state checked by the driver; the printed text equals the golden's."""
@@ -127,13 +132,15 @@ def test_demo_text_is_the_same_on_golden_and_verilator(tmp_path):
 
 
 @pytest.mark.verilator
+@BUILD_TIMEOUT
 def test_one_370m_token(tmp_path):
-    """One generated 370m token (two token steps) on the full ddr4 system, bit-exact."""
+    """One 370m token (the step after BOS) on the full ddr4 system, bit-exact, at >= 0.90 of the
+    weight-stream roofline (simulated cycles; about 70 s of wall time here)."""
     out = tmp_path / "370m.json"
-    r = _run("--model", "370m", "--tokens", "1", "-o", str(out), timeout=3600)
+    r = _run("--model", "370m", "--tokens", "0", "-o", str(out), timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(out.read_text())
-    assert rep["bit_exact"] and len(rep["tokens"][0]) == 2
+    assert rep["bit_exact"] and len(rep["tokens"][0]) == 1
     f = rep["figures"]
-    assert f["cycles_per_token_median"] > 0 and 0 < f["efficiency"] <= 1.0
+    assert f["cycles_per_token_median"] > 0 and 0.90 <= f["efficiency"] <= 1.0, f
     assert all(c["violations"] == 0 for c in rep["stats"]["channels"])
