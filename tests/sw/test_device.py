@@ -8,8 +8,9 @@ on the same image, config and program, token for token and state snapshot byte f
 * golden, amaranth: sim.fuzz's "b8" config (beat 8, 2-bit, 1 lane, vlen 64: the cheapest core in
   the Amaranth simulator) with sim.amaranth_device.MICRO (1 layer, d 16, vocab 80, seeded random
   weights, ~3,700 cycles per token step at ~1,000-2,000 cycles/s);
-* verilator: beat 64 is required (one DRAM line per beat): the ddr4 config at vlen 1024 with the
-  trained demo model (sim.runs.demo_image).
+* verilator: beat 64 is required (one DRAM line per beat): the ddr4 config (the build `make sim`
+  uses, so the default run has one full-system build) with the trained demo model
+  (sim.runs.demo_image).
 
 Tests: greedy generation (tokens, every snapshot, the on_token events, cycles); two cores with
 different prompts (batch), each equal to the golden machine on its own prompt; bad input
@@ -18,7 +19,7 @@ n_new, image/config packing mismatch, unknown options) and an unknown backend na
 lists the valid ones); the simulators' errors (max_cycles, a core fault -> DeviceError). The
 amaranth backend also runs under random stalls on every memory and token stream, and once with
 its quiet-cycle sleep switched off, which must give the same cycle of every TOKOUT. Slow: the tiny
-preset on a reduced ecp5 core (amaranth), two cores on verilator.
+preset and one step of the demo model on reduced ecp5 cores (amaranth), two cores on verilator.
 """
 from __future__ import annotations
 
@@ -282,4 +283,18 @@ def test_amaranth_tiny_preset_on_reduced_ecp5():
     with open_device("amaranth", img, cfg, rom_wr=False) as dev:
         run = dev.generate([prompt], n_new)
     check_same(run, open_device("golden", img, cfg).generate([prompt], n_new))
+    check_timing(run)
+
+
+@pytest.mark.slow
+def test_amaranth_demo_model_one_step():
+    """The trained demo model (4 layers, d 192, vocab 1024) on ecp5 at vlen 512: one token step,
+    ~38,600 cycles (~2.5 min in the Amaranth simulator)."""
+    from sim.runs import demo_image
+
+    cfg = dataclasses.replace(get_config("ecp5"), vlen=512)
+    img = demo_image(cfg)
+    with open_device("amaranth", img, cfg) as dev:
+        run = dev.generate([[1]], 0)
+    check_same(run, open_device("golden", img, cfg).generate([[1]], 0))
     check_timing(run)
