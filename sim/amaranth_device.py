@@ -6,12 +6,19 @@ simulator, a RAM model behind its memory port and one greedy token host per core
     dev = open_device("amaranth", random_image(cfg, MICRO), cfg, cores=2, stall={"seed": 1, "rd": 0.3})
     run = dev.generate([[1, 17], [5]], n_new=3)      # tokens, states, cycles, as every backend
 
-Meant for small configs (a reduced vlen and few lanes) and small models: the whole accelerator
-runs at roughly 300-1,500 cycles per second in the Amaranth simulator (it depends on the config
-and on how busy the memory port is; `Run.stats` has the figure of each run), and a token step
-takes ~3,000 cycles even for a one-layer model (the tiny preset: ~8,500 on a reduced ecp5 core).
-`random_image` writes a model with seeded random parameters (numpy only, through sw.export) for
-any config's packing and beat; `MICRO` is the smallest model the compiler takes on beats <= 16.
+Meant for small configs (few lanes, a reduced vlen) and small models. Measured (CPU time of the
+simulation on this machine; `Run.stats` has each run's figure):
+
+    config                       model                     cycles / token step   cycles / s
+    sim.fuzz "b8" (1 lane)       MICRO                     ~3,500                ~1,700 (2 cores ~1,000)
+    ecp5, vlen 256 (4 lanes)     tiny preset               ~7,700                ~500
+    ecp5, vlen 512               demo (4 layers, d 192)    ~38,600               ~350
+    ddr4, vlen 256 (16 lanes)    tiny preset               ~5,900                ~200
+
+Nearly all of it is the simulator evaluating the design (every synchronous signal is updated in
+every cycle); a token step costs ~3,000 cycles even for a one-layer model. `random_image` writes a
+model with seeded random parameters (numpy only, through sw.export) for any config's packing and
+beat; `MICRO` is the smallest model the compiler takes on beats up to 16.
 
 The bench
 ---------
@@ -41,13 +48,16 @@ The bench
   memory is idle. A core's `fault` bit, or more than `max_cycles` cycles (generate's argument,
   else the option ``max_cycles``, default 20 million), raises sw.device.DeviceError.
 
-Speed: the bench is one Python process. The signals it watches are joined into one `status`
-signal by a line of logic in the wrapper module, so a cycle costs one sample (payloads are read
-only on a handshake). When nothing can happen at the next edge without a change of `status`
-(the memory idle, no token waiting to be taken, no stalls), the process sleeps until `status`
-changes instead of waking at every edge; the cycle count is then read from the accelerator's
-`cycles` counter. Most cycles of a model step are such cycles (a unit computing), so the
-simulation time is nearly all the design's own evaluation.
+Speed: the bench is one Python process (the simulator's processes may not read signals outside a
+trigger, so everything it needs comes from samples). The handshake and state bits it watches are
+joined into one `status` signal, and `status` with the payloads it reads on a handshake into one
+`probe` signal, by two lines of logic in the wrapper module: a cycle costs one sample. When
+nothing can happen at the next edge without a change of `status` (the memory idle, no token
+offered to a ready core, no stalls), the process sleeps until `status` changes instead of waking
+at every edge, and reads the accelerator's `cycles` counter when it wakes. With the sampling
+reduced to one signal the bench was ~10 % of the time; the sleep (~80 % fewer wake-ups on a model
+step) saves most of that (measured ~15 % CPU on "b8"). `AmaranthDevice.sleep = False` wakes at
+every edge, for a check that the timing is the same.
 
 Run.cycles counts clock edges from the release of reset to the end; Run.token_cycles[k][s] the
 cycles from step s's TOKIN handshake to its TOKOUT handshake (TokenEvent.cycle is the edge of the
