@@ -161,13 +161,13 @@ def encode_prompt(p: Prepared, text: str | None) -> list[int]:
 def roofline(p: Prepared, channels: int, speed: str = "DDR4-2400R") -> dict:
     """The weight-stream roofline of batch-1 decode: every ternary weight read once per token."""
     from spec import weight_image as wi
-    from spec.dram import speed_grade
+    from spec.dram import Channel, speed_grade
 
     lay = wi.layout(p.model_config, p.config.packing, p.config.beat_bytes)
     trit_bytes = sum(t.nbytes for t in lay.tensors if t.kind == "trits")
-    sg = speed_grade(speed)
-    clock_hz = float(sg.clock_mhz) * 1e6 / 4            # DFI 1:4: the controller (and accelerator) clock
-    peak = sg.data_rate * 1e6 * 8 * channels             # bytes/s of x64 channels
+    sg, ch = speed_grade(speed), Channel(speed=speed)
+    clock_hz = float(sg.clock_mhz) * 1e6 / ch.nphases    # the DFI ratio: the controller (and accelerator) clock
+    peak = sg.data_rate * 1e6 * (ch.width // 8) * channels    # bytes/s of the channels
     return {"weight_bytes_per_token": trit_bytes, "peak_bytes_per_s": peak, "clock_hz": clock_hz,
             "roofline_tokens_per_s": peak / trit_bytes, "speed": speed, "channels": channels}
 
