@@ -114,6 +114,12 @@ def _bits(v: np.ndarray) -> int:
     return O.bitlen_max(v)
 
 
+def default_state_bytes(model) -> int:  # noqa: ANN001 (a spec.models.ModelConfig)
+    """The state region of one core: every layer's recurrent h (one FX vector of d int64 each, at
+    l * 8 * d, see sw/compile.py), rounded up to whole DATA_ALIGN pages."""
+    return max(wi.DATA_ALIGN, wi.align_up(model.num_hidden_layers * model.hidden_size * 8, wi.DATA_ALIGN))
+
+
 class GoldenMachine:
     """One core. Registers: V (numpy int64 [VL_MAX] each), A (Python ints), F (SF tuples), VL, PC."""
 
@@ -125,8 +131,7 @@ class GoldenMachine:
         self.mem_image = np.asarray(image.file_bytes(), np.uint8).reshape(-1)
         self.state_base = int(self.mem_image.size)
         if state_bytes is None:
-            cfg = image.model
-            state_bytes = max(wi.DATA_ALIGN, wi.align_up(cfg.num_hidden_layers * cfg.hidden_size * 8, wi.DATA_ALIGN))
+            state_bytes = default_state_bytes(image.model)
         self.state = np.zeros(int(state_bytes), np.uint8)
         self.mem_end = self.state_base + self.state.size
         self.trace = trace

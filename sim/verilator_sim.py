@@ -518,8 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     t_build = time.time() - t0
     img = wi.read_image(args.image, verify=False)
     words = compile_model(img, vlen=cfg.vlen).words
-    cfgm = img.model
-    state_bytes = max(wi.DATA_ALIGN, wi.align_up(cfgm.num_hidden_layers * cfgm.hidden_size * 8, wi.DATA_ALIGN))
+    from sim.machine import default_state_bytes
+    state_bytes = default_state_bytes(img.model)
 
     def show(e) -> None:  # noqa: ANN001
         print(f"core {e.core} step {e.step}: token {e.token} at cycle {e.cycle} (latency {e.latency})", flush=True)

@@ -101,9 +101,8 @@ class Device(abc.ABC):
         if len(self.program) > self.config.rom_words:
             raise ValueError(f"the program has {len(self.program)} words, the ROM of config "
                              f"{self.config.name} {self.config.rom_words}")
-        cfg = self.image.model
-        self.state_bytes = max(wi.DATA_ALIGN, wi.align_up(cfg.num_hidden_layers * cfg.hidden_size * 8,
-                                                          wi.DATA_ALIGN))
+        from sim.machine import default_state_bytes
+        self.state_bytes = default_state_bytes(self.image.model)
         self.options = options
 
     def generate(self, prompts: Sequence[Sequence[int]], n_new: int, *,
