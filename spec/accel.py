@@ -15,6 +15,7 @@ import dataclasses
 
 from spec import isa
 from spec import numerics as N
+from spec.weight_image import BEAT_BYTES_ALLOWED
 
 TRITS_PER_BYTE = {"2bit": 4, "1.6bit": 5}
 
@@ -32,8 +33,9 @@ class AccelConfig:
     def __post_init__(self):
         if self.packing not in TRITS_PER_BYTE:
             raise ValueError(f"packing must be one of {sorted(TRITS_PER_BYTE)}, got {self.packing!r}")
-        if self.beat_bytes not in (4, 8, 16, 32, 64):
-            raise ValueError(f"beat_bytes must be 4, 8, 16, 32 or 64, got {self.beat_bytes}")
+        if self.beat_bytes not in BEAT_BYTES_ALLOWED:
+            raise ValueError(f"beat_bytes must be one of {', '.join(map(str, BEAT_BYTES_ALLOWED))}, "
+                             f"got {self.beat_bytes}")
         for f in ("vector_lanes", "vlen", "rom_words", "cores"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
@@ -70,12 +72,29 @@ class AccelConfig:
 
 
 #: Named configurations. `ddr4`: one DDR4-2400 x64 channel at 1:4 (512-bit user beat);
-#: `ecp5`: a board-sized core for ECP5-85F; `ice40`: the reduced iCE40 build.
+#: `ddr4x2` / `ddr4x4`: the same core sized for 2 / 4 such channels (a beat of one line per channel,
+#: 1024 / 2048 bits, and the vector lanes scaled with it, so the vector work shrinks with the
+#: weight stream); `ecp5`: a board-sized core for ECP5-85F; `ice40`: the reduced iCE40 build.
 CONFIGS: dict[str, AccelConfig] = {
     "ddr4": AccelConfig("ddr4", beat_bytes=64, packing="1.6bit", vector_lanes=16, vlen=8192, rom_words=1024),
+    "ddr4x2": AccelConfig("ddr4x2", beat_bytes=128, packing="1.6bit", vector_lanes=32, vlen=8192, rom_words=1024),
+    "ddr4x4": AccelConfig("ddr4x4", beat_bytes=256, packing="1.6bit", vector_lanes=64, vlen=8192, rom_words=1024),
     "ecp5": AccelConfig("ecp5", beat_bytes=16, packing="1.6bit", vector_lanes=4, vlen=1024, rom_words=512),
     "ice40": AccelConfig("ice40", beat_bytes=8, packing="2bit", vector_lanes=1, vlen=256, rom_words=256),
 }
+
+
+#: The configuration sized for n DDR4 channels (a beat of one 64-byte line per channel): what
+#: `make sim CHANNELS=n` and `make bench` use unless a configuration is named. 3 channels have no
+#: beat of their own (beats are powers of two); they run the 1-channel core.
+CHANNEL_CONFIGS: dict[int, str] = {1: "ddr4", 2: "ddr4x2", 3: "ddr4", 4: "ddr4x4"}
+
+
+def config_for_channels(channels: int) -> AccelConfig:
+    """The named configuration for `channels` DDR4 channels (CHANNEL_CONFIGS)."""
+    if channels not in CHANNEL_CONFIGS:
+        raise ValueError(f"channels must be one of {', '.join(map(str, CHANNEL_CONFIGS))}, got {channels!r}")
+    return CONFIGS[CHANNEL_CONFIGS[channels]]
 
 
 def get_config(name: str) -> AccelConfig:

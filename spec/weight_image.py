@@ -11,8 +11,9 @@ captured by spec.models.ModelConfig.state_dict_shapes(); the conversions to stor
 spec.numerics' (ternary_quantize, gamma_block, lower_bounds_from_param, float_to_bf16_bits).
 
 File = preamble (64 bytes) | JSON header (utf-8) | zero padding up to data_offset (a multiple of
-4096) | tensors, each at a multiple of TENSOR_ALIGN from data_offset, zero padding between them
-and after the last one up to data_len (a multiple of TENSOR_ALIGN). Every byte is covered by a
+4096) | tensors, each at a multiple of tensor_align(beat_bytes) = max(TENSOR_ALIGN, beat_bytes)
+from data_offset, zero padding between them and after the last one up to data_len (a multiple of
+the same). Every byte is covered by a
 crc32 (preamble, JSON, each tensor) or must be zero (padding), so any changed byte is detected.
 """
 from __future__ import annotations
@@ -45,14 +46,20 @@ PREAMBLE_CRC_SLICE = slice(12, 16)   # the preamble crc32 is computed with these
 assert PREAMBLE.size == PREAMBLE_SIZE
 
 DATA_ALIGN = 4096      # data_offset is a multiple of this (page aligned: mmap, DMA)
-TENSOR_ALIGN = 64      # every tensor starts at a multiple of this from data_offset; data_len too
+TENSOR_ALIGN = 64      # the least tensor alignment (see tensor_align): a multiple of it from data_offset
 
 #: Trits per byte of each packing.
 PACKINGS: dict[str, int] = {"2bit": 4, "1.6bit": 5}
 DEFAULT_PACKING = "1.6bit"
 DEFAULT_BEAT_BYTES = 64
-#: Powers of two up to TENSOR_ALIGN, so every tensor starts on a beat boundary.
-BEAT_BYTES_ALLOWED = (4, 8, 16, 32, 64)
+#: Powers of two from 4 bytes to 4 DRAM lines (one 64-byte line per channel of up to 4 channels).
+BEAT_BYTES_ALLOWED = (4, 8, 16, 32, 64, 128, 256)
+
+
+def tensor_align(beat_bytes: int) -> int:
+    """Every tensor starts at a multiple of this from data_offset (data_len too): TENSOR_ALIGN, or
+    the beat when it is wider, so that every tensor starts on a memory-beat boundary."""
+    return max(TENSOR_ALIGN, beat_bytes)
 
 #: Stored element type of each kind (little-endian). "trits" is packed, see pack_trits.
 KIND_DTYPES: dict[str, np.dtype | None] = {
@@ -311,7 +318,7 @@ def layout(config: ModelConfig, packing: str = DEFAULT_PACKING,
     for name, kind, shape in entries:
         nb = _nbytes(kind, shape, packing, beat_bytes)
         specs.append(TensorSpec(name, kind, shape, pos, nb))
-        pos = align_up(pos + nb, TENSOR_ALIGN)
+        pos = align_up(pos + nb, tensor_align(beat_bytes))
     by = {s.name: s for s in specs}
     n_layers = config.num_hidden_layers
     stride = (by["norm"].offset - by["layers.0.scalars"].offset) // n_layers

@@ -52,7 +52,7 @@ def naive_pack(w: np.ndarray, packing: str, beat: int) -> bytes:
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.integers(1, 200), cols=st.integers(1, 50), beat=st.sampled_from([16, 32, 64]),
+@given(rows=st.integers(1, 200), cols=st.integers(1, 50), beat=st.sampled_from([16, 32, 64, 128, 256]),
        packing=st.sampled_from(["2bit", "1.6bit"]), seed=st.integers(0, 2**32 - 1),
        density=st.sampled_from([0.0, 0.5, 1.0]))
 def test_pack_matches_naive_and_round_trips(rows, cols, beat, packing, seed, density):
@@ -130,7 +130,7 @@ def test_pack_rejects_non_trits_and_bad_parameters():
 
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("packing", ["2bit", "1.6bit"])
-@pytest.mark.parametrize("beat", [16, 64])
+@pytest.mark.parametrize("beat", [16, 64, 256])
 def test_layout_order_alignment_and_constant_layer_stride(name, packing, beat):
     cfg = PRESETS[name]
     lay = wi.layout(cfg, packing, beat)
@@ -142,9 +142,9 @@ def test_layout_order_alignment_and_constant_layer_stride(name, packing, beat):
     assert names == expected
     pos = 0
     for t in lay.tensors:
-        assert t.offset % wi.TENSOR_ALIGN == 0 and t.offset >= pos
+        assert t.offset % wi.tensor_align(beat) == 0 and t.offset % beat == 0 and t.offset >= pos
         pos = t.offset + t.nbytes
-    assert lay.data_len == wi.align_up(pos, wi.TENSOR_ALIGN)
+    assert lay.data_len == wi.align_up(pos, wi.tensor_align(beat))
     # the hardware loops over layers with base-address registers: a constant stride
     base = lay.by_name["layers.0.scalars"].offset
     stride = lay.layer_stride
@@ -210,7 +210,7 @@ def tiny_bytes(tiny_image) -> bytes:
 
 
 @pytest.mark.parametrize("packing", ["2bit", "1.6bit"])
-@pytest.mark.parametrize("beat", [16, 32, 64])
+@pytest.mark.parametrize("beat", [16, 32, 64, 256])
 def test_write_read_round_trip(tmp_path, packing, beat):
     arrays = random_arrays(TINY, packing, beat, seed=beat)
     path = wi.write_image(tmp_path / "t.img", TINY, arrays, packing=packing, beat_bytes=beat, source="s")
@@ -226,7 +226,7 @@ def test_write_read_round_trip(tmp_path, packing, beat):
         a = img.array(name)
         assert a.dtype == arrays[name].dtype and a.shape == arrays[name].shape, name
         np.testing.assert_array_equal(a, arrays[name], err_msg=name)
-        assert img.offset(name) % wi.TENSOR_ALIGN == 0
+        assert img.offset(name) % wi.tensor_align(beat) == 0
         assert img.raw(name).tobytes() == data[img.offset(name):img.offset(name) + img.nbytes(name)]
         if name.endswith("scalars"):
             betas, exps = arrays[name + ":values"]

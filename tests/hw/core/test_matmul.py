@@ -54,13 +54,15 @@ def _config(packing: str, beat: int, lanes: int, vlen: int) -> AccelConfig:
                                vlen=vlen)
 
 
-#: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B.
+#: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B,
+#: 1.6bit/256/64 (ddr4x4-like, vlen not a multiple of B either).
 #: The first two copy the codes slower than a group a cycle (lanes < T: the weights wait for the whole
-#: copy by default), the third faster (the weights overlap the copy).
+#: copy by default), the last two faster (the weights overlap the copy).
 CONFIGS = {
     "ecp5s": _config("1.6bit", 16, 4, 128),
     "b8l1": _config("2bit", 8, 1, 64),
     "b64l16": _config("1.6bit", 64, 16, 96),
+    "b256l64": _config("1.6bit", 256, 64, 320),     # ddr4x4's beat and lanes (4 DRAM lines a beat)
 }
 #: ddr4's beat, packing and lanes with a 1024-element register (the 370m model's d): timing tests only
 EXTRA_CONFIGS = {"ddr4s": _config("1.6bit", 64, 16, 1024)}
@@ -413,7 +415,7 @@ def test_matches_golden(cfg, mem_stall):
     exponent range; random idle gaps between commands; memory with and without stalls."""
     config = CONFIGS[cfg]
     rng = random.Random(f"matmul-{cfg}-{mem_stall}")
-    n = {"ecp5s": 10, "b8l1": 10, "b64l16": 8}[cfg]
+    n = {"ecp5s": 10, "b8l1": 10, "b64l16": 8, "b256l64": 4}[cfg]
     prog = program(config, rng, n, max_vl=config.vlen, max_rows=config.vlen)
     init = fill(config, np.random.default_rng(rng.randrange(1 << 30)))
     _bench(cfg).run(init, prog, mem_stall=mem_stall, gap=0.3, seed=rng.randrange(1 << 20))
@@ -490,7 +492,7 @@ def test_one_beat_per_cycle(cfg):
             Instr(k_min + 3, min(vlen, 2 * b + 1), 3, 1, 1 << 23, -N.FX_FRAC - 8, seed=3)]
     init = fill(config, np.random.default_rng(3))
     bench = _bench(cfg)
-    assert bench.dut.overlap == (lanes >= t) == (cfg == "b64l16")
+    assert bench.dut.overlap == (lanes >= t) == (cfg in ("b64l16", "b256l64"))
     run = bench.run(init, prog)
     for k, ins in enumerate(prog):
         beats = run.beats[k]
