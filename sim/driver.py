@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=1)
     ap.add_argument("--channels", type=int, default=1, help="DDR4 channels (verilator backend)")
     ap.add_argument("--packing", default=None, help="1.6bit | 2bit (default: the config's)")
-    ap.add_argument("--config", default="ddr4", help="accelerator configuration (spec/accel.py)")
+    ap.add_argument("--config", default=None, help="accelerator configuration (spec/accel.py; default: the one "
+                                                   "sized for --channels: ddr4, ddr4x2, ddr4x4)")
     ap.add_argument("--backend", default="verilator", choices=sorted(BACKENDS))
     ap.add_argument("--trace", action="store_true", help="write a waveform (FST) under build/sim/")
     ap.add_argument("--seed", type=int, default=0, help="random-init seed (presets without a checkpoint)")
@@ -317,7 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.tokens < 0 or args.cores < 1 or not 1 <= args.channels <= 4:
             raise SimError("--tokens must be >= 0, --cores >= 1, --channels 1..4")
-        p = prepare(args.model, args.checkpoint, config=args.config, packing=args.packing, seed=args.seed, log=log)
+        config = args.config
+        if config is None:
+            from spec.accel import config_for_channels
+            config = config_for_channels(args.channels).name
+            log(f"config {config} (sized for {args.channels} channel(s); --config names another)")
+        p = prepare(args.model, args.checkpoint, config=config, packing=args.packing, seed=args.seed, log=log)
         log(f"model {p.name}: {p.source}")
         prompt = encode_prompt(p, args.prompt)
         trace = OUT / p.image_path.stem / "wave.fst" if args.trace else None
