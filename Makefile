@@ -10,7 +10,7 @@ help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
 	@echo "make test           the default regression (slow tests excluded)"
 	@echo "make test-all       every test, including those marked slow"
-	@echo "make sim MODEL=370m [TOKENS=4] [PROMPT=text] [CHECKPOINT=dir] [CORES=1] [CHANNELS=1] [PACKING=1.6bit] [TRACE=1]"
+	@echo "make sim MODEL=370m [TOKENS=4] [PROMPT=text] [CHECKPOINT=dir] [CORES=1] [CHANNELS=1] [PACKING=1.6bit] [CONFIG=name] [TRACE=1]"
 	@echo "                    the model on the full-system simulator, every token checked against the golden model"
 	@echo "make export MODEL=370m [PACKING=1.6bit] [CHECKPOINT=dir]   write build/MODEL.img"
 	@echo "make bench          370m on the full-system simulator: cycles/token, tokens/s, roofline, cores, channels"
@@ -47,9 +47,10 @@ CORES ?= 1
 CHANNELS ?= 1
 TRACE ?=
 BACKEND ?= verilator
+CONFIG ?=
 sim:
 	$(PY) -m sim --model $(MODEL) --tokens $(TOKENS) --cores $(CORES) --channels $(CHANNELS) --packing $(PACKING) \
-	  --backend $(BACKEND) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
+	  --backend $(BACKEND) $(if $(CONFIG),--config $(CONFIG)) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) \
 	  $(if $(TRACE),--trace)
 
 bench:
