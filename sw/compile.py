@@ -1,7 +1,7 @@
 """The model compiler: one token step of any model as accelerator assembly (spec/isa.py).
 
     python -m sw.compile --model 370m -o build/370m.s [--image build/370m.img | --checkpoint DIR]
-                         [--packing 1.6bit] [--beat-bytes 64] [--vlen 4096] [--hex build/370m.hex]
+                         [--packing 1.6bit] [--beat-bytes 64] [--vlen 8192] [--hex build/370m.hex]
 
 The program is an endless loop, one iteration per token, with the dataflow of
 sim/golden/model.py (GoldenModel.step / block / head), so the results are bit-identical:
@@ -51,9 +51,11 @@ from sim.golden.model import GAMMA_TENSORS, MATRIX_TENSORS
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
+from spec.accel import CONFIGS
 from spec.models import PRESETS, ConfigError, ModelConfig, get_preset
 
-DEFAULT_VLEN = 4096
+#: The vector register depth the program is compiled for when none is given: the `ddr4` config's.
+DEFAULT_VLEN = CONFIGS["ddr4"].vlen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +176,9 @@ def compile_model(model: ModelConfig | wi.Image | str, packing: str = wi.DEFAULT
                          "half of gate_proj would not start on a row tile")
     if max(d, inter) > isa.VL_MAX:
         raise ValueError(f"vector length {max(d, inter)} exceeds VL_MAX {isa.VL_MAX}")
+    if max(d, inter) > vlen:
+        raise ValueError(f"the model's vectors are {max(d, inter)} elements (hidden {d}, intermediate {inter}): "
+                         f"more than the hardware's vector registers hold (vlen {vlen})")
     chunk = min(vocab, min(vlen, isa.VL_MAX) // B * B)
     if chunk <= 0:
         raise ValueError(f"--vlen {vlen} is below one row tile ({B} rows)")
@@ -427,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, help="checkpoint directory (its config.json)")
     ap.add_argument("--packing", default=None, help=f"{' | '.join(wi.PACKINGS)} (default {wi.DEFAULT_PACKING})")
     ap.add_argument("--beat-bytes", type=int, default=None, help=f"default {wi.DEFAULT_BEAT_BYTES}")
-    ap.add_argument("--vlen", type=int, default=DEFAULT_VLEN, help="max lm_head rows per TMATMUL")
+    ap.add_argument("--vlen", type=int, default=DEFAULT_VLEN,
+                    help=f"the hardware's vector register depth: the longest vector and the most lm_head rows per "
+                         f"TMATMUL (default {DEFAULT_VLEN}, the ddr4 config's)")
     ap.add_argument("-o", "--output", type=Path, help="assembly output (default build/<model>.s)")
     ap.add_argument("--hex", type=Path, help="also write the words, one hex word per line")
     args = ap.parse_args(argv)

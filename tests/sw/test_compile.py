@@ -17,7 +17,7 @@ from sim.machine import GoldenMachine
 from spec import isa
 from spec import weight_image as wi
 from spec.models import PRESETS, get_preset
-from sw.compile import compile_model, main
+from sw.compile import DEFAULT_VLEN, compile_model, main
 
 DEMO = Path(__file__).resolve().parents[2] / "sw" / "demo"
 
@@ -49,11 +49,13 @@ def test_every_preset_compiles_with_beat_aligned_chunks(name):
     for packing in wi.PACKINGS:
         prog = compile_model(name, packing=packing)
         cfg, e = prog.config, prog.equ
-        assert e["CHUNK_ROWS"] % prog.beat_bytes == 0 and e["CHUNK_ROWS"] <= 4096
+        assert e["CHUNK_ROWS"] % prog.beat_bytes == 0 and e["CHUNK_ROWS"] <= DEFAULT_VLEN
         assert e["N_CHUNKS"] * e["CHUNK_ROWS"] + e.get("TAIL_ROWS", 0) == cfg.vocab_size
         assert e["LAYER_STRIDE"] == wi.layout(cfg, packing).layer_stride
-    small = compile_model("370m", vlen=1000)
-    assert small.equ["CHUNK_ROWS"] == 960
+    small = compile_model("370m", vlen=3000)
+    assert small.equ["CHUNK_ROWS"] == 2944
+    with pytest.raises(ValueError, match=r"vectors are 2816 elements .* \(vlen 2000\)"):
+        compile_model("370m", vlen=2000)
 
 
 def test_cli(tmp_path, capsys):
@@ -112,10 +114,10 @@ def test_demo_64_tokens_bit_identical(demo_image):
 @pytest.mark.torch
 @pytest.mark.parametrize("layers, vocab, vlen", [
     (1, 256, 4096),     # the first layer is the last: the head's operands, no part b
-    (3, 256, 64),       # 4 chunks: one pair in the chunk loop, one odd chunk after it
-    (2, 256, 128),      # 2 chunks: no chunk loop
-    (2, 352, 64),       # 5 chunks and a tail of 32 rows
-    (3, 256, 192),      # 1 chunk of 192 rows and a tail of 64
+    (3, 1024, 256),     # 4 chunks: one pair in the chunk loop, one odd chunk after it
+    (2, 512, 256),      # 2 chunks: no chunk loop
+    (2, 1312, 256),     # 5 chunks and a tail of 32 rows
+    (3, 1024, 768),     # 1 chunk of 768 rows and a tail of 256
 ])
 def test_layer_counts_and_chunkings_bit_identical(tmp_path, layers, vocab, vlen):
     """Random tiny models (every norm gamma and lower bound random too, so that operands loaded
