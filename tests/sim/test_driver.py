@@ -40,6 +40,22 @@ def test_random_init_is_announced(tmp_path):
     assert rep["bit_exact"] and len(rep["golden_tokens"]) == 3
 
 
+@pytest.mark.parametrize(("channels", "config", "beat"), [(4, "ddr4x4", 256)])    # 2: the same path
+def test_channels_pick_the_config_sized_for_them(tmp_path, channels, config, beat):
+    """CHANNELS=n without CONFIG runs the configuration with one 64-byte line per channel a beat, and
+    says so; the golden backend runs the same program on that beat's image."""
+    out = tmp_path / "tiny.json"
+    r = _run("--model", "tiny", "--backend", "golden", "--tokens", "1", "--channels", str(channels), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"config {config} (sized for {channels} channel(s)" in r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["config"]["name"] == config and rep["config"]["beat_bytes"] == beat and rep["bit_exact"]
+    named = _run("--model", "tiny", "--backend", "golden", "--tokens", "1", "--channels", str(channels),
+                 "--config", "ddr4", "-o", str(out))
+    assert named.returncode == 0 and "sized for" not in named.stderr
+    assert json.loads(out.read_text())["config"]["name"] == "ddr4"
+
+
 class _Corrupt(dev.GoldenDevice):
     """A backend that is the golden machine except for one state element (or one token) of one step."""
     backend = "corrupt"
