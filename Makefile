@@ -17,6 +17,8 @@ help:
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
+	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny]"
+	@echo "                    bitstream + manifest + utilisation/Fmax report under build/bitstreams/BOARD (yowasp)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +66,12 @@ bench-dram:
 
 demo-fidelity:
 	$(PY) -m sim.fidelity --model demo -o build/fidelity/demo.json
+
+BOARD ?=
+.PHONY: bitstream
+bitstream:
+	$(PY) -m bitstreams --board "$(BOARD)" $(if $(CONFIG),--config $(CONFIG)) \
+	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 clean:
 	rm -rf build

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+from amaranth.lib import io
 from amaranth.lib.wiring import connect
 
 from hw.boards.link import HostLink
@@ -127,12 +129,15 @@ class BoardTop(Elaboratable):
         ]
 
         if platform is not None:
-            uart = platform.request("uart", 0)
-            m.d.comb += [self.rx.eq(uart.rx.i), uart.tx.o.eq(self.tx)]
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
+            m.d.comb += [self.rx.eq(rx_buf.i), tx_buf.o.eq(self.tx)]
             for i, sig in enumerate((self.waiting, self.fault, self.mem_error)):
                 try:
-                    led = platform.request("led", i)
-                except Exception:  # noqa: BLE001 (amaranth.build.ResourceError: the board has fewer LEDs)
+                    led = platform.request("led", i, dir="-")
+                except ResourceError:           # the board has fewer LEDs
                     break
-                m.d.comb += led.o.eq(sig)
+                m.submodules[f"led{i}_buf"] = buf = io.Buffer("o", led)
+                m.d.comb += buf.o.eq(sig)
         return m
