@@ -25,6 +25,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -202,17 +203,20 @@ def parse_nextpnr_report(data: dict[str, Any], family: str, target_mhz: float) -
 
 
 def count_ffs(yosys_log: str, family: str) -> int | None:
-    """Flip-flop cells in yosys's last `stat` (the `-l` log of the synthesis)."""
+    """Flip-flop cells in yosys's last `stat` table of the synthesis log (the `-l` log); both
+    layouts: "Number of cells: N" / "  NAME  N" (older yosys) and "N cells" / "  N  NAME" (0.4x+)."""
     prefix = {"ice40": "SB_DFF", "ecp5": "TRELLIS_FF"}[family]
-    i = yosys_log.rfind("Number of cells")
-    if i < 0:
+    starts = [m.end() for m in re.finditer(r"(Number of cells:\s*\d+|^\s*\d+ cells)\s*$", yosys_log, re.M)]
+    if not starts:
         return None
     n = 0
-    for line in yosys_log[i:].splitlines()[1:]:
+    for line in yosys_log[starts[-1]:].splitlines()[1:]:
         parts = line.split()
+        if not parts:
+            break
         if len(parts) == 2 and parts[0].startswith(prefix) and parts[1].isdigit():
             n += int(parts[1])
-        elif len(parts) == 2 and parts[1].startswith(prefix) and parts[0].isdigit():    # newer yosys: count first
+        elif len(parts) == 2 and parts[1].startswith(prefix) and parts[0].isdigit():
             n += int(parts[0])
     return n
 
@@ -292,7 +296,8 @@ def run_script(script: Path, cwd: Path, env: dict[str, str]) -> dict[str, float]
 
 
 def build(board_name: str, *, config: str | None = None, model: str | None = None, baud: int | None = None,
-          out_dir: Path | None = None, check_fit: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+          out_dir: Path | None = None, check_fit: bool = True,
+          overrides: dict[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build `board_name`; returns (manifest, report). Raises BuildError (the report is written
     first when place and route ran)."""
     from hw.boards.top import BoardTop
@@ -300,7 +305,7 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     from spec.accel import get_config
 
     board = BOARDS[board_name]
-    cfg = dataclasses.replace(get_config(config or board.config), cores=1)
+    cfg = dataclasses.replace(get_config(config or board.config), cores=1, **(overrides or {}))
     out = Path(out_dir) if out_dir is not None else OUT / board.name
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
@@ -360,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="accelerator config (default: the board's)")
     ap.add_argument("--model", help="model preset (tiny, demo) or micro (default: the board's)")
     ap.add_argument("--baud", type=int, help="UART baud rate (default 115200)")
+    ap.add_argument("--vector-lanes", type=int, help="override the config's vector_lanes (a trial build)")
+    ap.add_argument("--vlen", type=int, help="override the config's vlen (a trial build)")
     ap.add_argument("--out", type=Path, help="output directory (default build/bitstreams/<board>)")
     args = ap.parse_args(argv)
     if args.board not in BOARDS:
@@ -368,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {b.name:16s} {b.family}, config {b.config}, model {b.model}", file=sys.stderr)
         return 2
     try:
-        man, rep = build(args.board, config=args.config, model=args.model, baud=args.baud, out_dir=args.out)
+        over = {k: v for k, v in (("vector_lanes", args.vector_lanes), ("vlen", args.vlen)) if v is not None}
+        man, rep = build(args.board, config=args.config, model=args.model, baud=args.baud, out_dir=args.out,
+                         overrides=over)
     except (BuildError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
