@@ -310,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packing", default=None, help="1.6bit | 2bit (default: the config's)")
     ap.add_argument("--config", default=None, help="accelerator configuration (spec/accel.py; default: the one "
                                                    "sized for --channels: ddr4, ddr4x2, ddr4x4)")
-    ap.add_argument("--backend", default="verilator", choices=sorted(BACKENDS))
+    ap.add_argument("--backend", default="verilator",
+                    choices=sorted(b for b in BACKENDS if b != "uart"))    # uart: a board (sw.board_host)
     ap.add_argument("--trace", action="store_true", help="write a waveform (FST) under build/sim/")
     ap.add_argument("--seed", type=int, default=0, help="random-init seed (presets without a checkpoint)")
     ap.add_argument("--max-cycles", type=int, default=None)

@@ -18,8 +18,7 @@ TOKIN -> TOKOUT clock cycles (RSP_TOKEN's count); Run.states are empty (the boar
 its state); Run.cycles is their sum. A RSP_ERROR, a malformed frame or a read timeout raises
 DeviceError.
 
-Registered as backend ``uart`` in sw.device.BACKENDS when this module is imported (the line for
-sw/device.py: ``"uart": "sw.board_host:BoardDevice",``).
+Backend ``uart`` of sw.device.BACKENDS.
 """
 from __future__ import annotations
 
@@ -30,11 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from spec import host_link as HL
-from sw.device import BACKENDS, Device, DeviceError, Run, TokenEvent
+from sw.device import Device, DeviceError, Run, TokenEvent
 
 __all__ = ["BoardDevice", "BoardLink", "open_serial"]
-
-BACKENDS.setdefault("uart", "sw.board_host:BoardDevice")
 
 #: options of BoardDevice
 OPTIONS = ("port", "baud", "timeout_s", "resync")

@@ -15,6 +15,8 @@ Backends (`BACKENDS`; the module is imported when the backend is opened):
   port (small configs only: slow).
 * ``verilator`` the full-system Verilator C++ harness (sim/verilator_sim.py): the accelerator, the
   weight streamer, DDR4 controllers and DRAM models with the JEDEC checker.
+* ``uart``      a board (hw/boards) over its UART host link (sw/board_host.py, spec/host_link.py):
+  a serial device path (``port=``) or any byte stream with read/write; no state snapshots.
 
 Every backend runs the same program (sw.compile.compile_model for the image and the config's vlen,
 unless one is given) with the same greedy host contract as sim.machine.GreedyHost: the prompt is
@@ -42,6 +44,7 @@ BACKENDS: dict[str, str] = {
     "golden": "sw.device:GoldenDevice",
     "amaranth": "sim.amaranth_device:AmaranthDevice",
     "verilator": "sim.verilator_sim:VerilatorDevice",
+    "uart": "sw.board_host:BoardDevice",
 }
 
 
