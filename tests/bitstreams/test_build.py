@@ -112,6 +112,9 @@ def test_a_model_too_large_for_the_block_ram_stops_before_synthesis(tmp_path):
 
 @pytest.mark.synth
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue #7 open: the ecp5 config needs 182 of the 85F's 156 MULT18X18D "
+                                       "(docs/boards.md), nextpnr stops; strict, so the fix makes this fail until "
+                                       "the marker goes")
 def test_real_build_of_the_smallest_ecp5_design(tmp_path):
     """ulx3s_85f with the micro model (the least block RAM): yowasp end to end, a bitstream, the
     manifest and a report with non-zero use and a post-route Fmax at or above the 25 MHz clock.
