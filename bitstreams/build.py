@@ -1,6 +1,7 @@
 """Board builds with the open toolchain from PyPI (yowasp): bitstream, manifest and report.
 
     python -m bitstreams --board ulx3s_85f [--config ecp5] [--model tiny] [--baud 115200]
+        [--beat-bytes N] [--vector-lanes N] [--vlen N] [--nextpnr-opts "--router router2 --seed 1"]
     make bitstream BOARD=ulx3s_85f
 
 Writes under build/bitstreams/<board>/: the bitstream (top.bit for ECP5, top.bin for iCE40) with
@@ -26,11 +27,14 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from spec.weight_image import BEAT_BYTES_ALLOWED
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bitstreams"
@@ -142,8 +146,10 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def manifest(board: Board, cfg, model: Model, top) -> dict[str, Any]:  # noqa: ANN001
-    """What the bitstream was built from (git revision, spec hashes, tools, config, model, program)."""
+def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] | None = None,  # noqa: ANN001
+             nextpnr_opts: str = "") -> dict[str, Any]:
+    """What the bitstream was built from (git revision, spec hashes, tools, config, model, program;
+    the command line's config overrides and nextpnr's full option string)."""
     words = b"".join(w.to_bytes(8, "little") for w in model.program)
     return {
         "board": board.name,
@@ -153,6 +159,8 @@ def manifest(board: Board, cfg, model: Model, top) -> dict[str, Any]:  # noqa: A
                         for p in sorted((ROOT / "spec").glob("*.py"))},
         "tools": tool_versions(),
         "accel_config": dataclasses.asdict(cfg),
+        "config_overrides": dict(overrides or {}),
+        "nextpnr_opts": nextpnr_opts,
         "model": {"name": model.name, "image": model.image_path.name, "image_sha256": _sha256(model.image_bytes),
                   "image_bytes": len(model.image_bytes), "state_bytes": model.state_bytes,
                   "layers": model.model_config.num_hidden_layers, "hidden": model.model_config.hidden_size,
@@ -297,9 +305,11 @@ def run_script(script: Path, cwd: Path, env: dict[str, str]) -> dict[str, float]
 
 def build(board_name: str, *, config: str | None = None, model: str | None = None, baud: int | None = None,
           out_dir: Path | None = None, check_fit: bool = True,
-          overrides: dict[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+          overrides: dict[str, int] | None = None,
+          nextpnr_opts: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
     """Build `board_name`; returns (manifest, report). Raises BuildError (the report is written
-    first when place and route ran)."""
+    first when place and route ran). `overrides` replace fields of the config (a trial build);
+    `nextpnr_opts` are appended to nextpnr's own options (e.g. "--router router2 --no-tmdriv")."""
     from hw.boards.top import BoardTop
     from spec import host_link as HL
     from spec.accel import get_config
@@ -322,13 +332,14 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     plat = make_platform(board)
     top = BoardTop(cfg, m.image_bytes, m.program, clk_freq=plat.default_clk_frequency,
                    baud=baud or HL.DEFAULT_BAUD, state_bytes=m.state_bytes)
-    man = manifest(board, cfg, m, top)
+    pnr_opts = " ".join([f"--report {REPORT} --timing-allow-fail", *map(shlex.quote, shlex.split(nextpnr_opts))])
+    man = manifest(board, cfg, m, top, overrides=overrides, nextpnr_opts=pnr_opts)
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
 
     env = {**os.environ, **dict(board.env), **{k: _tool(v) for k, v in TOOLS.items()}}
     t0 = time.perf_counter()
     _log("elaborating the design and writing Verilog ...")
-    plan = plat.prepare(top, name=NAME, nextpnr_opts=f"--report {REPORT} --timing-allow-fail")
+    plan = plat.prepare(top, name=NAME, nextpnr_opts=pnr_opts)
     plan.extract(str(out))
     _log(f"  {time.perf_counter() - t0:.0f} s")
     t1 = time.perf_counter()
@@ -365,19 +376,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="accelerator config (default: the board's)")
     ap.add_argument("--model", help="model preset (tiny, demo) or micro (default: the board's)")
     ap.add_argument("--baud", type=int, help="UART baud rate (default 115200)")
+    ap.add_argument("--beat-bytes", type=int,
+                    help=f"override the config's beat_bytes = row lanes (a trial build; one of "
+                         f"{', '.join(map(str, BEAT_BYTES_ALLOWED))})")
     ap.add_argument("--vector-lanes", type=int, help="override the config's vector_lanes (a trial build)")
     ap.add_argument("--vlen", type=int, help="override the config's vlen (a trial build)")
+    ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
+                    help='extra nextpnr options, appended to its own (e.g. "--router router2 --no-tmdriv --seed 1"); '
+                         "recorded in the manifest")
     ap.add_argument("--out", type=Path, help="output directory (default build/bitstreams/<board>)")
     args = ap.parse_args(argv)
+    if args.beat_bytes is not None and args.beat_bytes not in BEAT_BYTES_ALLOWED:
+        ap.error(f"--beat-bytes must be one of {', '.join(map(str, BEAT_BYTES_ALLOWED))}, got {args.beat_bytes}")
+    for opt in ("vector_lanes", "vlen"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            ap.error(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+    try:
+        shlex.split(args.nextpnr_opts)
+    except ValueError as e:
+        ap.error(f"--nextpnr-opts: {e}")
     if args.board not in BOARDS:
         print(f"unknown board {args.board!r}; supported boards:", file=sys.stderr)
         for b in BOARDS.values():
             print(f"  {b.name:16s} {b.family}, config {b.config}, model {b.model}", file=sys.stderr)
         return 2
     try:
-        over = {k: v for k, v in (("vector_lanes", args.vector_lanes), ("vlen", args.vlen)) if v is not None}
+        over = {k: v for k, v in (("beat_bytes", args.beat_bytes), ("vector_lanes", args.vector_lanes),
+                                  ("vlen", args.vlen)) if v is not None}
         man, rep = build(args.board, config=args.config, model=args.model, baud=args.baud, out_dir=args.out,
-                         overrides=over)
+                         overrides=over, nextpnr_opts=args.nextpnr_opts)
     except (BuildError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

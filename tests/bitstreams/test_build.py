@@ -126,3 +126,63 @@ def test_real_build_of_the_smallest_ecp5_design(tmp_path):
     assert saved["resources"]["LUT"]["used"] > 1000 and saved["resources"]["BRAM"]["used"] > 0
     assert saved["timing_met"] and saved["achieved_mhz"] >= 25.0
     assert "Post-route Fmax" in (tmp_path / "report.md").read_text()
+
+
+# -- trial-build options: --beat-bytes, --vector-lanes, --vlen, --nextpnr-opts -------------------
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--beat-bytes", "48"], "--beat-bytes must be one of 4, 8, 16, 32, 64, 128, 256, got 48"),
+    (["--beat-bytes", "x"], "invalid int value"),
+    (["--vector-lanes", "0"], "--vector-lanes must be >= 1, got 0"),
+    (["--vlen", "-4"], "--vlen must be >= 1, got -4"),
+    (["--nextpnr-opts", '--seed "1'], "--nextpnr-opts: No closing quotation"),
+])
+def test_trial_options_are_checked_before_anything_is_built(argv, msg, capsys, monkeypatch):
+    def no_build(*a, **k):
+        raise AssertionError("build() must not run on a usage error")
+    monkeypatch.setattr(B, "build", no_build)
+    with pytest.raises(SystemExit) as e:
+        B.main(["--board", "ulx3s_85f", *argv])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_trial_options_reach_the_build(monkeypatch):
+    seen = {}
+
+    def fake_build(board, **kw):
+        seen.update(kw, board=board)
+        raise B.BuildError("stopped by the test")
+    monkeypatch.setattr(B, "build", fake_build)
+    assert B.main(["--board", "ulx3s_85f", "--beat-bytes", "64", "--vector-lanes", "1",
+                   "--nextpnr-opts", "--router router2 --no-tmdriv"]) == 1
+    assert seen["board"] == "ulx3s_85f"
+    assert seen["overrides"] == {"beat_bytes": 64, "vector_lanes": 1}
+    assert seen["nextpnr_opts"] == "--router router2 --no-tmdriv"
+    seen.clear()
+    assert B.main(["--board", "icebreaker"]) == 1
+    assert seen["overrides"] == {} and seen["nextpnr_opts"] == ""
+
+
+def test_overrides_and_nextpnr_opts_go_into_the_manifest_and_the_build_script(tmp_path, monkeypatch):
+    """build() up to the toolchain (run_script stopped): the config override is the one elaborated,
+    the manifest records it and nextpnr's full option string, and amaranth's build script runs
+    nextpnr with the extra options after its own."""
+    def stop(script, cwd, env):
+        raise B.BuildError("toolchain not run by the test")
+    monkeypatch.setattr(B, "run_script", stop)
+    with pytest.raises(B.BuildError, match="not run by the test"):
+        B.build("icebreaker", model="micro", out_dir=tmp_path, overrides={"beat_bytes": 16},
+                nextpnr_opts="--seed 7  --router router2")
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["accel_config"]["beat_bytes"] == 16 and man["accel_config"]["name"] == "ice40"
+    assert man["config_overrides"] == {"beat_bytes": 16}
+    assert man["nextpnr_opts"] == "--report top_report.json --timing-allow-fail --seed 7 --router router2"
+    script = (tmp_path / "build_top.sh").read_text()
+    nextpnr = [ln for ln in script.splitlines() if "NEXTPNR_ICE40" in ln and ln.startswith('"$')]
+    assert len(nextpnr) == 1 and man["nextpnr_opts"] in nextpnr[0]
+
+
+def test_a_beat_outside_the_allowed_set_is_refused_by_build(tmp_path):
+    with pytest.raises(ValueError, match="beat_bytes must be one of"):
+        B.build("icebreaker", model="micro", out_dir=tmp_path, overrides={"beat_bytes": 12})
