@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity clean help
+.PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity bitstream verilog clean help
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
 	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny]"
 	@echo "                    bitstream + manifest + utilisation/Fmax report under build/bitstreams/BOARD (yowasp)"
+	@echo "make verilog TARGET=d5005|mig [CONFIG=ddr4] [MODEL=370m]"
+	@echo "                    Verilog with the Avalon-MM (Intel EMIF) or AXI4 (MIG) adapter under build/verilog/TARGET"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +37,7 @@ test-all: lint
 	$(PY) -m pytest -m '' $(PYTEST_ARGS)
 
 lint:
-	$(PY) -m ruff check spec sw sim assembler hw tests
+	$(PY) -m ruff check spec sw sim assembler hw bitstreams tests
 
 MODEL ?= 370m
 PACKING ?= 1.6bit
@@ -68,9 +70,13 @@ demo-fidelity:
 	$(PY) -m sim.fidelity --model demo -o build/fidelity/demo.json
 
 BOARD ?=
-.PHONY: bitstream
 bitstream:
 	$(PY) -m bitstreams --board "$(BOARD)" $(if $(CONFIG),--config $(CONFIG)) \
+	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
+
+TARGET ?=
+verilog:
+	$(PY) -m hw.gen --target "$(TARGET)" $(if $(CONFIG),--config $(CONFIG)) \
 	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 clean:
