@@ -11,8 +11,9 @@ region (`state_bytes`, zero at power-up) at ``state_base = len(image_bytes)``. O
 accelerator in reset while the memory zeroes the state region, so every sequence starts from the
 state of a fresh golden machine.
 
-With a platform (amaranth-boards), `elaborate` uses the platform's default clock and reset for
-the `sync` domain and its ``uart`` resource; LEDs 0..2, where the board has them, show `waiting`,
+With a platform (amaranth-boards), `elaborate` runs the `sync` domain at `clk_freq`: the board's
+clock and reset as they are when that is their frequency, else an ECP5 PLL from the board clock
+(hw/boards/clocks.py). It uses the platform's ``uart`` resource; LEDs 0..2, where the board has them, show `waiting`,
 `fault` and the memory's out-of-range `error`. Without one (simulation) the pins are the plain
 signals `rx` (in) and `tx` (out), with the status signals beside them.
 """
@@ -129,6 +130,8 @@ class BoardTop(Elaboratable):
         ]
 
         if platform is not None:
+            from hw.boards.clocks import add_sync_clock
+            add_sync_clock(m, platform, self.clk_freq)
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
             m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
