@@ -151,14 +151,25 @@ class SystemBuild:
         return self.config.beat_bytes // self.ch.line_bytes
 
 
+#: Sources under hw/ that hw.system.System never imports (the board design, the vendor top, the
+#: Verilog CLI, benches): edits there do not regenerate the full-system Verilog.
+#: tests/sim/test_verilator_sim.py elaborates a System and checks that none of them was imported.
+NOT_IN_SYSTEM = ("hw/boards/", "hw/vendor.py", "hw/uart.py", "hw/mem/onchip.py", "hw/gen.py",
+                 "hw/core/bench_matmul.py", "hw/core/bench_tmac.py")
+
+
 def _source_digest() -> str:
-    """Hash of every Python source that defines the design (hw/, spec/) and the Amaranth version."""
+    """Hash of every Python source that may define the design (hw/ and spec/ less NOT_IN_SYSTEM) and
+    the Amaranth version."""
     import amaranth
 
     h = hashlib.sha256(amaranth.__version__.encode())
     for pkg in ("hw", "spec"):
         for p in sorted((ROOT / pkg).rglob("*.py")):
-            h.update(str(p.relative_to(ROOT)).encode())
+            rel = p.relative_to(ROOT).as_posix()
+            if rel.startswith(NOT_IN_SYSTEM):
+                continue
+            h.update(rel.encode())
             h.update(p.read_bytes())
     return h.hexdigest()
 

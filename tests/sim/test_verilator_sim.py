@@ -218,3 +218,28 @@ def test_timeout(golden) -> None:  # noqa: ANN001
     prog = compile_model(wi.read_image(image), vlen=CONFIG.vlen).words
     with pytest.raises(DeviceError, match="max_cycles=5000"):
         run_system(b, image, prog, [PROMPT], 1, state_bytes=8192, max_cycles=5000)
+
+
+def test_sources_left_out_of_the_verilog_cache_key_are_not_part_of_the_system():
+    """sim.verilator_sim.NOT_IN_SYSTEM: elaborating a System (a small one) imports none of them, so
+    editing them cannot change the full-system Verilog the cache key stands for."""
+    import subprocess
+    import sys
+
+    from sim.verilator_sim import NOT_IN_SYSTEM, ROOT
+
+    code = (
+        "import dataclasses, sys\n"
+        "from amaranth.back import rtlil\n"
+        "from hw.system import System\n"
+        "from spec.accel import get_config\n"
+        "rtlil.convert(System(dataclasses.replace(get_config('ddr4'), vlen=64, rom_words=16)))\n"
+        "print('\\n'.join(getattr(m, '__file__', None) or '' for m in list(sys.modules.values())))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = {Path(f).resolve().relative_to(ROOT).as_posix() for f in out.stdout.split()
+              if f and Path(f).resolve().is_relative_to(ROOT)}
+    assert "hw/system.py" in loaded and "hw/core/core.py" in loaded
+    assert not [f for f in loaded if f.startswith(NOT_IN_SYSTEM)], sorted(loaded)
+    for prefix in NOT_IN_SYSTEM:        # every entry names something that exists
+        assert (ROOT / prefix).exists(), prefix
