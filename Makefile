@@ -17,7 +17,7 @@ help:
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
-	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny]"
+	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny] [CLOCK_MHZ=f]"
 	@echo "                    bitstream + manifest + utilisation/Fmax report under build/bitstreams/BOARD (yowasp)"
 	@echo "make verilog TARGET=d5005|mig [CONFIG=ddr4] [MODEL=370m]"
 	@echo "                    Verilog with the Avalon-MM (Intel EMIF) or AXI4 (MIG) adapter under build/verilog/TARGET"
@@ -71,7 +71,7 @@ demo-fidelity:
 
 BOARD ?=
 bitstream:
-	$(PY) -m bitstreams --board "$(BOARD)" $(if $(CONFIG),--config $(CONFIG)) \
+	$(PY) -m bitstreams --board "$(BOARD)" $(if $(CONFIG),--config $(CONFIG)) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
 	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 TARGET ?=

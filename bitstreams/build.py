@@ -1,7 +1,7 @@
 """Board builds with the open toolchain from PyPI (yowasp): bitstream, manifest and report.
 
     python -m bitstreams --board ulx3s_85f [--config ecp5] [--model tiny] [--baud 115200]
-        [--beat-bytes N] [--vector-lanes N] [--vlen N] [--nextpnr-opts "--router router2 --seed 1"]
+        [--beat-bytes N] [--vector-lanes N] [--vlen N] [--clock-mhz F] [--nextpnr-opts "--router router2"]
     make bitstream BOARD=ulx3s_85f
 
 Writes under build/bitstreams/<board>/: the bitstream (top.bit for ECP5, top.bin for iCE40) with
@@ -11,7 +11,8 @@ report.md (use of LUTs, flip-flops, block RAM, DSP; achieved Fmax against the ta
 
 The design is hw.boards.top.BoardTop: one core of the accelerator config, the model's image and
 state region in block RAM, the compiled program in the ROM, the UART host link. The clock is the
-board's default oscillator (the target clock of the report); the UART is the board's ``uart``
+board's default oscillator, or with ``--clock-mhz`` an ECP5 PLL's output (hw/boards/clocks.py);
+that frequency is the report's target. The UART is the board's ``uart``
 resource, or, on boards without one, two header pins (BOARDS: `uart_pins`, docs/boards.md).
 
 Exit status: 0 built and timing met; 1 a failure (the model does not fit, a tool failed, or the
@@ -147,7 +148,7 @@ def tool_versions() -> dict[str, str]:
 
 
 def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] | None = None,  # noqa: ANN001
-             nextpnr_opts: str = "") -> dict[str, Any]:
+             nextpnr_opts: str = "", clock_source: str = "board oscillator (platform default clock)") -> dict[str, Any]:
     """What the bitstream was built from (git revision, spec hashes, tools, config, model, program;
     the command line's config overrides and nextpnr's full option string)."""
     words = b"".join(w.to_bytes(8, "little") for w in model.program)
@@ -166,7 +167,7 @@ def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] 
                   "layers": model.model_config.num_hidden_layers, "hidden": model.model_config.hidden_size,
                   "vocab": model.model_config.vocab_size},
         "program": {"words": len(model.program), "sha256": _sha256(words)},
-        "clock": {"target_mhz": top.clk_freq / 1e6, "source": "board oscillator (platform default clock)"},
+        "clock": {"target_mhz": top.clk_freq / 1e6, "source": clock_source},
         "uart": {"baud": top.baud, "divisor": top.divisor},
         "memory_bytes": top.mem_bytes,
     }
@@ -306,10 +307,12 @@ def run_script(script: Path, cwd: Path, env: dict[str, str]) -> dict[str, float]
 def build(board_name: str, *, config: str | None = None, model: str | None = None, baud: int | None = None,
           out_dir: Path | None = None, check_fit: bool = True,
           overrides: dict[str, int] | None = None,
-          nextpnr_opts: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+          nextpnr_opts: str = "", clock_mhz: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build `board_name`; returns (manifest, report). Raises BuildError (the report is written
     first when place and route ran). `overrides` replace fields of the config (a trial build);
-    `nextpnr_opts` are appended to nextpnr's own options (e.g. "--router router2 --no-tmdriv")."""
+    `nextpnr_opts` are appended to nextpnr's own options (e.g. "--router router2 --no-tmdriv");
+    `clock_mhz`: the design's clock (an ECP5 PLL makes it; None: the board oscillator)."""
+    from hw.boards.clocks import design_clock
     from hw.boards.top import BoardTop
     from spec import host_link as HL
     from spec.accel import get_config
@@ -330,10 +333,15 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
         raise BuildError(f"model {m.name} needs {mem} B of on-chip memory, the {board.name}'s FPGA has "
                          f"{board.bram_bytes} B of block RAM: choose a smaller model (--model micro) or config")
     plat = make_platform(board)
-    top = BoardTop(cfg, m.image_bytes, m.program, clk_freq=plat.default_clk_frequency,
-                   baud=baud or HL.DEFAULT_BAUD, state_bytes=m.state_bytes)
+    try:
+        freq, clock_source = design_clock(plat, None if clock_mhz is None else clock_mhz * 1e6)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+    _log(f"clock {freq / 1e6:g} MHz: {clock_source}")
+    top = BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq, baud=baud or HL.DEFAULT_BAUD,
+                   state_bytes=m.state_bytes)
     pnr_opts = " ".join([f"--report {REPORT} --timing-allow-fail", *map(shlex.quote, shlex.split(nextpnr_opts))])
-    man = manifest(board, cfg, m, top, overrides=overrides, nextpnr_opts=pnr_opts)
+    man = manifest(board, cfg, m, top, overrides=overrides, nextpnr_opts=pnr_opts, clock_source=clock_source)
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
 
     env = {**os.environ, **dict(board.env), **{k: _tool(v) for k, v in TOOLS.items()}}
@@ -384,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
                     help='extra nextpnr options, appended to its own (e.g. "--router router2 --no-tmdriv --seed 1"); '
                          "recorded in the manifest")
+    ap.add_argument("--clock-mhz", type=float,
+                    help="the design's clock in MHz, made by an ECP5 PLL from the board clock (default: the board "
+                         "clock); the report's Fmax target")
     ap.add_argument("--out", type=Path, help="output directory (default build/bitstreams/<board>)")
     args = ap.parse_args(argv)
     if args.beat_bytes is not None and args.beat_bytes not in BEAT_BYTES_ALLOWED:
@@ -404,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         over = {k: v for k, v in (("beat_bytes", args.beat_bytes), ("vector_lanes", args.vector_lanes),
                                   ("vlen", args.vlen)) if v is not None}
         man, rep = build(args.board, config=args.config, model=args.model, baud=args.baud, out_dir=args.out,
-                         overrides=over, nextpnr_opts=args.nextpnr_opts)
+                         overrides=over, nextpnr_opts=args.nextpnr_opts, clock_mhz=args.clock_mhz)
     except (BuildError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

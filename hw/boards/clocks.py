@@ -18,7 +18,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-__all__ = ["EcpPll", "add_sync_clock", "ecp5_pll"]
+__all__ = ["EcpPll", "add_sync_clock", "design_clock", "ecp5_pll"]
 
 #: EHXPLLL ranges in MHz (Lattice TN1263, ECP5 and ECP5-5G sysCLOCK PLL/DLL design guide)
 ECP5_PLL_IN = (8.0, 400.0)
@@ -83,17 +83,29 @@ def ecp5_pll(fin_hz: float, fout_hz: float, tolerance: float = 0.01) -> EcpPll:
     return best[1]
 
 
+def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:  # noqa: ANN001
+    """The frequency (Hz) the board design will run at for a requested `freq_hz` (None: the board
+    clock's), and where it comes from: the same decision as add_sync_clock."""
+    fin = float(platform.default_clk_frequency)
+    if freq_hz is None or abs(fin - freq_hz) <= 1e-6 * fin:
+        return fin, f"board oscillator ({fin / 1e6:g} MHz, the platform's default clock)"
+    if getattr(platform, "family", None) != "ecp5":
+        raise ValueError(f"a {freq_hz / 1e6:g} MHz clock needs a PLL; only ECP5 boards get one here "
+                         f"(this board's clock is {fin / 1e6:g} MHz)")
+    pll = ecp5_pll(fin, freq_hz)
+    return pll.fout_mhz * 1e6, (f"ECP5 PLL from the {fin / 1e6:g} MHz oscillator (CLKI_DIV {pll.clki_div}, "
+                                f"CLKFB_DIV {pll.clkfb_div}, CLKOP_DIV {pll.clkop_div}, VCO {pll.vco_mhz:g} MHz)")
+
+
 def add_sync_clock(m: Module, platform, freq_hz: float) -> float:  # noqa: ANN001
     """Make `m`'s `sync` domain run at `freq_hz` on `platform`: nothing to do when that is the
     board clock's frequency (the platform makes its own `sync` domain from it), else an ECP5 PLL
     from the board clock, with the domain's reset held until the PLL locks (and while the board's
     reset button, if any, is pressed). Returns the domain's frequency (Hz)."""
     fin = float(platform.default_clk_frequency)
-    if abs(fin - freq_hz) <= 1e-6 * fin:
+    freq, _ = design_clock(platform, freq_hz)
+    if freq == fin:
         return fin
-    if getattr(platform, "family", None) != "ecp5":
-        raise ValueError(f"a {freq_hz / 1e6:g} MHz clock needs a PLL; only ECP5 boards get one here "
-                         f"(this board's clock is {fin / 1e6:g} MHz)")
     pll = ecp5_pll(fin, freq_hz)
     m.domains.sync = ClockDomain("sync")
     m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))

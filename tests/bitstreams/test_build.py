@@ -186,3 +186,27 @@ def test_overrides_and_nextpnr_opts_go_into_the_manifest_and_the_build_script(tm
 def test_a_beat_outside_the_allowed_set_is_refused_by_build(tmp_path):
     with pytest.raises(ValueError, match="beat_bytes must be one of"):
         B.build("icebreaker", model="micro", out_dir=tmp_path, overrides={"beat_bytes": 12})
+
+
+def test_clock_option_makes_a_pll_and_is_the_target(tmp_path, monkeypatch, capsys):
+    """--clock-mhz: an ECP5 board gets a PLL (in the design amaranth hands the toolchain) and the
+    manifest's target is the PLL's frequency; an iCE40 board refuses a clock it cannot make."""
+    def stop(script, cwd, env):
+        raise B.BuildError("toolchain not run by the test")
+    monkeypatch.setattr(B, "run_script", stop)
+    with pytest.raises(B.BuildError, match="not run by the test"):
+        B.build("ulx3s_85f", config="ice40", model="micro", out_dir=tmp_path, overrides={"vlen": 64},
+                clock_mhz=20)
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["clock"]["target_mhz"] == 20 and "ECP5 PLL from the 25 MHz oscillator" in man["clock"]["source"]
+    assert "EHXPLLL" in (tmp_path / "top.il").read_text()
+    with pytest.raises(B.BuildError, match="only ECP5 boards"):
+        B.build("icebreaker", model="micro", out_dir=tmp_path / "ice", clock_mhz=24)
+    seen = {}
+
+    def fake_build(board, **kw):
+        seen.update(kw)
+        raise B.BuildError("stopped by the test")
+    monkeypatch.setattr(B, "build", fake_build)
+    assert B.main(["--board", "ulx3s_85f", "--clock-mhz", "100"]) == 1
+    assert seen["clock_mhz"] == 100.0

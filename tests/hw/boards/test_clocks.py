@@ -72,3 +72,16 @@ def test_non_ecp5_board_refuses_a_pll():
 
     with pytest.raises(ValueError, match="needs a PLL; only ECP5 boards"):
         C.add_sync_clock(Module(), ICEBreakerPlatform(), 50e6)
+
+
+def test_design_clock_names_its_source():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    f, src = C.design_clock(ULX3S_85F_Platform(), None)
+    assert f == 25e6 and "board oscillator" in src
+    f, src = C.design_clock(ULX3S_85F_Platform(), 100e6)
+    assert f == 100e6 and "ECP5 PLL" in src and "CLKFB_DIV 4" in src
+    assert C.design_clock(ICEBreakerPlatform(), 12e6)[0] == 12e6
+    with pytest.raises(ValueError, match="only ECP5 boards"):
+        C.design_clock(ICEBreakerPlatform(), 24e6)
