@@ -128,7 +128,7 @@ def source_lines(text: str, filename: str) -> list[Line]:
 
 
 class _Assembler:
-    def __init__(self, include_paths, max_lines: int, max_errors: int):  # noqa: ANN001
+    def __init__(self, include_paths, max_lines: int, max_errors: int):
         self.include_paths = [str(p) for p in include_paths]
         self.max_lines, self.max_errors = max_lines, max_errors
         self.lines_seen = 0
@@ -273,7 +273,7 @@ class _Assembler:
         except (SyntaxErr, ExprError) as e:
             self.report(seq, line.error(e.col, e.message))
 
-    def define_labels(self, line: Line, seq: int, labels) -> None:  # noqa: ANN001
+    def define_labels(self, line: Line, seq: int, labels) -> None:
         for name, col in labels:
             self.check_new_symbol(line, seq, name, col)
             self.labels[name] = _Label(len(self.emits), _where(line.error(col, "")))
@@ -556,7 +556,7 @@ def _check_reg(o: RegOperand, kind: isa.Kind, what: str) -> None:
         raise SyntaxErr(o.col, f"{what}: there is no register {o.text} ({reg_range(kind)})")
 
 
-def _describe(o) -> str:  # noqa: ANN001
+def _describe(o) -> str:
     if isinstance(o, RegOperand):
         return f"{o.kind.value} {o.text}"
     if isinstance(o, MemOperand):
@@ -578,7 +578,7 @@ def signature(op: isa.Op) -> str:
 
 
 def assemble(text: str, filename: str = "<string>", *, defines: dict[str, str | int] | None = None,
-             include_paths=(), max_lines: int = MAX_LINES, max_errors: int = MAX_ERRORS) -> Program:  # noqa: ANN001
+             include_paths=(), max_lines: int = MAX_LINES, max_errors: int = MAX_ERRORS) -> Program:
     """Assemble source text. Raises AsmError (all diagnostics found, first first) on any error.
 
     `defines` are constants as if defined before the first line (values: ints or expression texts);
@@ -608,7 +608,7 @@ def assemble(text: str, filename: str = "<string>", *, defines: dict[str, str | 
     return Program(words, symbols, a.rows)
 
 
-def assemble_file(path: str, **kw) -> Program:  # noqa: ANN003
+def assemble_file(path: str, **kw) -> Program:
     """Assemble a file (read as UTF-8; undecodable bytes become U+FFFD and are reported where used)."""
     with open(path, "rb") as f:
         text = f.read().decode("utf-8", errors="replace")

@@ -263,7 +263,7 @@ def lex_line(line: Line) -> list[Token]:
         raise SyntaxErr(e.col, e.message) from None
 
 
-def parse_line(line: Line, macros) -> Statement:  # noqa: ANN001
+def parse_line(line: Line, macros) -> Statement:
     toks = lex_line(line)
     for t in toks:
         if t.kind == "ARG":

@@ -103,7 +103,7 @@ class Model:
     model_config: Any
 
 
-def load_model(name: str, cfg) -> Model:  # noqa: ANN001
+def load_model(name: str, cfg) -> Model:
     """The image (exported and cached as make sim does), the program compiled for cfg.vlen and the
     state region size. "micro" is sim.amaranth_device.MICRO with seeded random parameters."""
     from sim.machine import default_state_bytes
@@ -147,7 +147,7 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] | None = None,  # noqa: ANN001
+def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] | None = None,
              nextpnr_opts: str = "", clock_source: str = "board oscillator (platform default clock)") -> dict[str, Any]:
     """What the bitstream was built from (git revision, spec hashes, tools, config, model, program;
     the command line's config overrides and nextpnr's full option string)."""
@@ -261,7 +261,7 @@ def _tool(cmd: str) -> str:
     return str(p) if p.exists() else cmd
 
 
-def make_platform(board: Board):  # noqa: ANN201
+def make_platform(board: Board):
     mod, cls = board.platform.split(":")
     plat = getattr(importlib.import_module(mod), cls)()
     if board.uart_pins is not None:

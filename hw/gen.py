@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENDOR_OUT = ROOT / "build" / "verilog"
 
 
-def build_top(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None):  # noqa: ANN001, ANN201
+def build_top(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None):
     if top in _vendor_targets():
         from hw.vendor import TARGETS, VendorTop
         return VendorTop(TARGETS[top], config, rom, cores=cores)
@@ -49,7 +49,7 @@ def _vendor_targets() -> tuple[str, ...]:
     return tuple(TARGETS)
 
 
-def generate(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None, name: str | None = None) -> str:  # noqa: ANN001
+def generate(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None, name: str | None = None) -> str:
     """The Verilog text of `top` ("accel", "core" or a vendor target of hw.vendor) for `config`."""
     from amaranth.back import verilog
 
@@ -57,7 +57,7 @@ def generate(config: AccelConfig, rom=(), top: str = "accel", cores: int | None 
 
 
 def write_vendor(target: str, cfg: AccelConfig, out: Path | None = None, model: str | None = None,
-                 log=print) -> dict:  # noqa: ANN001
+                 log=print) -> dict:
     """Write the vendor target's Verilog, instantiation example and README (and the model's weight
     image when `model` is given) into `out`'s directory; returns what was written."""
     import shutil
@@ -94,7 +94,7 @@ def write_vendor(target: str, cfg: AccelConfig, out: Path | None = None, model: 
     return {"dir": d, "files": files, "ports": ports, "module": module}
 
 
-def _vendor_readme(t, cfg: AccelConfig, module: str, files: list[str], m) -> str:  # noqa: ANN001
+def _vendor_readme(t, cfg: AccelConfig, module: str, files: list[str], m) -> str:
     from bitstreams.build import _git
 
     rev = _git("rev-parse", "--short", "HEAD") or "unknown"

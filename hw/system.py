@@ -72,7 +72,7 @@ class System(wiring.Component):
             members[name] = Out(64)
         super().__init__(members)
 
-    def elaborate(self, platform):  # noqa: ANN001
+    def elaborate(self, platform):
         m = Module()
         m.submodules.accel = acc = Accelerator(self.config, cores=self.cores)
         m.submodules.dram = dram = DramSystem(self.ch, self.channels, frontend="streamer",

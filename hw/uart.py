@@ -77,7 +77,7 @@ class UartTx(wiring.Component):
     def divisor(self) -> int:
         return self._divisor
 
-    def elaborate(self, platform):  # noqa: ANN001, ANN201
+    def elaborate(self, platform):
         m = Module()
         d = self._divisor
         shreg = Signal(10, init=0x3FF)      # stop, data[7:0], start; shifted out LSB first
@@ -123,7 +123,7 @@ class UartRx(wiring.Component):
     def divisor(self) -> int:
         return self._divisor
 
-    def elaborate(self, platform):  # noqa: ANN001, ANN201
+    def elaborate(self, platform):
         m = Module()
         d = self._divisor
         line = Signal(init=1)

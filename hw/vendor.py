@@ -99,7 +99,7 @@ def get_target(name: str) -> VendorTarget:
 class VendorTop(wiring.Component):
     """Accelerator + the target's memory adapter (module docstring)."""
 
-    def __init__(self, target: VendorTarget, config: AccelConfig, rom=(), *, cores: int | None = None):  # noqa: ANN001
+    def __init__(self, target: VendorTarget, config: AccelConfig, rom=(), *, cores: int | None = None):
         if not isinstance(target, VendorTarget):
             raise ValueError(f"target must be a VendorTarget, got {target!r}")
         self.target = target
@@ -121,7 +121,7 @@ class VendorTop(wiring.Component):
     def config(self) -> AccelConfig:
         return self.acc.config
 
-    def elaborate(self, platform):  # noqa: ANN001
+    def elaborate(self, platform):
         m = Module()
         m.submodules.acc = acc = self.acc
         m.submodules.adapter = ad = self.adapter

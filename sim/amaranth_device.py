@@ -162,7 +162,7 @@ class AmaranthDevice(Device):
     #: sleep through quiet cycles (see the module docstring); False: wake at every edge (a check)
     sleep = True
 
-    def __init__(self, image, config="ddr4", *, cores=1, program=None, **options):  # noqa: ANN001
+    def __init__(self, image, config="ddr4", *, cores=1, program=None, **options):
         bad = sorted(set(options) - set(OPTIONS))
         if bad:
             raise ValueError(f"unknown option(s) {', '.join(bad)} for the amaranth backend; valid: "
@@ -220,7 +220,7 @@ class AmaranthDevice(Device):
         self._fresh = True
         self.build_s = time.perf_counter() - t0
 
-    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):  # noqa: ANN001, ANN202
+    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
         from sim.machine import GreedyHost
 
         build_s = 0.0
@@ -254,7 +254,7 @@ class AmaranthDevice(Device):
         self._sim = None
         self._job = None
 
-    async def _process(self, ctx) -> None:  # noqa: ANN001
+    async def _process(self, ctx) -> None:
         job = self._job
         if job is None:                 # the process of a freshly reset simulator, before a run
             return
@@ -342,7 +342,7 @@ class _Job:
         self.finished = False
         self.error: DeviceError | None = None
 
-    async def run(self, ctx) -> None:  # noqa: ANN001, C901, PLR0912, PLR0915
+    async def run(self, ctx) -> None:
         dev, acc, ram, hosts = self.dev, self.dev.acc, self.ram, self.hosts
         n = dev.cores
         beat = dev.config.beat_bytes

@@ -43,7 +43,7 @@ def points(kind: str) -> list[dict]:
     return pts
 
 
-def run_point(pt: dict, model: str, tokens: int, log) -> dict:  # noqa: ANN001
+def run_point(pt: dict, model: str, tokens: int, log) -> dict:
     from sim.driver import prepare, run_sim
 
     p = prepare(model, None, config=pt["config"], packing=pt["packing"], log=log)
@@ -129,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points", default="all", choices=("all", "quick"))
     ap.add_argument("-o", "--json", type=Path, default=ROOT / "build" / "bench" / "sim.json")
     args = ap.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     rows = []
     for pt in points(args.points):
         log(f"== {pt}")
         try:
             rows.append(run_point(pt, args.model, args.tokens, log))
-        except Exception as e:  # noqa: BLE001 - a failed point is reported, the others still run
+        except Exception as e:
             log(f"error: {pt}: {type(e).__name__}: {e}")
             rows.append(dict(pt, error=f"{type(e).__name__}: {e}"))
     ok = [r for r in rows if "error" not in r]

@@ -21,7 +21,7 @@ import numpy as np
 from sim.golden import GoldenModel, GoldenWeights, kernels
 
 
-def main(argv=None) -> int:  # noqa: ANN001
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.bench_golden", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="370m")
     ap.add_argument("--tokens", type=int, default=32)
@@ -45,7 +45,7 @@ def main(argv=None) -> int:  # noqa: ANN001
     spent = [0.0]
     inner = kernels.matvec
 
-    def timed(trits, codes):  # noqa: ANN001
+    def timed(trits, codes):
         t = time.perf_counter()
         r = inner(trits, codes)
         spent[0] += time.perf_counter() - t

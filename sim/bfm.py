@@ -99,7 +99,7 @@ class _Hold:
         self.name = name
         self.held = None
 
-    def __call__(self, valid: int, ready: int, payload) -> None:  # noqa: ANN001
+    def __call__(self, valid: int, ready: int, payload) -> None:
         if self.held is not None:
             if not valid:
                 raise ProtocolError(f"{self.name}: valid dropped before ready")
@@ -221,7 +221,7 @@ class PortDriver:
         out[f"{p}rd__ready"] = self.rd_ready
         return out
 
-    def sample(self, get) -> None:  # noqa: ANN001
+    def sample(self, get) -> None:
         p = self.pre
         self.cycle += 1
         if self.cmd_on and get(f"{p}cmd__ready"):
@@ -293,7 +293,7 @@ class AvalonSlave:
             raise ProtocolError(f"avalon: {what} burst of {count} at {addr:#x} crosses a "
                                 f"{self.max_burst}-word boundary")
 
-    def sample(self, get) -> None:  # noqa: ANN001
+    def sample(self, get) -> None:
         p = self.pre
         self.cycle += 1
         rd, wr = get(f"{p}read"), get(f"{p}write")
@@ -433,7 +433,7 @@ class Axi4Slave:
             raise ProtocolError(f"axi.{ch}: burst of {n} beats at {addr:#x} crosses a 4 KB boundary")
         return n
 
-    def _request(self, get, ch: str):  # noqa: ANN001, ANN202
+    def _request(self, get, ch: str):
         p = self.pre
         valid = get(f"{p}{ch}valid")
         payload = tuple(get(f"{p}{ch}{f}") for f in ("addr", "len", "size", "burst", "id")) if valid else None
@@ -448,7 +448,7 @@ class Axi4Slave:
                 raise ProtocolError(f"axi.w: wlast after {len(beats)} beats of a {n}-beat AW burst")
             self.b_queue.append([self.cycle + self.rng.randint(*self.latency), line, n, awid, beats])
 
-    def sample(self, get) -> None:  # noqa: ANN001
+    def sample(self, get) -> None:
         p = self.pre
         self.cycle += 1
         ar = self._request(get, "ar")
@@ -508,14 +508,14 @@ class Axi4Slave:
 
 # -- cocotb harness ------------------------------------------------------------------------------
 
-async def run_cocotb(dut, models: list, *, max_cycles: int = 2_000_000, reset_cycles: int = 3) -> int:  # noqa: ANN001
+async def run_cocotb(dut, models: list, *, max_cycles: int = 2_000_000, reset_cycles: int = 3) -> int:
     """Reset `dut` (ports `clk`, `rst`; the clock must be running), then step `models` once per
     clock until all are done; returns the cycles. Raises ProtocolError after `max_cycles`."""
     from cocotb.triggers import FallingEdge, ReadOnly
 
     handles: dict = {}
 
-    def handle(name: str):  # noqa: ANN202
+    def handle(name: str):
         h = handles.get(name)
         if h is None:
             h = handles[name] = getattr(dut, name)

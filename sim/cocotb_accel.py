@@ -30,14 +30,14 @@ from cocotb.triggers import FallingEdge, ReadOnly
 from sim.machine import GreedyHost, ListHost
 
 
-def _host(spec: dict):  # noqa: ANN202
+def _host(spec: dict):
     if spec["mode"] == "greedy":
         return GreedyHost(spec["tokens"], spec["n_new"])
     return ListHost(spec["tokens"])
 
 
 class _Bench:
-    def __init__(self, dut, job: dict):  # noqa: ANN001
+    def __init__(self, dut, job: dict):
         self.dut = dut
         self.job = job
         self.beat = job["beat_bytes"]
@@ -208,7 +208,7 @@ class _Bench:
 
 
 @cocotb.test()
-async def run_job(dut):  # noqa: ANN001
+async def run_job(dut):
     """Run every program of the job in SIM_JOB and write the results."""
     with open(os.environ["SIM_JOB"]) as f:
         job = json.load(f)

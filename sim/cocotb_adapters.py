@@ -41,7 +41,7 @@ def _defaults(kind: str, params: dict) -> dict:
     return {"max_burst": params.get("max_burst", 256), "max_pending": params.get("max_pending", 256)}
 
 
-async def _run(dut, job: dict) -> dict:  # noqa: ANN001
+async def _run(dut, job: dict) -> dict:
     kind, beat, seed, p = job["adapter"], job["beat_bytes"], job["seed"], job.get("p", 0.0)
     t = make_traffic(random.Random(seed), beat, job["n_cmds"], mem_seed=seed, max_len=job.get("max_len", 300),
                      region_bytes=job.get("region_bytes", 1 << 16))
@@ -74,14 +74,14 @@ async def _run(dut, job: dict) -> dict:  # noqa: ANN001
 
 
 @cocotb.test()
-async def run_job(dut):  # noqa: ANN001
+async def run_job(dut):
     """Run the job in SIM_JOB and write its result (or the failure) to job["out"]."""
     with open(os.environ["SIM_JOB"]) as f:
         job = json.load(f)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     try:
         result = await _run(dut, job)
-    except Exception as e:  # noqa: BLE001 -- reported to the caller through the result
+    except Exception as e:
         result = {"error": f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"}
     with open(job["out"], "w") as f:
         json.dump(result, f)

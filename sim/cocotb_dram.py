@@ -32,7 +32,7 @@ from spec.dram import Channel
 class _Stores:
     """Serve every channel's store port: a request seen in cycle c is answered in cycle c + 1."""
 
-    def __init__(self, dut, channels: int, line_bytes: int, addr_bits: int):  # noqa: ANN001
+    def __init__(self, dut, channels: int, line_bytes: int, addr_bits: int):
         self.ports = [(getattr(dut, f"store{i}__valid"), getattr(dut, f"store{i}__write"),
                        getattr(dut, f"store{i}__addr"), getattr(dut, f"store{i}__data"),
                        getattr(dut, f"store{i}__mask"), getattr(dut, f"store{i}__rdata")) for i in range(channels)]
@@ -56,7 +56,7 @@ class _Stores:
 
 
 class _Tracer:
-    def __init__(self, dut, ch: Channel, channels: int, path: str):  # noqa: ANN001
+    def __init__(self, dut, ch: Channel, channels: int, path: str):
         self.ch = ch
         self.sigs = [(getattr(dut, f"stat{i}__trace_any"), getattr(dut, f"stat{i}__trace"),
                       getattr(dut, f"stat{i}__clock")) for i in range(channels)]
@@ -147,7 +147,7 @@ class _Workload:
 
 
 class _Bench:
-    def __init__(self, dut, job: dict):  # noqa: ANN001
+    def __init__(self, dut, job: dict):
         self.dut, self.job = dut, job
         self.ch = Channel(**job["channel"])
         self.channels = job.get("channels", 1)
@@ -366,7 +366,7 @@ class _Bench:
 
 
 @cocotb.test()
-async def run_job(dut):  # noqa: ANN001
+async def run_job(dut):
     with open(os.environ["SIM_JOB"]) as f:
         job = json.load(f)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())

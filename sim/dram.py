@@ -96,12 +96,12 @@ _NO_FIELDS = {Cmd.REF, Cmd.PREA, Cmd.ZQCL, Cmd.ZQCS, Cmd.NOP, Cmd.BAD}
 _CAS = {Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA}
 
 
-def trace_line(clock: int, cmd, rank: int = 0, bg=None, ba=None, row=None, col=None) -> str:  # noqa: ANN001
+def trace_line(clock: int, cmd, rank: int = 0, bg=None, ba=None, row=None, col=None) -> str:
     """`<dram_clock> <cmd> <rank> <bankgroup> <bank> <row> <col>`; fields that do not apply to
     `cmd` are written `-` whatever is passed (module docstring)."""
     cmd = Cmd(cmd)
 
-    def f(v):  # noqa: ANN001, ANN202
+    def f(v):
         return "-" if v is None else str(v)
 
     if cmd in _NO_FIELDS:
@@ -116,7 +116,7 @@ def trace_line(clock: int, cmd, rank: int = 0, bg=None, ba=None, row=None, col=N
     return f"{clock} {cmd.name} {rank} {f(bg)} {f(ba)} {f(row)} {f(col)}"
 
 
-def _fields(layout) -> list[tuple[str, int, int]]:  # noqa: ANN001
+def _fields(layout) -> list[tuple[str, int, int]]:
     return [(name, fld.offset, fld.width) for name, fld in layout]
 
 
@@ -140,10 +140,10 @@ def decode_trace(value: int, ch: Channel) -> list[tuple[int, dict]]:
 class TraceWriter:
     """Trace lines to `path` (a file, one line per command) or, with `path=None`, into `lines`."""
 
-    def __init__(self, path=None):  # noqa: ANN001
+    def __init__(self, path=None):
         self.path = path
         self.lines: list[str] = []
-        self._f = open(path, "w") if path is not None else None  # noqa: SIM115
+        self._f = open(path, "w") if path is not None else None
         self.count = 0
 
     def add(self, clock: int, entry: dict) -> None:
@@ -163,7 +163,7 @@ class TraceWriter:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):  # noqa: ANN002
+    def __exit__(self, *exc):
         self.close()
 
 
@@ -251,7 +251,7 @@ def pins(cmd: Cmd, *, bg: int = 0, ba: int = 0, row: int = 0, col: int = 0, mr: 
     return out
 
 
-def _pack(layout, values: dict) -> int:  # noqa: ANN001
+def _pack(layout, values: dict) -> int:
     v = 0
     for name, off, w in _fields(layout):
         v |= (values[name] & ((1 << w) - 1)) << off
@@ -318,7 +318,7 @@ class Script:
         return self
 
     # ---- placing ----
-    def cmd(self, cycle: int, phase: int, cmd: Cmd, **fields) -> Script:  # noqa: ANN003
+    def cmd(self, cycle: int, phase: int, cmd: Cmd, **fields) -> Script:
         """`cmd` in (cycle, phase) with the fields of `pins` (or `pins=` raw pin values); a WR/WRA
         given `data=` (and `mask=`, 1 = write byte) also places its burst at cycle + wr_latency."""
         if not 0 <= phase < self.ch.nphases or cycle < 0:
@@ -334,7 +334,7 @@ class Script:
             self.burst(cycle + self.ch.wr_latency, data, mask)
         return self
 
-    def at(self, t: int, cmd: Cmd, **fields) -> Script:  # noqa: ANN003
+    def at(self, t: int, cmd: Cmd, **fields) -> Script:
         return self.cmd(t // 4, t % 4, cmd, **fields)
 
     def raw(self, cycle: int, phase: int, pin_values: dict, cmd: Cmd = Cmd.BAD) -> Script:
@@ -427,7 +427,7 @@ class Script:
             v |= _pack(self.layout, s[2] if s else nop) << (p * size)
         return v
 
-    async def drive(self, ctx, dfi, cycles: int | None = None) -> None:  # noqa: ANN001
+    async def drive(self, ctx, dfi, cycles: int | None = None) -> None:
         """Play the script on `dfi` (the model's DFI port) from cycle 0; return after `cycles`
         cycles (default: the last event + 1). Idle stretches are skipped with tick().repeat."""
         end = self.last_cycle + 1 if cycles is None else cycles
@@ -502,7 +502,7 @@ def legal_init(ch: Channel, script: Script | None = None, *, adjust: dict | None
 # --------------------------------------------------------------------------------------------
 # Amaranth simulation
 
-async def serve(ctx, model, store: Store | None, report: Report, trace: TraceWriter | None = None,  # noqa: ANN001
+async def serve(ctx, model, store: Store | None, report: Report, trace: TraceWriter | None = None,
                 reads: list | None = None) -> None:
     """Amaranth async process (add_process): on every clock edge serve the model's store port,
     record violations into `report`, the read bursts ((cycle, data)) into `reads` and the commands
@@ -536,7 +536,7 @@ async def serve(ctx, model, store: Store | None, report: Report, trace: TraceWri
             reads.append((clock // 4, vals[1]))
 
 
-def run_script(script: Script, cycles: int | None = None, *, trace: bool = False, model=None,  # noqa: ANN001
+def run_script(script: Script, cycles: int | None = None, *, trace: bool = False, model=None,
                store: Store | None = None, extra: Iterable = (), data: bool = True) -> dict:
     """Run `script` against a DramModel (a new one unless given) in Amaranth simulation for
     `cycles` cycles (default: the script's end + rd_latency + 2). Returns {report, reads:
@@ -558,14 +558,14 @@ def run_script(script: Script, cycles: int | None = None, *, trace: bool = False
     tw = TraceWriter(None) if trace else None
     counters: dict = {}
 
-    async def bench(ctx):  # noqa: ANN001
+    async def bench(ctx):
         await script.drive(ctx, dut.dfi, cycles)
         for k in ("reads", "writes", "acts", "refs", "violations", "ref_debt", "max_ref_debt", "init_done", "clock"):
             counters[k] = ctx.get(getattr(dut, k))
 
     sim = Simulator(dut)
     sim.add_clock(1e-9)
-    async def harness(ctx):  # noqa: ANN001
+    async def harness(ctx):
         await serve(ctx, dut, store if data else None, report, tw, reads if data else None)
 
     sim.add_process(harness)

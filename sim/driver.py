@@ -57,7 +57,7 @@ class Prepared:
 
 
 def _image_for(name: str, checkpoint: Path | None, packing: str, beat: int, seed: int,
-               log) -> tuple[Path, object, str]:  # noqa: ANN001
+               log) -> tuple[Path, object, str]:
     """Export (cached) the model's image; returns (path, ModelConfig, source description)."""
     from spec import weight_image as wi
     from spec.models import PRESETS
@@ -107,7 +107,7 @@ def _image_for(name: str, checkpoint: Path | None, packing: str, beat: int, seed
 
 
 def prepare(model: str | None, checkpoint: Path | None = None, *, config: str = "ddr4", packing: str | None = None,
-            seed: int = 0, log=print) -> Prepared:  # noqa: ANN001
+            seed: int = 0, log=print) -> Prepared:
     """Export, compile and assemble: everything a backend needs."""
     import assembler
     from spec.accel import get_config
@@ -189,7 +189,7 @@ def _state_divergence(p: Prepared, step: int, core: int, gold: bytes, got: bytes
 
 
 def run_sim(p: Prepared, backend: str, prompt: list[int], n_new: int, *, cores: int = 1, channels: int = 1,
-            trace: Path | None = None, progress: bool = True, log=print, max_cycles: int | None = None) -> dict:  # noqa: ANN001
+            trace: Path | None = None, progress: bool = True, log=print, max_cycles: int | None = None) -> dict:
     """Golden first, then the backend with every token compared; returns the report (dict).
     Raises Divergence at the first difference."""
     from sw.device import DeviceError, open_device
@@ -216,7 +216,7 @@ def run_sim(p: Prepared, backend: str, prompt: list[int], n_new: int, *, cores: 
     checked = [0] * cores
     t_first: list[float | None] = [None]
 
-    def on_token(ev) -> None:  # noqa: ANN001
+    def on_token(ev) -> None:
         if t_first[0] is None:
             t_first[0] = time.perf_counter()
         k = ev.step
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--json", type=Path, default=None, help="report JSON (default build/sim/<model>.json)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     try:
         if args.tokens < 0 or args.cores < 1 or not 1 <= args.channels <= 4:
             raise SimError("--tokens must be >= 0, --cores >= 1, --channels 1..4")

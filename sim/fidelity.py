@@ -88,7 +88,7 @@ def layer_local(cfg, sd: dict, tokens: np.ndarray, weights: GoldenWeights) -> di
     lbs = m.lower_bound_table()
     state = net.init_state(1)
     gm = GoldenModel(weights)
-    def to_fx(t):  # noqa: ANN001, ANN202  float tensor [1, 1, d] -> FX
+    def to_fx(t):
         return np.clip(np.round(t.double().numpy()[0, 0] * (1 << N.FX_FRAC)), N.FX_MIN, N.FX_MAX).astype(np.int64)
 
     to_f = lambda v: np.asarray(v, np.float64) / (1 << N.FX_FRAC)
@@ -111,7 +111,7 @@ def layer_local(cfg, sd: dict, tokens: np.ndarray, weights: GoldenWeights) -> di
             "layers_x_tokens": len(cos_upd)}
 
 
-def load_case(model: str, n_tokens: int, seed: int = 0, announce: bool = True):  # noqa: ANN201
+def load_case(model: str, n_tokens: int, seed: int = 0, announce: bool = True):
     """(config, float32 state dict, token ids, source) for a fidelity measurement.
 
     `demo`: the committed checkpoint and its held-out text (bos + tokens); a checkpoint dir: its
@@ -212,7 +212,7 @@ def print_table(res: dict) -> None:
         print(f"{k:<{w}}  {v}")
 
 
-def main(argv=None) -> int:  # noqa: ANN001
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.fidelity", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="demo", help="demo, a preset name (seeded random init) or a checkpoint dir")
     ap.add_argument("--tokens", type=int, default=None, help="positions (default: 2048 for demo, 16 otherwise)")

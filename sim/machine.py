@@ -97,7 +97,7 @@ _HANDLERS: dict[str, Callable] = {}
 
 
 def _handles(*mnemonics: str):
-    def deco(fn):  # noqa: ANN001, ANN202
+    def deco(fn):
         for mn in mnemonics:
             if mn not in isa.BY_MNEMONIC:
                 raise AssertionError(f"handler for unknown mnemonic {mn}")
@@ -114,7 +114,7 @@ def _bits(v: np.ndarray) -> int:
     return O.bitlen_max(v)
 
 
-def default_state_bytes(model) -> int:  # noqa: ANN001 (a spec.models.ModelConfig)
+def default_state_bytes(model) -> int:
     """The state region of one core: every layer's recurrent h (one FX vector of d int64 each, at
     l * 8 * d, see sw/compile.py), rounded up to whole DATA_ALIGN pages."""
     return max(wi.DATA_ALIGN, wi.align_up(model.num_hidden_layers * model.hidden_size * 8, wi.DATA_ALIGN))
@@ -210,7 +210,7 @@ class GoldenMachine:
             self._decoded[pc] = ins
         return ins
 
-    def step(self, host=None) -> None:  # noqa: ANN001
+    def step(self, host=None) -> None:
         """Execute one instruction."""
         if self.halted:
             return
@@ -229,7 +229,7 @@ class GoldenMachine:
         if not self.halted:
             self.pc = self.next_pc
 
-    def run(self, host=None, max_steps: int | None = None) -> int:  # noqa: ANN001
+    def run(self, host=None, max_steps: int | None = None) -> int:
         """Run until HALT or a TOKIN the host cannot serve; returns the instructions executed."""
         limit = self.max_steps if max_steps is None else max_steps
         self.halted = False
@@ -247,7 +247,7 @@ class GoldenMachine:
         self.run(host)
         return host.outputs[len(prompt) - 1:len(prompt) - 1 + n_new]
 
-    def run_teacher(self, tokens: Sequence[int], logits: bool = False):  # noqa: ANN201
+    def run_teacher(self, tokens: Sequence[int], logits: bool = False):
         """Teacher forcing: one TOKOUT per input token. logits=True also returns the FX logits
         [T, V], gathered from the TMATMUL outputs that read the lm_head."""
         host = ListHost(tokens)
@@ -263,19 +263,19 @@ class GoldenMachine:
 
     # -- handlers: control ------------------------------------------------------------------------
     @_handles("NOP", "BARRIER")      # one core: a barrier is passed at once
-    def _nop(self, a, eff):  # noqa: ANN001
+    def _nop(self, a, eff):
         pass
 
     @_handles("HALT")
-    def _halt(self, a, eff):  # noqa: ANN001
+    def _halt(self, a, eff):
         self.halted, self.halt_reason = True, "HALT"
 
     @_handles("JMP")
-    def _jmp(self, a, eff):  # noqa: ANN001
+    def _jmp(self, a, eff):
         self.next_pc = a[0]
 
     @_handles("DJNZ")
-    def _djnz(self, a, eff):  # noqa: ANN001
+    def _djnz(self, a, eff):
         s, target = a
         self.A[s] = _wrap64(self.A[s] - 1)
         eff[f"A{s}"] = self.A[s]
@@ -283,12 +283,12 @@ class GoldenMachine:
             self.next_pc = target
 
     @_handles("BLTZ")
-    def _bltz(self, a, eff):  # noqa: ANN001
+    def _bltz(self, a, eff):
         if self.A[a[0]] < 0:
             self.next_pc = a[1]
 
     @_handles("SETVL")
-    def _setvl(self, a, eff):  # noqa: ANN001
+    def _setvl(self, a, eff):
         self.VL = a[0]
         eff["VL"] = self.VL
 
@@ -298,32 +298,32 @@ class GoldenMachine:
         eff[f"A{r}"] = self.A[r]
 
     @_handles("MOVI")
-    def _movi(self, a, eff):  # noqa: ANN001
+    def _movi(self, a, eff):
         self._seta(a[0], a[1], eff)
 
     @_handles("ADDI")
-    def _addi(self, a, eff):  # noqa: ANN001
+    def _addi(self, a, eff):
         self._seta(a[0], self.A[a[1]] + a[2], eff)
 
     @_handles("ADDS")
-    def _adds(self, a, eff):  # noqa: ANN001
+    def _adds(self, a, eff):
         self._seta(a[0], self.A[a[1]] + self.A[a[2]], eff)
 
     @_handles("SUBS")
-    def _subs(self, a, eff):  # noqa: ANN001
+    def _subs(self, a, eff):
         self._seta(a[0], self.A[a[1]] - self.A[a[2]], eff)
 
     @_handles("MULS")
-    def _muls(self, a, eff):  # noqa: ANN001
+    def _muls(self, a, eff):
         self._seta(a[0], self.A[a[1]] * self.A[a[2]], eff)
 
     @_handles("LDW")
-    def _ldw(self, a, eff):  # noqa: ANN001
+    def _ldw(self, a, eff):
         d, (b, off) = a
         self._seta(d, int(self.read(self.A[b] + off, 4, 4).view("<i4")[0]), eff)
 
     @_handles("LDF")
-    def _ldf(self, a, eff):  # noqa: ANN001
+    def _ldf(self, a, eff):
         d, (b, off) = a
         v = self.read(self.A[b] + off, 4, 4).view("<f4")[0]
         if not np.isfinite(v) or v < 0:
@@ -332,13 +332,13 @@ class GoldenMachine:
         eff[f"F{d}"] = self.F[d]
 
     @_handles("FMUL")
-    def _fmul(self, a, eff):  # noqa: ANN001
+    def _fmul(self, a, eff):
         d, s, t = a
         self.F[d] = O.sf_mul(self.F[s], self.F[t])
         eff[f"F{d}"] = self.F[d]
 
     @_handles("TOKIN")
-    def _tokin(self, a, eff):  # noqa: ANN001
+    def _tokin(self, a, eff):
         tok = self.host.next_token() if self.host is not None else None
         if tok is None:
             self.halted, self.halt_reason = True, "TOKIN: the host has no more tokens"
@@ -346,33 +346,33 @@ class GoldenMachine:
         self._seta(a[0], int(tok), eff)
 
     @_handles("TOKOUT")
-    def _tokout(self, a, eff):  # noqa: ANN001
+    def _tokout(self, a, eff):
         tok = self.A[a[0]]
         eff["tokout"] = tok
         if self.host is not None:
             self.host.put_token(tok)
 
     # -- memory <-> vector ------------------------------------------------------------------------
-    def _load(self, a, eff, dtype: str) -> np.ndarray:  # noqa: ANN001
+    def _load(self, a, eff, dtype: str) -> np.ndarray:
         d, (b, off) = a
         n = self._vl()
         size = np.dtype(dtype).itemsize
         return self.read(self.A[b] + off, n * size, size).view(dtype)
 
     @_handles("LDV")
-    def _ldv(self, a, eff):  # noqa: ANN001
+    def _ldv(self, a, eff):
         self._setv(a[0], self._load(a, eff, "<i8"), eff)
 
     @_handles("LDG")
-    def _ldg(self, a, eff):  # noqa: ANN001
+    def _ldg(self, a, eff):
         self._setv(a[0], self._load(a, eff, "<i2").astype(np.int64), eff)
 
     @_handles("LDGT")
-    def _ldgt(self, a, eff):  # noqa: ANN001
+    def _ldgt(self, a, eff):
         self._setv(a[0], self._load(a, eff, "<u4").astype(np.int64), eff)
 
     @_handles("LDE")
-    def _lde(self, a, eff):  # noqa: ANN001
+    def _lde(self, a, eff):
         d, t, (b, off) = a
         n = self._vl()
         addr = self.A[b] + off + 2 * (self.A[t] * n)
@@ -383,7 +383,7 @@ class GoldenMachine:
             raise self._fault(str(e)) from None
 
     @_handles("SV")
-    def _sv(self, a, eff):  # noqa: ANN001
+    def _sv(self, a, eff):
         (b, off), s = a
         v = self._vec(s).astype("<i8")
         addr = self.A[b] + off
@@ -391,56 +391,56 @@ class GoldenMachine:
         eff["mem"] = (addr, v.nbytes)
 
     # -- vector arithmetic ------------------------------------------------------------------------
-    def _vvv(self, a, eff, fn) -> None:  # noqa: ANN001
+    def _vvv(self, a, eff, fn) -> None:
         d, s, t = a
         self._setv(d, fn(self._vec(s), self._vec(t)), eff)
 
-    def _vv(self, a, eff, fn) -> None:  # noqa: ANN001
+    def _vv(self, a, eff, fn) -> None:
         d, s = a
         self._setv(d, fn(self._vec(s)), eff)
 
     @_handles("ADD")
-    def _add(self, a, eff):  # noqa: ANN001
+    def _add(self, a, eff):
         self._vvv(a, eff, fast.FastOps.fx_add if self.fast else O.fx_add)
 
     @_handles("SUB")
-    def _sub(self, a, eff):  # noqa: ANN001
+    def _sub(self, a, eff):
         self._vvv(a, eff, lambda x, y: O.sat_fx(x - y))
 
     @_handles("MUL")
-    def _mul(self, a, eff):  # noqa: ANN001
+    def _mul(self, a, eff):
         self._vvv(a, eff, fast.FastOps.fx_mul if self.fast else O.fx_mul)
 
     @_handles("DIV")
-    def _div(self, a, eff):  # noqa: ANN001
+    def _div(self, a, eff):
         self._vvv(a, eff, O.fx_div)
 
     @_handles("EXP")
-    def _exp(self, a, eff):  # noqa: ANN001
+    def _exp(self, a, eff):
         self._vv(a, eff, O.fx_exp)
 
     @_handles("SIG")
-    def _sig(self, a, eff):  # noqa: ANN001
+    def _sig(self, a, eff):
         self._vv(a, eff, fast.FastOps.sigmoid if self.fast else O.sigmoid)
 
     @_handles("SILU")
-    def _silu(self, a, eff):  # noqa: ANN001
+    def _silu(self, a, eff):
         self._vv(a, eff, fast.FastOps.silu if self.fast else O.silu)
 
     @_handles("GMUL")
-    def _gmul(self, a, eff):  # noqa: ANN001
-        def gm(x, g):  # noqa: ANN001, ANN202
+    def _gmul(self, a, eff):
+        def gm(x, g):
             if self.fast and _bits(x) + _bits(g) <= 62:
                 return fast.gate_mul(np.ascontiguousarray(x), np.ascontiguousarray(g))
             return O.gate_mul(x, g)
         self._vvv(a, eff, gm)
 
     @_handles("ONEM")
-    def _onem(self, a, eff):  # noqa: ANN001
+    def _onem(self, a, eff):
         self._vv(a, eff, lambda x: O.sat_fx(N.GATE_ONE - np.asarray(x, np.int64)))   # FX registers saturate
 
     @_handles("MOVV")
-    def _movv(self, a, eff):  # noqa: ANN001
+    def _movv(self, a, eff):
         self._vv(a, eff, np.copy)
 
     # -- units ------------------------------------------------------------------------------------
@@ -452,14 +452,14 @@ class GoldenMachine:
         return self._vec(g).astype(np.int16)
 
     @_handles("NORM")
-    def _norm(self, a, eff):  # noqa: ANN001
+    def _norm(self, a, eff):
         d, s, g, e = a
         x, m = self._vec(s), self._gamma(g, e)
         ops = fast.FastOps if self.fast else O
         self._setv(d, ops.rmsnorm(np.ascontiguousarray(x), m, self.A[e]), eff)
 
     @_handles("QNT")
-    def _qnt(self, a, eff):  # noqa: ANN001
+    def _qnt(self, a, eff):
         d, fd, s, g, e = a
         x, m = self._vec(s), self._gamma(g, e)
         ops = fast.FastOps if self.fast else O
@@ -486,7 +486,7 @@ class GoldenMachine:
         return w
 
     @_handles("TMATMUL")
-    def _tmatmul(self, a, eff):  # noqa: ANN001
+    def _tmatmul(self, a, eff):
         d, s, w_reg, f, rows = a
         x = self._vec(s).astype(np.int8)        # int8(Vs): the low 8 bits, signed (the cast wraps)
         addr = self.A[w_reg]
@@ -501,7 +501,7 @@ class GoldenMachine:
         self._setv(d, y, eff)
 
     @_handles("ARGMAX")
-    def _argmax(self, a, eff):  # noqa: ANN001
+    def _argmax(self, a, eff):
         i, m, s, o = a
         v = self._vec(s)
         ao = self.A[o]
@@ -573,7 +573,7 @@ def format_effects(eff: dict) -> str:
 class TextTrace:
     """trace callback writing one line per executed instruction to a text file."""
 
-    def __init__(self, f):  # noqa: ANN001
+    def __init__(self, f):
         self.f = f
         self.n = 0
 
@@ -607,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rom = read_rom(args.rom)
         img = wi.read_image(args.image)
-        f = open(args.trace, "w") if args.trace else None  # noqa: SIM115
+        f = open(args.trace, "w") if args.trace else None
         m = GoldenMachine(rom, img, trace=TextTrace(f) if f else None)
         prompt = [int(t) for t in args.prompt.split(",") if t.strip()]
         if args.new:

@@ -168,7 +168,7 @@ def _timescale(simulator: str) -> tuple[str, str] | None:
     return ("1ns", "1ps") if simulator == "icarus" else None
 
 
-def _configured_runner(b: VerilogBuild | Build):  # noqa: ANN202
+def _configured_runner(b: VerilogBuild | Build):
     """A runner whose build state describes the existing build in `b.directory`, without
     running the build again (cocotb's runner keeps its sources from `build`)."""
     from cocotb_tools.runner import get_runner

@@ -85,7 +85,7 @@ def check_model(res: dict, gold: ModelGold, core: int = 0) -> None:
         raise AssertionError(f"state region differs first at byte {i} (recurrent state element {i // 8})")
 
 
-def fuzz_jobs(config_name: str, seeds, directory: Path = IMAGES):  # noqa: ANN001, ANN201
+def fuzz_jobs(config_name: str, seeds, directory: Path = IMAGES):
     """(fuzz AccelConfig, [sim.rtl programs], [golden Observed], [FuzzCase]) for the seeds."""
     from . import fuzz
 

@@ -332,7 +332,7 @@ def _rule_names(mask: int) -> list[str]:
     return [r.name for i, r in enumerate(RULES) if (mask >> i) & 1]
 
 
-def parse_events(lines, on_event: Callable[[str, list[str]], None]) -> dict | None:  # noqa: ANN001
+def parse_events(lines, on_event: Callable[[str, list[str]], None]) -> dict | None:
     """Feed the harness's stdout lines to `on_event(kind, fields)`; returns the stats JSON (or None)."""
     stats = None
     for raw in lines:
@@ -350,7 +350,7 @@ def parse_events(lines, on_event: Callable[[str, list[str]], None]) -> dict | No
 def run_system(build: SystemBuild, image_path: str | Path, program_words: Sequence[int],
                prompts: Sequence[Sequence[int]], n_new: int, *, state_bytes: int,
                on_token: Callable | None = None, capture_state: bool = True, max_cycles: int | None = None,
-               waveform: str | Path | None = None, keep: bool = False):  # noqa: ANN201
+               waveform: str | Path | None = None, keep: bool = False):
     """Run the program on the simulator (greedy hosts, sw.device contract); returns sw.device.Run.
     Raises sw.device.DeviceError on a timeout, a JEDEC violation, a core fault or a crash."""
     from sw.device import DeviceError, Run, TokenEvent
@@ -406,7 +406,7 @@ def run_system(build: SystemBuild, image_path: str | Path, program_words: Sequen
             elif kind == "state":
                 core, step, off = (int(x) for x in f)
                 if state_f is None:
-                    state_f = open(work / "state.bin", "rb")       # noqa: SIM115 (closed below)
+                    state_f = open(work / "state.bin", "rb")
                 state_f.seek(off)
                 st = state_f.read(state_bytes)
                 states[core].append(st)
@@ -450,7 +450,7 @@ def run_system(build: SystemBuild, image_path: str | Path, program_words: Sequen
 # --------------------------------------------------------------------------------------------
 # The sw.device backend
 
-def _device_base():  # noqa: ANN202
+def _device_base():
     from sw.device import Device
     return Device
 
@@ -462,7 +462,7 @@ class VerilatorDevice(_device_base()):
 
     backend = "verilator"
 
-    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):  # noqa: ANN001, ANN202
+    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
         opts = dict(self.options)
         waveform = opts.pop("waveform", None)
         trace = bool(opts.pop("trace", False)) or waveform is not None
@@ -474,7 +474,7 @@ class VerilatorDevice(_device_base()):
         image_path = self.image_path
         tmp = None
         if image_path is None:
-            tmp = tempfile.NamedTemporaryFile(suffix=".img", dir=b.directory, delete=False)  # noqa: SIM115
+            tmp = tempfile.NamedTemporaryFile(suffix=".img", dir=b.directory, delete=False)
             tmp.write(bytes(wi_bytes(self.image)))
             tmp.close()
             image_path = Path(tmp.name)
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     from sim.machine import default_state_bytes
     state_bytes = default_state_bytes(img.model)
 
-    def show(e) -> None:  # noqa: ANN001
+    def show(e) -> None:
         print(f"core {e.core} step {e.step}: token {e.token} at cycle {e.cycle} (latency {e.latency})", flush=True)
 
     t1 = time.time()

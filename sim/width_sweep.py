@@ -40,7 +40,7 @@ SETTINGS: list[tuple[str, dict]] = [
 ]
 
 
-def _load(model: str, n_tokens: int):  # noqa: ANN202
+def _load(model: str, n_tokens: int):
     import torch
 
     from sw.model import HGRNBitForCausalLM
@@ -54,7 +54,7 @@ def _load(model: str, n_tokens: int):  # noqa: ANN202
     return cfg, sd, tokens, f_logits
 
 
-def run_setting(cfg, sd, tokens, f_logits, overrides: dict, workdir: Path) -> dict:  # noqa: ANN001
+def run_setting(cfg, sd, tokens, f_logits, overrides: dict, workdir: Path) -> dict:
     from sw.export import export_image
 
     overrides = overrides or {"NUMERICS_VERSION": N.NUMERICS_VERSION}   # patch.multiple needs one name
@@ -64,7 +64,7 @@ def run_setting(cfg, sd, tokens, f_logits, overrides: dict, workdir: Path) -> di
             export_image(cfg, sd, img, packing="1.6bit", source="width sweep", progress=False)
             peak = [0]
 
-            def trace(layer, op, v):  # noqa: ANN001
+            def trace(layer, op, v):
                 if op.startswith("resid") or op == "h":
                     peak[0] = max(peak[0], int(np.abs(np.asarray(v, np.int64)).max()))
 
@@ -76,7 +76,7 @@ def run_setting(cfg, sd, tokens, f_logits, overrides: dict, workdir: Path) -> di
     return res
 
 
-def main(argv=None) -> int:  # noqa: ANN001
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sim.width_sweep", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="demo")
     ap.add_argument("--tokens", type=int, default=2048)

@@ -293,7 +293,7 @@ def decode(word: int) -> Instr:
 _PREFIX = {Kind.V: "V", Kind.A: "A", Kind.F: "F"}
 
 
-def format_operand(opd: Operand, v) -> str:  # noqa: ANN001
+def format_operand(opd: Operand, v) -> str:
     if opd.kind in _PREFIX:
         return f"{_PREFIX[opd.kind]}{v}"
     if opd.kind is Kind.MEM:

@@ -37,7 +37,7 @@ __all__ = ["BoardDevice", "BoardLink", "open_serial"]
 OPTIONS = ("port", "baud", "timeout_s", "resync")
 
 
-def open_serial(path: str, baud: int, timeout_s: float):  # noqa: ANN201
+def open_serial(path: str, baud: int, timeout_s: float):
     """A pyserial port (pyserial is needed only here)."""
     try:
         import serial
@@ -112,7 +112,7 @@ class BoardDevice(Device):
 
     backend = "uart"
 
-    def __init__(self, image, config="ecp5", *, cores=1, program=None, **options):  # noqa: ANN001
+    def __init__(self, image, config="ecp5", *, cores=1, program=None, **options):
         bad = sorted(set(options) - set(OPTIONS))
         if bad:
             raise ValueError(f"unknown option(s) {', '.join(bad)} for the uart backend; valid: {', '.join(OPTIONS)}")
@@ -129,7 +129,7 @@ class BoardDevice(Device):
             port = open_serial(str(port), baud, timeout_s)
         self.link = BoardLink(port, baud=baud, timeout_s=timeout_s, resync=bool(options.get("resync", self._owned)))
 
-    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):  # noqa: ANN001, ANN202
+    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
         from sim.machine import GreedyHost
 
         host = GreedyHost(prompts[0], n_new)

@@ -82,14 +82,14 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
     try:
         return load_file(str(path), device="cpu")
-    except Exception as e:  # noqa: BLE001 - safetensors raises several types
+    except Exception as e:
         raise CheckpointError(f"{path}: cannot read safetensors file ({e})") from None
 
 
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise CheckpointError(f"{path}: cannot read torch file ({e})") from None
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: not a flat state dict of tensors")

@@ -127,14 +127,14 @@ class _Asm:
         self.labels[name] = len(self.ins_list)
         self.lines.append(f"{name}:")
 
-    def __call__(self, mn: str, *args, c: str = "") -> None:  # noqa: ANN002
+    def __call__(self, mn: str, *args, c: str = "") -> None:
         isa.BY_MNEMONIC[mn]       # KeyError on a typo
         self.ins_list.append((mn, args))
         ops = ", ".join(str(a) for a in args)
         text = f"    {mn} {ops}".rstrip()
         self.lines.append(f"{text:<44s}; {c}" if c else text)
 
-    def _value(self, a):  # noqa: ANN001, ANN202
+    def _value(self, a):
         if isinstance(a, R):
             return a.n
         if isinstance(a, Mem):

@@ -146,7 +146,7 @@ class GoldenDevice(Device):
 
     backend = "golden"
 
-    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):  # noqa: ANN001, ANN202
+    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
         from sim.machine import GoldenMachine, GreedyHost
 
         tokens, states = [], []
@@ -156,7 +156,7 @@ class GoldenDevice(Device):
             snaps: list[bytes] = []
 
             class _Host(GreedyHost):
-                def put_token(self, tok: int, _m=m, _snaps=snaps, _core=core) -> None:  # noqa: ANN001
+                def put_token(self, tok: int, _m=m, _snaps=snaps, _core=core) -> None:
                     super().put_token(tok)
                     st = _m.state.tobytes() if capture_state else None
                     if st is not None:

@@ -27,5 +27,5 @@ def load_tokenizer(path: str | Path | None):
                              "(pip install -e .[export])") from None
     try:
         return Tokenizer.from_file(str(f))
-    except Exception as e:  # noqa: BLE001 - tokenizers raises its own exception type
+    except Exception as e:
         raise TokenizerError(f"{f}: cannot load ({e})") from None

@@ -220,7 +220,7 @@ def graphed_loss(model, shape: tuple[int, int], device):
         g = torch.cuda.make_graphed_callables(_Loss(model), (sample,), num_warmup_iters=3)
         log("train: forward+backward captured as CUDA graphs")
         return g
-    except Exception as e:  # noqa: BLE001 - any capture failure: run eager
+    except Exception as e:
         log(f"train: CUDA graph capture failed ({type(e).__name__}: {e}); running eager")
         model.zero_grad(set_to_none=True)
         return model.loss

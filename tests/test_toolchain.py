@@ -20,7 +20,7 @@ def _adder_verilog() -> str:
         def __init__(self):
             super().__init__({"a": In(8), "b": In(8), "o": Out(9)})
 
-        def elaborate(self, platform):  # noqa: ANN001, ANN202
+        def elaborate(self, platform):
             m = amaranth.Module()
             m.d.comb += self.o.eq(self.a + self.b)
             return m

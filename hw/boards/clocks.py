@@ -83,7 +83,7 @@ def ecp5_pll(fin_hz: float, fout_hz: float, tolerance: float = 0.01) -> EcpPll:
     return best[1]
 
 
-def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:  # noqa: ANN001
+def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:
     """The frequency (Hz) the board design will run at for a requested `freq_hz` (None: the board
     clock's), and where it comes from: the same decision as add_sync_clock."""
     fin = float(platform.default_clk_frequency)
@@ -97,7 +97,7 @@ def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:  # noqa:
                                 f"CLKFB_DIV {pll.clkfb_div}, CLKOP_DIV {pll.clkop_div}, VCO {pll.vco_mhz:g} MHz)")
 
 
-def add_sync_clock(m: Module, platform, freq_hz: float) -> float:  # noqa: ANN001
+def add_sync_clock(m: Module, platform, freq_hz: float) -> float:
     """Make `m`'s `sync` domain run at `freq_hz` on `platform`: nothing to do when that is the
     board clock's frequency (the platform makes its own `sync` domain from it), else an ECP5 PLL
     from the board clock, with the domain's reset held until the PLL locks (and while the board's

@@ -59,7 +59,7 @@ class HostLink(wiring.Component):
             "clearing": In(1),
         })
 
-    def elaborate(self, platform):  # noqa: ANN001, ANN201, PLR0915
+    def elaborate(self, platform):
         m = Module()
         n_req, n_rsp = HL.REQ_BYTES, HL.RSP_BYTES
 

@@ -92,7 +92,7 @@ class BoardTop(Elaboratable):
         self.halted = Signal()
         self.mem_error = Signal()
 
-    def elaborate(self, platform):  # noqa: ANN001, ANN201
+    def elaborate(self, platform):
         m = Module()
         cfg = self.config
         beat = cfg.beat_bytes

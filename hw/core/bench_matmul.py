@@ -143,7 +143,7 @@ def _shapes(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def main(argv=None) -> int:  # noqa: ANN001
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hw.core.bench_matmul", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="ecp5", choices=list(CONFIGS))
     ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="rows x cols of each matrix, comma separated")

@@ -118,7 +118,7 @@ def run_case(cfg, trits: np.ndarray, codes: np.ndarray, *, acc_stall: float, see
     }
 
 
-def main(argv=None) -> int:  # noqa: ANN001
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hw.core.bench_tmac", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="ddr4", choices=list(CONFIGS))
     ap.add_argument("--rows", type=int, default=None, help="matrix rows (default 4 row tiles + 3)")

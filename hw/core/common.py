@@ -9,7 +9,7 @@ from spec import numerics as N
 from spec.accel import AccelConfig
 
 
-def check_config(config) -> None:  # noqa: ANN001
+def check_config(config) -> None:
     """An AccelConfig whose FX width is the numerics contract's; exact messages (tested)."""
     if not isinstance(config, AccelConfig):
         raise TypeError(f"config must be an AccelConfig, not {config!r}")

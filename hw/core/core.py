@@ -140,7 +140,7 @@ class Core(wiring.Component):
     def config(self) -> AccelConfig:
         return self._config
 
-    def elaborate(self, platform):  # noqa: C901 - one decoder, one issue stage
+    def elaborate(self, platform):
         m = Module()
         cfg = self._config
 
@@ -425,7 +425,7 @@ class Core(wiring.Component):
         return m
 
 
-def _sf_mul(m: Module, a, b):  # noqa: ANN001, ANN202
+def _sf_mul(m: Module, a, b):
     """sim.golden.ops.sf_mul of two canonical SF values, combinational (one multiplier)."""
     B = N.SF_BITS
     out = Signal(sf_layout(), name="fmul")

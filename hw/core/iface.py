@@ -55,7 +55,7 @@ def sf_layout() -> data.StructLayout:
     return data.StructLayout({"mantissa": unsigned(N.SF_BITS), "exponent": signed(N.SF_EXP_BITS)})
 
 
-def check_core_config(config) -> None:  # noqa: ANN001
+def check_core_config(config) -> None:
     """The extra constraints the whole core puts on an AccelConfig (exact messages, tested)."""
     if not isinstance(config, AccelConfig):
         raise TypeError(f"config must be an AccelConfig, not {config!r}")

@@ -66,7 +66,7 @@ def elements_per_cycle(config: AccelConfig, mnemonic: str) -> int:
     return min(config.vector_lanes, config.beat_bytes // ELEMENT_BYTES[mnemonic])
 
 
-def bf16_to_fx(bits):  # noqa: ANN001, ANN201
+def bf16_to_fx(bits):
     """Combinational spec.numerics.bf16_to_fx of one 16-bit Value: value * 2**FX_FRAC, half away
     from zero, saturated to FX. Zero and denormals give 0; Inf/NaN saturate (the golden faults)."""
     sign, e, f = bits[15], bits[7:15], bits[0:7]
@@ -78,7 +78,7 @@ def bf16_to_fx(bits):  # noqa: ANN001, ANN201
     return Mux(e >= _BF16_HI, sat, Mux(e < _BF16_LO, 0, val))
 
 
-def sf_from_f32(m: Module, bits, mantissa, exponent) -> None:  # noqa: ANN001
+def sf_from_f32(m: Module, bits, mantissa, exponent) -> None:
     """Comb statements: (mantissa, exponent) = sim.golden.ops.sf_from_float(float32 `bits`) for a
     finite non-negative value (the sign is ignored; Inf/NaN give some value): the significand
     normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0)."""
@@ -336,7 +336,7 @@ class LoadStoreUnit(CoreUnit):
         raw_more = Signal()
         m.d.comb += [raw_more.eq(rcv != s.n_raw), rd.ready.eq(loading & raw_more & ab_free)]
 
-        def realign(lo, hi):  # noqa: ANN001, ANN202
+        def realign(lo, hi):
             # bytes off .. off + beat - 1 of lo ++ hi; off is even (element-aligned, es >= 2)
             return Cat(lo, hi).bit_select(Cat(C(0, 4), off[1:]), bbits)
 
@@ -490,13 +490,13 @@ class LoadStoreUnit(CoreUnit):
                     Mux(here, pmask, Mux(apos > k, acc_mask[k * 8 * P:(k + 1) * 8 * P], 0))),
             ]
 
-        def misalign(lo, hi):  # noqa: ANN001, ANN202
+        def misalign(lo, hi):
             # raw[k] = lo[beat - off:] ++ hi[:beat - off]: bytes beat - off .. 2 * beat - off - 1
             sh = Signal(lb + 1)
             m.d.comb += sh.eq(beat - off)
             return Cat(lo, hi).bit_select(Cat(C(0, 6), sh[3:]), len(lo))
 
-        def misalign_mask(lo, hi):  # noqa: ANN001, ANN202
+        def misalign_mask(lo, hi):
             sh = Signal(lb + 1)
             m.d.comb += sh.eq(beat - off)
             return Cat(lo, hi).bit_select(sh, len(lo))

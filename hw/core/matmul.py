@@ -114,7 +114,7 @@ def copy_keeps_up(config: AccelConfig) -> bool:
     return config.vector_lanes >= config.trits_per_byte
 
 
-def ceil_div_const(x, d: int, x_max: int):  # noqa: ANN001, ANN201
+def ceil_div_const(x, d: int, x_max: int):
     """ceil(x / d) for 0 <= x <= x_max and a constant d >= 1, without a divider: a shift for a
     power of two, else a multiplication by a constant reciprocal, exact over the whole range."""
     if d & (d - 1) == 0:

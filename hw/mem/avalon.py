@@ -58,7 +58,7 @@ def _log2(n: int) -> int:
     return n.bit_length() - 1
 
 
-def _is_pow2(n) -> bool:  # noqa: ANN001
+def _is_pow2(n) -> bool:
     return isinstance(n, int) and n >= 1 and n & (n - 1) == 0
 
 

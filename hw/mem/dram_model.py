@@ -85,7 +85,7 @@ OFFSET = 1 << 21
 TIME_BITS = 48
 
 
-def TraceLayout(ch: Channel) -> data.StructLayout:  # noqa: N802 (a layout constructor, like PhaseLayout)
+def TraceLayout(ch: Channel) -> data.StructLayout:
     """One phase's decoded command: valid (not DES/NOP), cmd (hw.mem.dfi.Cmd), bg, ba, row, col.
     RD/WR: row is the bank's open row (0 if closed); MRS: bg/ba as encoded, the value in row."""
     fb = ch.field_bits
@@ -134,7 +134,7 @@ class DramModel(wiring.Component):
         if ch.nphases != 4:
             raise ValueError(f"DFI ratio 1:{ch.nphases}: the model is built for 1:4")
 
-    def elaborate(self, platform):  # noqa: ANN001, C901, PLR0915
+    def elaborate(self, platform):
         # Fragments (Amaranth submodules), leveled so that Amaranth's simulator, which
         # re-runs a fragment's whole combinational function whenever one of its inputs changes,
         # runs each about once per busy cycle and not at all in idle cycles (phase times are

@@ -30,7 +30,7 @@ MODEL_STATUS = ("violation", "rules", "violations", "clock", "reads", "writes", 
                 "max_ref_debt", "init_done", "trace_any", "trace")
 
 
-def StatusSignature(ch: Channel) -> wiring.Signature:  # noqa: N802 (a signature constructor)
+def StatusSignature(ch: Channel) -> wiring.Signature:
     """A channel's status: the model's checker, counters and trace, the controller's ready and
     refresh count (shapes taken from the two components' signatures)."""
     from .ddr4 import Controller
@@ -62,7 +62,7 @@ class DramSystem(wiring.Component):
             members[f"stat{i}"] = Out(StatusSignature(ch))
         super().__init__(members)
 
-    def elaborate(self, platform):  # noqa: ANN001
+    def elaborate(self, platform):
         from .ddr4 import Controller
         from .dram_model import DramModel
 

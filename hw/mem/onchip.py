@@ -82,7 +82,7 @@ class OnChipMemory(wiring.Component):
     def depth(self) -> int:
         return self._depth
 
-    def elaborate(self, platform):  # noqa: ANN001, ANN201
+    def elaborate(self, platform):
         m = Module()
         beat, depth = self._beat, self._depth
         port = flipped(self.port)       # initiator's view: cmd/wr in from it, rd out to it

@@ -219,7 +219,7 @@ class FastOps:
         return O.gamma_mul(t, g_mant, g_exp)
 
     @classmethod
-    def quantize(cls, t, g_mant, g_exp, rinv=None):  # noqa: ANN001, ANN206
+    def quantize(cls, t, g_mant, g_exp, rinv=None):
         t = np.ascontiguousarray(t)
         if bitlen_max(t) + N.GAMMA_BITS > 54:      # 254 * |p| must fit int64
             return O.quantize(t, g_mant, g_exp, rinv)

@@ -30,7 +30,7 @@ try:  # pragma: no cover - exercised when numba is installed (make setup install
     import numba
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def _nb_matvec(w, x):  # noqa: ANN001
+    def _nb_matvec(w, x):
         m, k = w.shape
         out = np.empty(m, np.int32)
         for r in numba.prange(m):

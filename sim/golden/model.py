@@ -92,7 +92,7 @@ class GoldenWeights:
     lm_head: Matrix
 
     @classmethod
-    def from_image(cls, img) -> GoldenWeights:  # noqa: ANN001  (spec.weight_image.Image)
+    def from_image(cls, img) -> GoldenWeights:
         """Decode every tensor of a weight image (spec.weight_image.Image API)."""
         cfg = img.model
 
@@ -112,7 +112,7 @@ class GoldenWeights:
         return cls(cfg, img.array("embeddings"), layers, gamma("norm"), gamma("lm_head.norm"), matrix("lm_head"))
 
     @classmethod
-    def from_path(cls, path) -> GoldenWeights:  # noqa: ANN001
+    def from_path(cls, path) -> GoldenWeights:
         from spec.weight_image import read_image
         return cls.from_image(read_image(path))
 
@@ -204,11 +204,11 @@ class GoldenModel:
             x = self.block(l, x)
         return self.head(x)
 
-    def run(self, tokens) -> np.ndarray:  # noqa: ANN001
+    def run(self, tokens) -> np.ndarray:
         """Teacher-forced: FX logits [T, V] for every position."""
         return np.stack([self.step(int(t)) for t in tokens])
 
-    def generate(self, prompt, n_new: int) -> list[int]:  # noqa: ANN001
+    def generate(self, prompt, n_new: int) -> list[int]:
         """Greedy continuation (argmax = first maximum), the accelerator's decode rule."""
         logits = None
         for t in prompt:

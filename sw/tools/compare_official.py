@@ -74,7 +74,7 @@ def _apply_shims(log):
                 if hasattr(mod, "round"):
                     lib = mod
                     break
-            except Exception:  # noqa: BLE001
+            except Exception:
                 continue
         if lib is None:
             raise RuntimeError("no libdevice round in this Triton")
@@ -95,9 +95,9 @@ def import_official(path: Path, log):
     _apply_shims(log)
     sys.path.insert(0, str(path.resolve()))
     try:
-        import mmfreelm.models.hgrn_bit.modeling_hgrn_bit as mod  # noqa: F401
+        import mmfreelm.models.hgrn_bit.modeling_hgrn_bit as mod
         return mod
-    except Exception:  # noqa: BLE001
+    except Exception:
         log("plain import failed:\n" + traceback.format_exc())
     # bypass the package __init__ files (AutoModel registration etc.)
     for name in list(sys.modules):
@@ -154,7 +154,7 @@ def build_official(mod, cfg: ModelConfig, log):
         cls._tied_weights_keys = None
         model = cls(_hf_config(mod, cfg))
         return model, "hf"
-    except Exception:  # noqa: BLE001
+    except Exception:
         log("HGRNBitForCausalLM construction failed, using official blocks:\n" + traceback.format_exc())
         return _Composite(mod, cfg), "blocks"
 
@@ -282,7 +282,7 @@ def compare(mod, name: str, cfg: ModelConfig, seed: int, log, golden: Path | Non
                 off_steps = torch.stack(osteps, 1)
                 res["official_steps_vs_official_prefill"] = mad(off_steps, off_logits)
                 res["ours_cpu_steps_vs_official_steps"] = mad(our_steps, off_steps)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 res["official_steps_error"] = traceback.format_exc(limit=3)
     if golden is not None:
         arrays = {f"sd/{k}": v.numpy() for k, v in sd.items()}
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
         import transformers
         import triton
         report["transformers"], report["triton"] = transformers.__version__, triton.__version__
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
     def dump():
@@ -335,7 +335,7 @@ def main(argv=None) -> int:
         try:
             r = compare(mod, name, CONFIGS[name], args.seed, log,
                         args.golden if name == "tiny" else None)
-        except Exception:  # noqa: BLE001
+        except Exception:
             r = {"config": name, "error": traceback.format_exc()}
         log(json.dumps({k: v for k, v in r.items() if k != "error"}))
         if "error" in r:

@@ -55,7 +55,7 @@ class TokenHost:
             out["tok_in__0__payload"] = self.pending
         return out
 
-    def sample(self, get) -> None:  # noqa: ANN001
+    def sample(self, get) -> None:
         if self.valid and get("tok_in__0__ready"):
             self.pending, self.in_flight = None, True
         if self.ready and get("tok_out__0__valid"):
@@ -64,7 +64,7 @@ class TokenHost:
             self.in_flight = False
 
 
-def _micro():  # noqa: ANN202
+def _micro():
     cfg = fuzz_config("b8")
     path = random_image(cfg, MICRO)
     img = wi.read_image(path)
@@ -96,13 +96,13 @@ def run_vendor(target: str, prompt: list[int], n_new: int, p: float, seed: int) 
     models = [slave, host]
     res = {}
 
-    def sig(name: str):  # noqa: ANN202
+    def sig(name: str):
         obj = top
         for part in name.split("__"):
             obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
         return obj
 
-    async def bench(ctx):  # noqa: ANN001
+    async def bench(ctx):
         ctx.set(top.state_base, base)
         ctx.set(top.state_stride, state_bytes // beat)
         for m in models:

@@ -61,7 +61,7 @@ class _Corrupt(dev.GoldenDevice):
     backend = "corrupt"
     where: dict = {}
 
-    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):  # noqa: ANN001, ANN202
+    def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
         w = self.where
 
         def tap(ev: dev.TokenEvent) -> None:

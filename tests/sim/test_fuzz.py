@@ -22,13 +22,13 @@ SEEDS_PER_CONFIG = 160          # 320 programs in all
 
 
 @pytest.fixture(scope="module", params=sorted(fuzz.FUZZ_CONFIGS))
-def setup(request):  # noqa: ANN001, ANN201
+def setup(request):
     cfg = fuzz.fuzz_config(request.param)
     return cfg, fuzz.make_image(cfg)
 
 
 @pytest.fixture(scope="module")
-def runs(setup):  # noqa: ANN001, ANN201
+def runs(setup):
     """(config, image, [(case, observed)], seconds) for SEEDS_PER_CONFIG seeds."""
     cfg, img = setup
     t0 = time.perf_counter()
@@ -39,7 +39,7 @@ def runs(setup):  # noqa: ANN001, ANN201
     return cfg, img, out, time.perf_counter() - t0
 
 
-def test_configs_and_image(setup):  # noqa: ANN001
+def test_configs_and_image(setup):
     cfg, img = setup
     amaranth = pytest.importorskip("amaranth")  # noqa: F841 - hw.core.iface needs it
     from hw.core.iface import check_core_config
@@ -54,7 +54,7 @@ def test_configs_and_image(setup):  # noqa: ANN001
         fuzz.fuzz_config("nope")
 
 
-def test_tmatmul_candidates_are_valid_reads(setup):  # noqa: ANN001
+def test_tmatmul_candidates_are_valid_reads(setup):
     """Every candidate (Aw, rows) read is padding-clean and inside one matrix (checked with
     spec.weight_image's own check, independently of the generator's per-beat analysis)."""
     cfg, img = setup
@@ -79,7 +79,7 @@ def test_tmatmul_candidates_are_valid_reads(setup):  # noqa: ANN001
     assert n_partial_rows and n_partial_groups
 
 
-def test_many_seeds_run_clean(runs):  # noqa: ANN001
+def test_many_seeds_run_clean(runs):
     cfg, img, out, secs = runs
     executed: collections.Counter[str] = collections.Counter()
     attempts = 0
@@ -98,7 +98,7 @@ def test_many_seeds_run_clean(runs):  # noqa: ANN001
     assert secs < 45, f"{len(out)} cases took {secs:.1f} s"
 
 
-def test_all_state_is_observed(runs, monkeypatch):  # noqa: ANN001
+def test_all_state_is_observed(runs, monkeypatch):
     """The epilogue shows every F exactly (decoded back from the probes), the V dump holds the
     registers, the last 16 TOKOUTs are A0..A15."""
     monkeypatch.setenv("MMFREE_GOLDEN_KERNEL", "numpy")      # short vectors: numpy beats numba's threads
@@ -123,7 +123,7 @@ def test_all_state_is_observed(runs, monkeypatch):  # noqa: ANN001
     assert n_exact >= 0.99 * 60 * isa.N_FREGS
 
 
-def test_reference_and_fast_golden_agree(runs):  # noqa: ANN001
+def test_reference_and_fast_golden_agree(runs):
     """run_golden uses sim.golden.ops (MMFREE_GOLDEN_KERNEL=numpy); the machine's default numba
     twins must give the same observation on fuzz programs."""
     cfg, img, out, _ = runs
@@ -134,7 +134,7 @@ def test_reference_and_fast_golden_agree(runs):  # noqa: ANN001
         assert fuzz.Observed(host.outputs, bytes(m.state)) == obs
 
 
-def test_deterministic(setup):  # noqa: ANN001
+def test_deterministic(setup):
     cfg, img = setup
     a = fuzz.random_program(1234, cfg, img)
     b = fuzz.random_program(1234, cfg, img)
@@ -143,7 +143,7 @@ def test_deterministic(setup):  # noqa: ANN001
     assert fuzz.random_program(1235, cfg, img).words != a.words
 
 
-def test_diff_finds_planted_mismatch(setup):  # noqa: ANN001
+def test_diff_finds_planted_mismatch(setup):
     cfg, img = setup
     case = fuzz.random_program(7, cfg, img)
     want = fuzz.run_golden(case, cfg, img)
@@ -173,7 +173,7 @@ def test_diff_finds_planted_mismatch(setup):  # noqa: ANN001
     assert "state region" in want.diff(fuzz.Observed(list(want.tokouts), want.state + b"\0"))
 
 
-def test_limits_are_checked(setup):  # noqa: ANN001
+def test_limits_are_checked(setup):
     """The validation run rejects what the hardware cannot hold: a TMATMUL scale below
     TMM_MIN_SF_EXP (the golden's rshift_round breaks there) and LDV data wider than FX."""
     cfg, img = setup
@@ -193,7 +193,7 @@ def test_limits_are_checked(setup):  # noqa: ANN001
     assert fuzz.TMM_MIN_SF_EXP == -63 - N.FX_FRAC
 
 
-def test_cli(capsys):  # noqa: ANN001
+def test_cli(capsys):
     assert fuzz.main(["--config", "b8", "--seed", "3", "--count", "2", "--show"]) == 0
     out = capsys.readouterr().out
     assert "seed 3:" in out and "seed 4:" in out and "opcodes executed" in out and "TOKOUT A15" in out

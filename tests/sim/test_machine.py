@@ -23,7 +23,7 @@ FX = 1 << N.FX_FRAC
 EXECUTED: collections.Counter[str] = collections.Counter()
 
 
-def synthetic_arrays(cfg, seed: int = 0):  # noqa: ANN001, ANN201
+def synthetic_arrays(cfg, seed: int = 0):
     """Decoded arrays of a valid image with seeded values shaped like a real model's."""
     rng = np.random.default_rng(seed)
     lay = wi.layout(cfg)
@@ -58,7 +58,7 @@ def img(tmp_path_factory):
     return wi.read_image(path)
 
 
-def run(img, words, tokens=(), setup=None, **kw):  # noqa: ANN001, ANN201
+def run(img, words, tokens=(), setup=None, **kw):
     m = GoldenMachine(words, img, **kw)
     if setup is not None:
         setup(m)
@@ -79,10 +79,10 @@ def vec_prog(mn: str, n_in: int, vl: int) -> list[int]:
     return w
 
 
-def run_vec(img, mn: str, *inputs: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def run_vec(img, mn: str, *inputs: np.ndarray) -> np.ndarray:
     vl = inputs[0].size
 
-    def setup(m):  # noqa: ANN001, ANN202
+    def setup(m):
         for i, v in enumerate(inputs):
             m.write(m.state_base + 8 * vl * i, np.asarray(v, "<i8"))
 
@@ -99,7 +99,7 @@ G = RNG.integers(0, N.GATE_ONE + 1, 96)
 
 
 # -- control and scalar ------------------------------------------------------------------------------
-def case_control(img):  # noqa: ANN001, ANN201
+def case_control(img):
     w = [E("NOP"), E("BARRIER"), E("MOVI", 1, 3), E("MOVI", 2, 0),
          E("ADDI", 2, 2, 10), E("DJNZ", 1, 4),            # 4: A2 += 10, three times
          E("MOVI", 3, -1), E("BLTZ", 3, 9), E("MOVI", 2, 999),
@@ -109,7 +109,7 @@ def case_control(img):  # noqa: ANN001, ANN201
     return m
 
 
-def case_scalar(img):  # noqa: ANN001, ANN201
+def case_scalar(img):
     w = [E("MOVI", 1, -(1 << 31)), E("MOVI", 2, 1 << 30), E("MULS", 3, 1, 2), E("MULS", 4, 3, 3),
          E("ADDS", 5, 1, 2), E("SUBS", 6, 1, 2), E("ADDI", 7, 2, -5), E("SETVL", 7), E("HALT")]
     m = run(img, w)
@@ -119,7 +119,7 @@ def case_scalar(img):  # noqa: ANN001, ANN201
     return m
 
 
-def case_scalar_loads(img):  # noqa: ANN001, ANN201
+def case_scalar_loads(img):
     rec = "layers.0.scalars"
     beta_name = "layers.0." + wi.LAYER_MATRICES[3]
     _, bi = img.layout.scalar_slots[("beta", beta_name)]
@@ -134,7 +134,7 @@ def case_scalar_loads(img):  # noqa: ANN001, ANN201
     return m
 
 
-def case_tokens(img):  # noqa: ANN001, ANN201
+def case_tokens(img):
     w = [E("TOKIN", 1), E("ADDI", 1, 1, 1), E("TOKOUT", 1), E("JMP", 0)]
     m = run(img, w, tokens=[5, 9, 200])
     assert m.host_outputs == [6, 10, 201]
@@ -145,7 +145,7 @@ def case_tokens(img):  # noqa: ANN001, ANN201
 
 
 # -- memory <-> vector ------------------------------------------------------------------------------
-def case_memory(img):  # noqa: ANN001, ANN201
+def case_memory(img):
     name_g, name_lb, name_e = "layers.1.attn_norm", "layers.1.lower_bound", "embeddings"
     d = img.model.hidden_size
     w = [E("SETVL", d), E("MOVI", 1, img.offset(name_g)), E("LDG", 0, (1, 0)),
@@ -177,12 +177,12 @@ VEC_CASES = {
 }
 
 
-def case_vector(img, mn):  # noqa: ANN001, ANN201
+def case_vector(img, mn):
     ins, ref = VEC_CASES[mn]
     assert np.array_equal(run_vec(img, mn, *ins), ref(*ins)), mn
 
 
-def case_vector_saturation(img):  # noqa: ANN001, ANN201
+def case_vector_saturation(img):
     big = np.array([N.FX_MAX, N.FX_MIN, N.FX_MAX, 3 * FX], np.int64)
     assert run_vec(img, "ADD", big, big).tolist() == [N.FX_MAX, N.FX_MIN, N.FX_MAX, 6 * FX]
     assert run_vec(img, "SUB", big, -big).tolist()[:2] == [N.FX_MAX, N.FX_MIN]
@@ -193,14 +193,14 @@ def case_vector_saturation(img):  # noqa: ANN001, ANN201
 
 
 # -- units --------------------------------------------------------------------------------------------
-def case_norm_qnt(img):  # noqa: ANN001, ANN201
+def case_norm_qnt(img):
     d = img.model.hidden_size
     gname = "layers.0.attn.i_proj.norm"
     mant, gexp = img.array(gname), img.gamma_exp(gname)
     x = X[:d]
     rec, ei = img.layout.scalar_slots[("gamma_exp", gname)]
 
-    def setup(m):  # noqa: ANN001, ANN202
+    def setup(m):
         m.write(m.state_base, x.astype("<i8"))
 
     w = [E("SETVL", d), E("LDW", 1, (0, 24)), E("LDW", 2, (0, 32)), E("ADDS", 2, 2, 1),
@@ -214,7 +214,7 @@ def case_norm_qnt(img):  # noqa: ANN001, ANN201
     return m
 
 
-def case_tmatmul_argmax(img):  # noqa: ANN001, ANN201
+def case_tmatmul_argmax(img):
     """lm_head in two chunks of 128 rows (the second at the byte offset of row 128) + ARGMAX."""
     d, vocab = img.model.hidden_size, img.model.vocab_size
     codes = RNG.integers(-127, 128, d)
@@ -223,7 +223,7 @@ def case_tmatmul_argmax(img):  # noqa: ANN001, ANN201
     off2 = wi.packed_nbytes(half, d, img.packing, img.beat_bytes)
     scal, bi = img.layout.scalar_slots[("beta", "lm_head")]
 
-    def setup(m):  # noqa: ANN001, ANN202
+    def setup(m):
         m.write(m.state_base, codes.astype("<i8"))
 
     w = [E("SETVL", d), E("LDW", 1, (0, 24)), E("LDW", 2, (0, 32)), E("ADDS", 2, 2, 1),
@@ -241,7 +241,7 @@ def case_tmatmul_argmax(img):  # noqa: ANN001, ANN201
     return m
 
 
-def case_argmax_first_maximum(img):  # noqa: ANN001, ANN201
+def case_argmax_first_maximum(img):
     v = np.array([3, 9, 1, 9, 9, -4], np.int64)
     w = [E("SETVL", 6), E("LDW", 1, (0, 24)), E("LDW", 2, (0, 32)), E("ADDS", 2, 2, 1),
          E("LDV", 0, (2, 0)), E("MOVI", 5, 100), E("MOVI", 6, 9), E("MOVI", 7, 1000),
@@ -265,7 +265,7 @@ def test_opcode_programs(img, name):
 
 
 # -- faults -------------------------------------------------------------------------------------------
-def _fault(img, words, match, **kw):  # noqa: ANN001
+def _fault(img, words, match, **kw):
     with pytest.raises(MachineError, match=match):
         run(img, words, **kw)
 

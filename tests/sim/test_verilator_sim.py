@@ -86,7 +86,7 @@ def test_system_parameters() -> None:
 
 # ---- the run loop with a fake executable (no Verilator) ------------------------------------
 
-def _fake_build(tmp_path: Path, script: str):  # noqa: ANN202
+def _fake_build(tmp_path: Path, script: str):
     from sim.verilator_sim import SystemBuild
 
     exe = tmp_path / "fake_sim"
@@ -95,7 +95,7 @@ def _fake_build(tmp_path: Path, script: str):  # noqa: ANN202
     return SystemBuild(CONFIG, 1, 1, Channel(), 1, False, tmp_path, exe)
 
 
-def _fake_run(tmp_path: Path, script: str, **kw):  # noqa: ANN202
+def _fake_run(tmp_path: Path, script: str, **kw):
     from sim.verilator_sim import run_system
 
     img = tmp_path / "x.img"
@@ -139,14 +139,14 @@ def test_exit_codes(tmp_path: Path, script: str, match: str) -> None:
 # ---- the demo model on the whole system --------------------------------------------------
 
 @pytest.fixture(scope="module")
-def golden():  # noqa: ANN201
+def golden():
     from sim.runs import demo_image
 
     image = demo_image(CONFIG)
     return image, {}
 
 
-def _golden_run(golden, prompts):  # noqa: ANN001, ANN202
+def _golden_run(golden, prompts):
     from sw.device import open_device
 
     image, cache = golden
@@ -156,7 +156,7 @@ def _golden_run(golden, prompts):  # noqa: ANN001, ANN202
     return cache[key]
 
 
-def _check(run, gold) -> None:  # noqa: ANN001
+def _check(run, gold) -> None:
     for k in range(len(gold.prompts)):
         assert run.tokens[k] == gold.tokens[k], f"core {k}: tokens"
         assert len(run.states[k]) == len(gold.states[k])
@@ -170,7 +170,7 @@ def _check(run, gold) -> None:  # noqa: ANN001
     assert sum(c["writes"] for c in st["channels"]) == st["wr_beats"] * st["beat_lines"]
 
 
-def _device_run(golden, prompts, channels: int):  # noqa: ANN001, ANN202
+def _device_run(golden, prompts, channels: int):
     from sw.device import open_device
 
     image, _ = golden
@@ -185,7 +185,7 @@ def _device_run(golden, prompts, channels: int):  # noqa: ANN001, ANN202
 @pytest.mark.verilator
 @BUILD_TIMEOUT
 @pytest.mark.parametrize("channels", [1, pytest.param(2, marks=pytest.mark.slow)])
-def test_demo_matches_golden(golden, channels: int) -> None:  # noqa: ANN001
+def test_demo_matches_golden(golden, channels: int) -> None:
     run = _device_run(golden, [PROMPT], channels)
     _check(run, _golden_run(golden, [PROMPT]))
 
@@ -193,7 +193,7 @@ def test_demo_matches_golden(golden, channels: int) -> None:  # noqa: ANN001
 @pytest.mark.verilator
 @pytest.mark.slow
 @BUILD_TIMEOUT
-def test_demo_two_cores(golden) -> None:  # noqa: ANN001
+def test_demo_two_cores(golden) -> None:
     prompts = [PROMPT, [3, 99]]
     _check(_device_run(golden, prompts, 1), _golden_run(golden, prompts))
 
@@ -201,13 +201,13 @@ def test_demo_two_cores(golden) -> None:  # noqa: ANN001
 @pytest.mark.verilator
 @pytest.mark.slow
 @BUILD_TIMEOUT
-def test_demo_four_channels(golden) -> None:  # noqa: ANN001
+def test_demo_four_channels(golden) -> None:
     _check(_device_run(golden, [PROMPT], 4), _golden_run(golden, [PROMPT]))
 
 
 @pytest.mark.verilator
 @BUILD_TIMEOUT
-def test_timeout(golden) -> None:  # noqa: ANN001
+def test_timeout(golden) -> None:
     from sim.verilator_sim import build_system, run_system
     from spec import weight_image as wi
     from sw.compile import compile_model

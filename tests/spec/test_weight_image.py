@@ -513,7 +513,7 @@ def _doc_table(heading: str) -> list[list[str]]:
 def test_document_tensor_table_matches_layout():
     cfg = PRESETS["demo"]
     env = {"V": cfg.vocab_size, "d": cfg.hidden_size, "I": cfg.intermediate_size}
-    rows = [(name, kind, tuple(int(eval(x, {}, env)) for x in shape.strip("[]").split(",")))  # noqa: S307
+    rows = [(name, kind, tuple(int(eval(x, {}, env)) for x in shape.strip("[]").split(",")))
             for name, kind, shape, *_ in _doc_table("Tensors, in file order")]
     per_layer = [r for r in rows if r[0].startswith("layers.{l}.")]
     first = rows.index(per_layer[0])

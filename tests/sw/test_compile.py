@@ -71,7 +71,7 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "demo.s").read_text() == compile_model(get_preset("demo")).text
 
 
-def _check_bit_identical(img, tokens, n_new: int, vlen: int = 4096):  # noqa: ANN001
+def _check_bit_identical(img, tokens, n_new: int, vlen: int = 4096):
     prog = compile_model(img, vlen=vlen)
     t0 = time.perf_counter()
     m = GoldenMachine(prog.words, img)

@@ -116,7 +116,7 @@ class Controller(wiring.Component):
     def channel(self) -> Channel:
         return self._ch
 
-    def elaborate(self, platform):  # noqa: C901 (one scheduler, read top to bottom)
+    def elaborate(self, platform):
         m = Module()
         ch, t, geo, fb = self._ch, self._ch.timing, self._ch.geo, self._ch.field_bits
         nb, ba_bits = geo.banks, fb["ba"]

@@ -21,7 +21,7 @@ POLL = 64
 
 
 class SimBoard:
-    def __init__(self, top, *, max_cycles: int = 500_000, chunk: int = 2048, idle_bits=None):  # noqa: ANN001
+    def __init__(self, top, *, max_cycles: int = 500_000, chunk: int = 2048, idle_bits=None):
         self.top = top
         self.max_cycles = max_cycles
         self.chunk = chunk
@@ -34,7 +34,7 @@ class SimBoard:
         self.sim.add_testbench(self._drive)
         self.sim.add_testbench(self._listen, background=True)
 
-    async def _drive(self, ctx) -> None:  # noqa: ANN001
+    async def _drive(self, ctx) -> None:
         d = self.top.divisor
         ctx.set(self.top.rx, 1)
         while True:
@@ -47,7 +47,7 @@ class SimBoard:
                 await ctx.tick()
             await drive_frame(ctx, self.top.rx, self.txq.popleft(), d)
 
-    async def _listen(self, ctx) -> None:  # noqa: ANN001
+    async def _listen(self, ctx) -> None:
         while True:
             b = await read_frame(ctx, self.top.tx, self.top.divisor)
             self.rxq.append(b)

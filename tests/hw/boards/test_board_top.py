@@ -29,7 +29,7 @@ DIVISOR = 6          # clock cycles per UART bit in simulation
 GAP_BITS = 40        # the request gap rule, shortened for simulation
 
 
-def _board(image_path, cfg, *, idle_bits=None):  # noqa: ANN001, ANN202
+def _board(image_path, cfg, *, idle_bits=None):
     img = wi.read_image(image_path)
     words = compile_model(img, vlen=cfg.vlen).words
     raw = bytes(img.file_bytes())
@@ -38,7 +38,7 @@ def _board(image_path, cfg, *, idle_bits=None):  # noqa: ANN001, ANN202
     return top, words, SimBoard(top, idle_bits=idle_bits)
 
 
-def _tiny():  # noqa: ANN202
+def _tiny():
     from sim.amaranth_device import random_image
     cfg = dataclasses.replace(get_config("ecp5"), vlen=256)
     return random_image(cfg, "tiny"), cfg

@@ -21,7 +21,7 @@ def _responses(raw: list[int]) -> list[HL.Response]:
     return [HL.decode_response(b[i:i + HL.RSP_BYTES]) for i in range(0, len(b), HL.RSP_BYTES)]
 
 
-def _sim(dut, benches, cycles=200_000):  # noqa: ANN001
+def _sim(dut, benches, cycles=200_000):
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for b in benches:

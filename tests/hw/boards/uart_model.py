@@ -13,7 +13,7 @@ def frame_bits(byte: int, *, stop: int = 1) -> list[int]:
     return [0] + [(byte >> i) & 1 for i in range(8)] + [stop]
 
 
-async def drive_frame(ctx, pin, byte: int, divisor: int, *, stop: int = 1) -> None:  # noqa: ANN001
+async def drive_frame(ctx, pin, byte: int, divisor: int, *, stop: int = 1) -> None:
     """Drive one frame onto `pin` (bit edges on clock edges); the line is left high."""
     for b in frame_bits(byte, stop=stop):
         ctx.set(pin, b)
@@ -21,13 +21,13 @@ async def drive_frame(ctx, pin, byte: int, divisor: int, *, stop: int = 1) -> No
     ctx.set(pin, 1)
 
 
-async def drive_idle(ctx, pin, bits: int, divisor: int) -> None:  # noqa: ANN001
+async def drive_idle(ctx, pin, bits: int, divisor: int) -> None:
     ctx.set(pin, 1)
     if bits:
         await ctx.tick().repeat(bits * divisor)
 
 
-async def read_frame(ctx, pin, divisor: int, *, strict: bool = True) -> int:  # noqa: ANN001
+async def read_frame(ctx, pin, divisor: int, *, strict: bool = True) -> int:
     """Wait for a start bit on `pin` (on the pin's change, without polling: bound the wait with the
     simulation's deadline) and return the byte; AssertionError on a bad frame: a start or stop bit
     of the wrong level, or, with `strict`, a bit not constant over its `divisor` cycles."""

@@ -36,15 +36,15 @@ class RegModel:
         assert 0 <= addr < self.words, f"read of word {addr} outside the register ({self.words} words)"
         return [int(v) for v in self.V[reg][addr * self.lanes:(addr + 1) * self.lanes]]
 
-    def serve_read(self, chan):  # noqa: ANN001, ANN201
-        async def process(ctx):  # noqa: ANN001
+    def serve_read(self, chan):
+        async def process(ctx):
             async for _, _, en, reg, addr in ctx.tick().sample(chan.en, chan.reg, chan.addr):
                 if en:
                     ctx.set(chan.data, self.word(reg, addr))
         return process
 
-    def serve_write(self, chan):  # noqa: ANN001, ANN201
-        async def process(ctx):  # noqa: ANN001
+    def serve_write(self, chan):
+        async def process(ctx):
             async for _, _, en, reg, addr, mask, data in ctx.tick().sample(
                     chan.en, chan.reg, chan.addr, chan.mask, chan.data):
                 if en:
@@ -71,8 +71,8 @@ class RamModel:
         assert 0 <= a and a + self.beat <= len(self.mem), f"read of line {line} outside the RAM"
         return int.from_bytes(self.mem[a:a + self.beat], "little")
 
-    def serve(self, port):  # noqa: ANN001, ANN201
-        async def process(ctx):  # noqa: ANN001
+    def serve(self, port):
+        async def process(ctx):
             while True:
                 # accept one command
                 idle = self.pauses.next()

@@ -131,7 +131,7 @@ def _units(frag: Fragment) -> dict:
 
 
 class Bench:
-    def __init__(self, config: AccelConfig, rom=(HALT,), *, seed: int = 0, mem_p: float = 0.0,  # noqa: ANN001
+    def __init__(self, config: AccelConfig, rom=(HALT,), *, seed: int = 0, mem_p: float = 0.0,
                  tok_in_p: float = 0.0, tok_out_p: float = 0.0, tok_in_burst: int | None = None,
                  serve_mem: bool = True):
         self.cfg = config
@@ -159,7 +159,7 @@ class Bench:
         self.sim.add_testbench(self._tok_sink, background=True)
 
     # -- token streams ----------------------------------------------------------------------------
-    async def _tok_source(self, ctx) -> None:  # noqa: ANN001
+    async def _tok_source(self, ctx) -> None:
         """Offers self.tok_queue in order, idle cycles before each token; a new queue object (a new
         program) withdraws the current offer."""
         tok_in = self.core.tok_in
@@ -183,7 +183,7 @@ class Bench:
                 self.tokens_taken += 1
                 offering, idle = False, None
 
-    async def _tok_sink(self, ctx) -> None:  # noqa: ANN001
+    async def _tok_sink(self, ctx) -> None:
         tok_out = self.core.tok_out
         ticks = ctx.tick().sample(tok_out.valid, tok_out.payload).__aiter__()
         while True:
@@ -195,7 +195,7 @@ class Bench:
                 self.tokouts.append(int(payload))
 
     # -- control ----------------------------------------------------------------------------------
-    async def write_rom(self, ctx, words, at: int = 0) -> None:  # noqa: ANN001
+    async def write_rom(self, ctx, words, at: int = 0) -> None:
         wr = self.core.rom_wr
         for a, w in enumerate(words, at):
             ctx.set(wr.en, 1)
@@ -205,19 +205,19 @@ class Bench:
             await ctx.tick()
         ctx.set(wr.en, 0)
 
-    async def reset(self, ctx) -> None:  # noqa: ANN001
+    async def reset(self, ctx) -> None:
         assert not ctx.get(self.core.tok_out.valid), "reset with a token in tok_out"
         ctx.set(self.cd.rst, 1)
         await ctx.tick()
         ctx.set(self.cd.rst, 0)
         self.hold.held = None
 
-    async def pulse_start(self, ctx) -> None:  # noqa: ANN001
+    async def pulse_start(self, ctx) -> None:
         ctx.set(self.core.start, 1)
         await ctx.tick()
         ctx.set(self.core.start, 0)
 
-    def sample(self, ctx) -> Sample:  # noqa: ANN001
+    def sample(self, ctx) -> Sample:
         c = self.core
         s = Sample(ctx.get(c.pc), bool(ctx.get(c.issued)), bool(ctx.get(c.halted)), bool(ctx.get(c.fault)),
                    bool(ctx.get(c.waiting)), bool(ctx.get(c.busy)), bool(ctx.get(c.at_barrier)),
@@ -229,8 +229,8 @@ class Bench:
             assert not ctx.get(c.tok_in.valid), "waiting with a token offered"
         return s
 
-    async def run_until_halt(self, ctx, max_cycles: int, samples: list[Sample] | None = None,  # noqa: ANN001
-                             on_cycle=None) -> list[Sample]:  # noqa: ANN001
+    async def run_until_halt(self, ctx, max_cycles: int, samples: list[Sample] | None = None,
+                             on_cycle=None) -> list[Sample]:
         """Sample every cycle until halted with tok_out drained; `on_cycle(ctx, cycle)` sets inputs
         before each cycle's sample."""
         samples = [] if samples is None else samples
@@ -246,8 +246,8 @@ class Bench:
             await ctx.tick()
         raise AssertionError(f"not halted after {max_cycles} cycles (pc {samples[-1].pc})")
 
-    async def job(self, ctx, words, tokens=(), state: bytes = b"", max_cycles: int = 30_000,  # noqa: ANN001
-                  on_cycle=None) -> Result:  # noqa: ANN001
+    async def job(self, ctx, words, tokens=(), state: bytes = b"", max_cycles: int = 30_000,
+                  on_cycle=None) -> Result:
         """Load `words` and the memory (image + `state`), reset, run to HALT."""
         self.mem[:] = image_bytes() + bytes(state)
         self.tok_queue = [int(t) for t in tokens]
@@ -258,13 +258,13 @@ class Bench:
         samples = await self.run_until_halt(ctx, max_cycles, on_cycle=on_cycle)
         return Result(list(self.tokouts), bytes(self.mem[state_base():]), self.tokens_taken, samples)
 
-    def run(self, main) -> None:  # noqa: ANN001
+    def run(self, main) -> None:
         self.sim.add_testbench(main)
         self.sim.run()
 
 
 # -- the golden side -----------------------------------------------------------------------------
-def golden(words, tokens=(), state: bytes = b"", restarts: int = 0):  # noqa: ANN001, ANN201
+def golden(words, tokens=(), state: bytes = b"", restarts: int = 0):
     """GoldenMachine on the fuzz image with `state` as the state region; run to HALT, then
     `restarts` more times from pc 0 (registers kept, as the core's `start`)."""
     m = GoldenMachine(words, image(), state_bytes=len(state))
@@ -278,7 +278,7 @@ def golden(words, tokens=(), state: bytes = b"", restarts: int = 0):  # noqa: AN
     return m, host
 
 
-def check_against_golden(name: str, got: Result, words, tokens=(), state: bytes = b"") -> GoldenMachine:  # noqa: ANN001
+def check_against_golden(name: str, got: Result, words, tokens=(), state: bytes = b"") -> GoldenMachine:
     m, host = golden(words, tokens, state)
     assert got.tokouts == host.outputs, f"{name}: TOKOUT values\n  got  {got.tokouts}\n  want {host.outputs}"
     assert got.tokens_taken == host.fed, f"{name}: {got.tokens_taken} tokens taken, golden {host.fed}"
@@ -296,11 +296,11 @@ def put(state: bytearray, off: int, data: bytes) -> None:
     state[off:off + len(data)] = data
 
 
-def i64s(values) -> bytes:  # noqa: ANN001
+def i64s(values) -> bytes:
     return np.asarray(values, "<i8").tobytes()
 
 
-def f32s(values) -> bytes:  # noqa: ANN001
+def f32s(values) -> bytes:
     return struct.pack(f"<{len(values)}f", *values)
 
 
@@ -326,7 +326,7 @@ def _set_field(word: int, field: str, value: int) -> int:
     return (word & ~mask) | ((value << lsb) & mask)
 
 
-def _random_operand(opd: isa.Operand, rng: random.Random):  # noqa: ANN202
+def _random_operand(opd: isa.Operand, rng: random.Random):
     k = opd.kind
     if k is isa.Kind.V or k is isa.Kind.F:
         return rng.randrange(8)
@@ -428,7 +428,7 @@ def run_decode(cases: list[tuple[int, bool, str]]) -> dict[str, int]:
     failures: list[str] = []
     stats = {"valid": 0, "invalid": 0, "issued": 0, "starts": 0}
 
-    async def main(ctx):  # noqa: ANN001
+    async def main(ctx):
         await b.run_until_halt(ctx, 100)            # the initial HALT
         restart = True
         for k, (word, valid, why) in enumerate(cases):
@@ -646,11 +646,11 @@ def random_scalar_program(rng: random.Random) -> tuple[list[int], list[int], byt
     return w, toks, bytes(STATE_BYTES)
 
 
-def _run_programs(progs: dict[str, tuple], **bench_kw) -> None:  # noqa: ANN003
+def _run_programs(progs: dict[str, tuple], **bench_kw) -> None:
     b = Bench(CFG, **bench_kw)
     results = {}
 
-    async def main(ctx):  # noqa: ANN001
+    async def main(ctx):
         for name, (words, toks, state) in progs.items():
             results[name] = await b.job(ctx, words, toks, state)
 
@@ -675,13 +675,13 @@ def test_programs_random_long():
                   tok_in_p=0.5, tok_out_p=0.5)
 
 
-def _fuzz(seeds, **bench_kw) -> None:  # noqa: ANN001, ANN003
+def _fuzz(seeds, **bench_kw) -> None:
     img = image()
     cases = [fuzz.random_program(s, CFG, img) for s in seeds]
     b = Bench(CFG, **bench_kw)
     got = []
 
-    async def main(ctx):  # noqa: ANN001
+    async def main(ctx):
         for case in cases:
             got.append(await b.job(ctx, case.words, case.tokens, bytes(case.state_bytes), max_cycles=100_000))
 
@@ -778,7 +778,7 @@ def test_hazards():
         b = Bench(CFG, seed=4, mem_p=mem_p)
         got = []
 
-        async def main(ctx, b=b, got=got):  # noqa: ANN001
+        async def main(ctx, b=b, got=got):
             got.append(await b.job(ctx, words, (), state))
 
         b.run(main)
@@ -814,7 +814,7 @@ def test_start_and_barrier():
     b = Bench(CFG, seed=5, mem_p=0.2)
     out = {}
 
-    async def main(ctx):  # noqa: ANN001
+    async def main(ctx):
         core = b.core
         r = await b.job(ctx, rerun, (), bytes(state))
         outs, samples = list(r.tokouts), r.samples
@@ -832,7 +832,7 @@ def test_start_and_barrier():
         # start while running: ignored; BARRIER waits for barrier_go
         starts, at_bar = [], [0]
 
-        def poke(ctx, c):  # noqa: ANN001
+        def poke(ctx, c):
             pc = ctx.get(core.pc)
             ctx.set(core.start, int(c in (30, 31, 32)))
             if c in (30, 31, 32):
@@ -873,7 +873,7 @@ def test_tokens_under_pauses(p: float):
     b = Bench(CFG, seed=6, tok_in_p=p, tok_out_p=p, tok_in_burst=12)
     got = []
 
-    async def main(ctx):  # noqa: ANN001
+    async def main(ctx):
         got.append(await b.job(ctx, words, toks, bytes(STATE_BYTES)))
 
     b.run(main)

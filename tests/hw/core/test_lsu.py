@@ -406,7 +406,7 @@ class Bench:
         return run
 
 
-def _setup(cfg: str, key: str):  # noqa: ANN202
+def _setup(cfg: str, key: str):
     config = CONFIGS[cfg]
     rng = random.Random(f"lsu-{cfg}-{key}")
     return config, rng, fill_regs(config, rng), fill_ram(config, rng)

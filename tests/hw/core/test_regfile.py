@@ -124,7 +124,7 @@ class Bench:
             s.left = 0
 
     # -- one cycle ------------------------------------------------------------------------------
-    async def cycle(self, ctx, traffic: bool = True) -> None:  # noqa: ANN001
+    async def cycle(self, ctx, traffic: bool = True) -> None:
         rng, rf = self.rng, self.rf
         if traffic:
             self._schedule()
@@ -185,7 +185,7 @@ class Bench:
         for s in self.reads + self.writes:
             s.left = max(0, s.left - 1)
 
-    async def expect_clear(self, ctx) -> None:  # noqa: ANN001
+    async def expect_clear(self, ctx) -> None:
         """`clearing` high for exactly `words` cycles from now, channels idle."""
         for ch in self.rf.rd + self.rf.wr:
             ctx.set(ch.en, 0)
@@ -195,7 +195,7 @@ class Bench:
         assert not ctx.get(self.rf.clearing), f"clearing still high after {self.words} cycles"
         self.model[:] = 0
 
-    async def sweep(self, ctx) -> None:  # noqa: ANN001
+    async def sweep(self, ctx) -> None:
         """Read every word of every register through the channels (word by word, several registers
         at once) and compare with the model."""
         self._end_sessions()
@@ -216,7 +216,7 @@ class Bench:
             ctx.set(ch.en, 0)
 
     def run(self, cycles: int) -> None:
-        async def bench(ctx):  # noqa: ANN001
+        async def bench(ctx):
             await self.expect_clear(ctx)           # power-up
             await self.sweep(ctx)
             for _ in range(cycles):

@@ -27,26 +27,26 @@ from sim.bfm import AvalonSlave, Axi4Slave, PortDriver, ProtocolError, SparseMem
 # -- the Amaranth harness: the sim.bfm models stepped once per clock ---------------------------
 
 
-def _signal(dut, name: str):  # noqa: ANN001, ANN202
+def _signal(dut, name: str):
     obj = dut
     for part in name.split("__"):
         obj = getattr(obj, part)
     return obj.as_value() if isinstance(obj, data.View) else obj
 
 
-def simulate(dut, models: list, *, max_cycles: int = 200_000, watch=None) -> int:  # noqa: ANN001
+def simulate(dut, models: list, *, max_cycles: int = 200_000, watch=None) -> int:
     """Run `models` against `dut` until all are done; returns the cycles. `watch(ctx)` runs every
     cycle (extra checks on internal signals)."""
     result = {}
     sigs: dict = {}
 
-    def sig(name: str):  # noqa: ANN202
+    def sig(name: str):
         s = sigs.get(name)
         if s is None:
             s = sigs[name] = _signal(dut, name)
         return s
 
-    async def bench(ctx):  # noqa: ANN001
+    async def bench(ctx):
         last: dict[str, int] = {}
         for m in models:
             for name, v in m.quiet().items():
@@ -77,18 +77,18 @@ def simulate(dut, models: list, *, max_cycles: int = 200_000, watch=None) -> int
     return result["cycles"]
 
 
-def _check_final(mem: SparseMemory, traffic) -> None:  # noqa: ANN001
+def _check_final(mem: SparseMemory, traffic) -> None:
     assert mem.lines.keys() == traffic.final.lines.keys(), "different lines written"
     bad = [line for line in mem.lines if mem.lines[line] != traffic.final.lines[line]]
     assert not bad, f"{len(bad)} lines differ from the shadow memory, first {bad[0]:#x}"
 
 
-def _budget(t) -> int:  # noqa: ANN001
+def _budget(t) -> int:
     """Cycles after which a run counts as hung: generous for the pauses, short of a long wait."""
     return 20 * (len(t.rd_beats) + len(t.wr_beats) + len(t.commands)) + 5000
 
 
-def _traffic(seed: int, beat: int, n: int, **kw):  # noqa: ANN003, ANN202
+def _traffic(seed: int, beat: int, n: int, **kw):
     return make_traffic(random.Random(seed), beat, n, mem_seed=seed, **kw)
 
 
@@ -96,7 +96,7 @@ def _traffic(seed: int, beat: int, n: int, **kw):  # noqa: ANN003, ANN202
 
 
 def run_avalon(beat: int, seed: int, n: int, p: float, *, max_burst: int = 64, max_pending: int = 256,
-               align: bool = False, latency=(1, 12), **kw) -> dict:  # noqa: ANN001, ANN003
+               align: bool = False, latency=(1, 12), **kw) -> dict:
     dut = AvalonAdapter(beat, max_burst=max_burst, max_pending=max_pending, align_bursts=align)
     t = _traffic(seed, beat, n, **kw)
     rng = random.Random(seed + 1)
@@ -104,7 +104,7 @@ def run_avalon(beat: int, seed: int, n: int, p: float, *, max_burst: int = 64, m
     drv = PortDriver(t, dut.line_bits, rng, p_cmd=p, p_wr=p, p_rd=p)
     slave = AvalonSlave(mem, rng, max_burst=max_burst, max_pending=max_pending, p_wait=p, latency=latency,
                         p_gap=p / 2, aligned=align)
-    def watch(ctx):  # noqa: ANN001
+    def watch(ctx):
         fifo = dut.read_buffer
         assert not (ctx.get(fifo.w_en) and not ctx.get(fifo.w_rdy)), "read buffer written while full"
 
@@ -162,7 +162,7 @@ def test_avalon_bad_parameters():
 
 def run_axi(beat: int, seed: int, n: int, p: float, *, max_pending: int = 256, max_burst: int = 256,
             w_after_aw: bool = False, war_fence: bool = True, check_war: bool = True, latency=(1, 12),
-            error_r=None, error_b=None, **kw) -> dict:  # noqa: ANN001, ANN003
+            error_r=None, error_b=None, **kw) -> dict:
     dut = AxiAdapter(beat, max_pending=max_pending, max_burst=max_burst, war_fence=war_fence)
     t = _traffic(seed, beat, n, **kw)
     rng = random.Random(seed + 1)
@@ -173,7 +173,7 @@ def run_axi(beat: int, seed: int, n: int, p: float, *, max_pending: int = 256, m
                       error_b=error_b)
     errors = []
 
-    def watch(ctx):  # noqa: ANN001
+    def watch(ctx):
         errors.append(ctx.get(dut.error))
 
     cycles = simulate(dut, [drv, slave], watch=watch, max_cycles=_budget(t))
@@ -250,13 +250,13 @@ def test_axi_bad_parameters():
 # -- the BFM rules themselves fire ---------------------------------------------------------------
 
 
-def _step(model, values: dict) -> None:  # noqa: ANN001
+def _step(model, values: dict) -> None:
     model.drive()
     model.sample(lambda name: values.get(name, 0))
 
 
 def test_bfm_axi_rules_fire():
-    def ar(addr, length, **kw):  # noqa: ANN001, ANN003, ANN202
+    def ar(addr, length, **kw):
         return {"bus__arvalid": 1, "bus__araddr": addr, "bus__arlen": length, "bus__arsize": 4,
                 "bus__arburst": 1, **kw}
 

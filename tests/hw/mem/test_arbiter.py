@@ -15,8 +15,8 @@ BEAT = 16
 REGION = 64          # lines per initiator
 
 
-def _initiator(port, k: int, rng: random.Random, mem_model: bytearray, n_cmds: int, p: float, log: list):  # noqa: ANN001
-    async def process(ctx):  # noqa: ANN001
+def _initiator(port, k: int, rng: random.Random, mem_model: bytearray, n_cmds: int, p: float, log: list):
+    async def process(ctx):
         base = k * REGION
         for c in range(n_cmds):
             line = base + rng.randrange(REGION - 8)
@@ -74,8 +74,8 @@ def test_broadcast_serves_equal_commands_once(p):
     cmds = [(rng.randrange(200), rng.randint(1, 16)) for _ in range(12)]
     done = []
 
-    def core(k):  # noqa: ANN001, ANN202
-        async def process(ctx):  # noqa: ANN001
+    def core(k):
+        async def process(ctx):
             for line, length in cmds:
                 await send(ctx, dut.inputs[k].cmd, [{"addr": line, "len": length, "write": 0}],
                            Pauses(10 + k, p), name=f"c{k}.cmd")
@@ -103,7 +103,7 @@ def test_broadcast_parked_core_does_not_block():
     ram = RamModel(bytearray(mem), BEAT)
     done = []
 
-    async def core0(ctx):  # noqa: ANN001
+    async def core0(ctx):
         ctx.set(dut.parked, 0b10)          # core 1 is halted
         await send(ctx, dut.inputs[0].cmd, [{"addr": 3, "len": 2, "write": 0}])
         got = await receive(ctx, dut.inputs[0].rd, 2)

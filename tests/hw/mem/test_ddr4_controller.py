@@ -33,7 +33,7 @@ class Bench(wiring.Component):
         self.model = DramModel(ch)
         super().__init__({})
 
-    def elaborate(self, platform):  # noqa: ANN001
+    def elaborate(self, platform):
         m = Module()
         m.submodules.ctrl, m.submodules.model = self.ctrl, self.model
         wiring.connect(m, self.ctrl.dfi, self.model.dfi)
@@ -89,7 +89,7 @@ def run(ch: Channel, reqs: list[dict], *, idle: float = 0.0, backpressure: float
     res: dict = {"got": None}
     start = {}
 
-    async def source(ctx):  # noqa: ANN001
+    async def source(ctx):
         # wait for init, so that the efficiency figures count from the first request
         while not ctx.get(ctrl.ready):
             await ctx.tick()
@@ -97,7 +97,7 @@ def run(ch: Channel, reqs: list[dict], *, idle: float = 0.0, backpressure: float
         start["reads"], start["refs"] = ctx.get(model.reads), ctx.get(model.refs)
         await send(ctx, ctrl.port.req, reqs, Pauses(seed, idle), name="req")
 
-    async def sink(ctx):  # noqa: ANN001
+    async def sink(ctx):
         got = await receive(ctx, ctrl.port.rdata, len(expect), Pauses(seed + 1, backpressure), name="rdata",
                             timeout=20_000)
         res["end"] = ctx.get(model.clock) // 4
@@ -107,7 +107,7 @@ def run(ch: Channel, reqs: list[dict], *, idle: float = 0.0, backpressure: float
             res[k] = ctx.get(getattr(model, k))
         res["ctrl_refreshes"], res["ctrl_debt"] = ctx.get(ctrl.refreshes), ctx.get(ctrl.ref_debt)
 
-    async def harness(ctx):  # noqa: ANN001
+    async def harness(ctx):
         await serve(ctx, model, store, report)
 
     sim = Simulator(bench)
@@ -139,7 +139,7 @@ def test_mapper_matches_split(ch):
     rng = random.Random(3)
     lines = [0, ch.lines - 1] + [rng.randrange(ch.lines) for _ in range(200)]
 
-    async def bench(ctx):  # noqa: ANN001
+    async def bench(ctx):
         for line in lines:
             ctx.set(dut.addr, line)
             got = {f: ctx.get(getattr(dut, f)) for f in ("bg", "ba", "row", "col")}

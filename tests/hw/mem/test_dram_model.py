@@ -42,11 +42,11 @@ RULE_NAMES = [r.name for r in RULES]
 # --------------------------------------------------------------------------------------------
 # Negative cases: builder(ch, e) -> Script, e = 0 at the legal minimum, e = -1 one step short.
 
-def _wr_end(t):  # noqa: ANN001, ANN202
+def _wr_end(t):
     return t.CWL + t.tBURST
 
 
-def _two_banks(ch, same_group: bool):  # noqa: ANN001, ANN202
+def _two_banks(ch, same_group: bool):
     """Init, then ACT (0,0) and a second bank ((0,1) or (1,0)) at the minimum spacing. Returns
     (script, second bank, the first clock both may take a CAS)."""
     t = ch.timing
@@ -63,8 +63,8 @@ def _phase1(clock: int) -> int:
     return clock + (1 - clock) % 4
 
 
-def c_trcd(cmd):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_trcd(cmd):
+    def build(ch, e):
         s, t0 = legal_init(ch)
         s.act(t0, 1, 1, 5)
         (s.rd if cmd == "rd" else s.wr)(t0 + ch.timing.tRCD + e, 1, 1, 8)
@@ -72,29 +72,29 @@ def c_trcd(cmd):  # noqa: ANN001, ANN202
     return build
 
 
-def c_trp_act(ch, e):  # noqa: ANN001, ANN202
+def c_trp_act(ch, e):
     t = ch.timing
     s, t0 = legal_init(ch)
     s.act(t0, 0, 1, 7).pre(t0 + t.tRAS + 5, 0, 1).act(t0 + t.tRAS + 5 + t.tRP + e, 0, 1, 9)
     return s
 
 
-def c_trp_prea(ch, e):  # noqa: ANN001, ANN202
+def c_trp_prea(ch, e):
     t = ch.timing
     s, t0 = legal_init(ch)
     s.act(t0, 1, 2, 7).prea(t0 + t.tRAS + 5).act(t0 + t.tRAS + 5 + t.tRP + e, 1, 2, 3)
     return s
 
 
-def c_trp_ref(ch, e):  # noqa: ANN001, ANN202
+def c_trp_ref(ch, e):
     t = ch.timing
     s, t0 = legal_init(ch)
     s.act(t0, 0, 0, 7).pre(t0 + t.tRAS, 0, 0).ref(t0 + t.tRAS + t.tRP + e)
     return s
 
 
-def c_tras(prea: bool):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_tras(prea: bool):
+    def build(ch, e):
         t = ch.timing
         s, t0 = legal_init(ch)
         s.act(t0, 0, 0, 7).act(t0 + t.tRRD_S, 1, 0, 8)
@@ -107,15 +107,15 @@ def c_tras(prea: bool):  # noqa: ANN001, ANN202
     return build
 
 
-def c_trc(ch, e):  # noqa: ANN001, ANN202
+def c_trc(ch, e):
     t = ch.timing
     s, t0 = legal_init(ch)
     s.act(t0, 0, 0, 7).pre(t0 + t.tRAS, 0, 0).act(t0 + t.tRC + e, 0, 0, 8)
     return s
 
 
-def c_trtp(prea: bool):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_trtp(prea: bool):
+    def build(ch, e):
         t = ch.timing
         s, t0 = legal_init(ch)
         rd = t0 + t.tRAS - t.tRTP + 5               # late enough that tRAS does not bind
@@ -125,8 +125,8 @@ def c_trtp(prea: bool):  # noqa: ANN001, ANN202
     return build
 
 
-def c_twr(prea: bool):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_twr(prea: bool):
+    def build(ch, e):
         t = ch.timing
         s, t0 = legal_init(ch)
         wr = t0 + t.tRCD
@@ -137,9 +137,9 @@ def c_twr(prea: bool):  # noqa: ANN001, ANN202
     return build
 
 
-def c_cas_pair(rule: str, first: str, second: str, same_bank: bool = False):  # noqa: ANN001, ANN202
+def c_cas_pair(rule: str, first: str, second: str, same_bank: bool = False):
     """Two CAS commands: tCCD_L / tCCD_S / tRTW / tWTR_L / tWTR_S apart."""
-    def build(ch, e):  # noqa: ANN001, ANN202
+    def build(ch, e):
         t = ch.timing
         same_group = rule.endswith("_L") or (rule == "tRTW" and same_bank)
         s, b2, tc = _two_banks(ch, same_group)
@@ -157,8 +157,8 @@ def c_cas_pair(rule: str, first: str, second: str, same_bank: bool = False):  # 
     return build
 
 
-def c_trrd(rule: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_trrd(rule: str):
+    def build(ch, e):
         t = ch.timing
         s, t0 = legal_init(ch)
         same = rule == "tRRD_L"
@@ -167,7 +167,7 @@ def c_trrd(rule: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_tfaw(ch, e):  # noqa: ANN001, ANN202
+def c_tfaw(ch, e):
     """Four ACTs at the tRRD minimum over all bank groups, the fifth tFAW after the first."""
     t, g = ch.timing, ch.geo
     s, t0 = legal_init(ch)
@@ -184,8 +184,8 @@ def c_tfaw(ch, e):  # noqa: ANN001, ANN202
     return s
 
 
-def c_trfc(then: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_trfc(then: str):
+    def build(ch, e):
         t = ch.timing
         s, t0 = legal_init(ch)
         s.ref(t0)
@@ -194,33 +194,33 @@ def c_trfc(then: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_tmrd(ch, e):  # noqa: ANN001, ANN202
+def c_tmrd(ch, e):
     s, t0 = legal_init(ch)
     return s.mrs(t0, 3, 0).mrs(t0 + ch.timing.tMRD + e, 3, 0)
 
 
-def c_tmod(ch, e):  # noqa: ANN001, ANN202
+def c_tmod(ch, e):
     s, t0 = legal_init(ch)
     return s.mrs(t0, 6, 0).act(t0 + ch.timing.tMOD + e, 0, 0, 0)
 
 
-def c_init_wait(name: str):  # noqa: ANN001, ANN202
+def c_init_wait(name: str):
     """A power-up with one of its waits one clock short (then one ACT)."""
-    def build(ch, e):  # noqa: ANN001, ANN202
+    def build(ch, e):
         s, t0 = legal_init(ch, adjust={name: e})
         return s.act(t0, 0, 0, 0)
     return build
 
 
-def c_tdllk(ch, e):  # noqa: ANN001, ANN202
+def c_tdllk(ch, e):
     t = ch.timing
     s, t0 = legal_init(ch)
     s.mrs(t0, 0, mode_registers(t)[0]).act(t0 + t.tMOD, 0, 0, 3).rd(t0 + t.tDLLK + e, 0, 0, 0)
     return s
 
 
-def c_wrdata(kind: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_wrdata(kind: str):
+    def build(ch, e):
         t, bad = ch.timing, e < 0
         s, t0 = legal_init(ch)
         s.act(t0, 0, 0, 9)
@@ -238,9 +238,9 @@ def c_wrdata(kind: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_state(rule: str):  # noqa: ANN001, ANN202
+def c_state(rule: str):
     """A state mistake: the legal script has the command that the broken one leaves out."""
-    def build(ch, e):  # noqa: ANN001, ANN202
+    def build(ch, e):
         t, bad = ch.timing, e < 0
         s, t0 = legal_init(ch)
         if rule == "act_open":
@@ -262,8 +262,8 @@ def c_state(rule: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_init_order(kind: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_init_order(kind: str):
+    def build(ch, e):
         bad = e < 0
         if kind in ("t_reset", "t_cke"):                # released one cycle early
             s, t0 = legal_init(ch, adjust={kind: -4 if bad else 0})
@@ -279,8 +279,8 @@ def c_init_order(kind: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_mode(field: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_mode(field: str):
+    def build(ch, e):
         mr = mode_registers(ch.timing)
         flip = {"CL": (0, 1 << 4), "CL_A2": (0, 1 << 2), "WR": (0, 1 << 9), "CWL": (2, 1 << 3)}[field]
         values = {flip[0]: mr[flip[0]] ^ flip[1]} if e < 0 else None
@@ -289,8 +289,8 @@ def c_mode(field: str):  # noqa: ANN001, ANN202
     return build
 
 
-def c_bad(kind: str):  # noqa: ANN001, ANN202
-    def build(ch, e):  # noqa: ANN001, ANN202
+def c_bad(kind: str):
+    def build(ch, e):
         t, bad = ch.timing, e < 0
         s, t0 = legal_init(ch)
         cas = t0 + t.tRCD
@@ -353,7 +353,7 @@ CASES: dict[str, list] = {
 X16_RULES = [r.name for r in RULES if r.family in ("bank_group", "rank")]
 
 
-def run_cases(ch: Channel, rules) -> dict:  # noqa: ANN001
+def run_cases(ch: Channel, rules) -> dict:
     """Every case of `rules`, legal and broken, back to back in one simulation (each starts with
     RESET_n low and a full power-up). Returns {(rule, variant, side): Report of that case}."""
     big = Script(ch)
@@ -417,7 +417,7 @@ def test_every_rule_has_a_case():
 # --------------------------------------------------------------------------------------------
 # refresh debt
 
-def _refresh_script(refs: str):  # noqa: ANN202
+def _refresh_script(refs: str):
     """Init, then no REF ("none"), one REF right away ("one": the debt ends at the credit, not
     over it), or ("steady") nine pulled-in REFs (the debt clamps at -REFRESH_CREDIT) and then one
     per tREFI; the run lasts until 40 clocks past the ninth tREFI after init (ZQCL)."""
@@ -503,7 +503,7 @@ class Scheduler:
     def _max_other(d: dict, g: int) -> int:
         return max((v for k, v in d.items() if k != g), default=-10**9)
 
-    def earliest(self, cmd: str, bank=None) -> int:  # noqa: ANN001, C901
+    def earliest(self, cmd: str, bank=None) -> int:
         t, never = self.t, -10**9
         at = max(self.now + 1, self.last_ref + t.tRFC)
         g = bank[0] if bank else None
@@ -529,7 +529,7 @@ class Scheduler:
             at = max(at, self.last_pre + t.tRP)
         return at
 
-    def issue(self, cmd: str, bank=None, row: int = 0, col: int = 0, data: int = 0) -> int:  # noqa: ANN001
+    def issue(self, cmd: str, bank=None, row: int = 0, col: int = 0, data: int = 0) -> int:
         at = self.earliest(cmd, bank)
         self.now = at
         g = bank[0] if bank else None
@@ -562,7 +562,7 @@ class Scheduler:
             self.counts[cmd] += 1
         return at
 
-    def access(self, write: bool, bank, row: int, col: int, data: int = 0) -> None:  # noqa: ANN001
+    def access(self, write: bool, bank, row: int, col: int, data: int = 0) -> None:
         if self.open.get(bank, row) != row:
             self.issue("PRE", bank)
         if bank not in self.open:
@@ -570,7 +570,7 @@ class Scheduler:
         self.issue("WR" if write else "RD", bank, col=col, data=data)
 
 
-def _traffic(ch: Channel, n: int, seed: int):  # noqa: ANN202
+def _traffic(ch: Channel, n: int, seed: int):
     rng = random.Random(seed)
     s, t0 = legal_init(ch)
     sch = Scheduler(ch, s, t0)
@@ -698,7 +698,7 @@ def test_phases_of_one_cycle_are_ordered():
     ch = CH8
     cases = []
 
-    def case(expect: set, place) -> None:  # noqa: ANN001
+    def case(expect: set, place) -> None:
         s, t0 = legal_init(ch)
         c = t0 // 4 + 60                   # room for setup commands 200 clocks before
         place(s, c)

@@ -53,8 +53,8 @@ class ChannelModels:
     def read(self, k: int, local: int) -> int:
         return self.mem[k].get(local, _init(k, local))
 
-    def serve(self):  # noqa: ANN201
-        async def process(ctx):  # noqa: ANN001
+    def serve(self):
+        async def process(ctx):
             queues = [collections.deque() for _ in range(self.n)]
             offering = [False] * self.n
             holds = [HoldCheck(f"c{k}.req") for k in range(self.n)]
@@ -115,7 +115,7 @@ def _run(channels: int, interleave: int, bl: int, cmds, seed: int, p: float, *, 
     rng = random.Random(seed)
     if latency is None:
         lat_rng = random.Random(seed + 1)
-        latency = lambda: lat_rng.randint(1, 30)  # noqa: E731
+        latency = lambda: lat_rng.randint(1, 30)
     chans = ChannelModels(dut, seed, p, latency)
 
     # the expected outcome from a shadow of global lines
@@ -146,16 +146,16 @@ def _run(channels: int, interleave: int, bl: int, cmds, seed: int, p: float, *, 
                 rd_expect.append((addr, b, beat))
     done = []
 
-    async def commands(ctx):  # noqa: ANN001
+    async def commands(ctx):
         await send(ctx, dut.port.cmd, [{"addr": a, "len": n, "write": int(w)} for a, n, w in cmds],
                    Pauses(seed + 2, p), name="cmd")
         done.append("cmd")
 
-    async def writes(ctx):  # noqa: ANN001
+    async def writes(ctx):
         await send(ctx, dut.port.wr, wr_beats, Pauses(seed + 3, p), name="wr")
         done.append("wr")
 
-    async def reads(ctx):  # noqa: ANN001
+    async def reads(ctx):
         got = await receive(ctx, dut.port.rd, len(rd_expect), Pauses(seed + 4, p), name="rd")
         for i, (g, (addr, b, beat)) in enumerate(zip(got, rd_expect, strict=True)):
             assert int(g.data) == beat, f"read beat {i} (beat {b} of the burst at {addr}) differs"
@@ -219,11 +219,11 @@ def _throughput(channels: int, bl: int, beats: int, *, max_inflight: int, latenc
     chans = ChannelModels(dut, 0, 0.0, lambda: latency)
     times = []
 
-    async def commands(ctx):  # noqa: ANN001
+    async def commands(ctx):
         step = burst or beats
         await send(ctx, dut.port.cmd, [{"addr": 1000 + a, "len": step, "write": 0} for a in range(0, beats, step)])
 
-    async def bench(ctx):  # noqa: ANN001
+    async def bench(ctx):
         ctx.set(dut.port.rd.ready, 1)
         cycle = 0
         async for _, _, valid in ctx.tick().sample(dut.port.rd.valid):
