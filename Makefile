@@ -36,8 +36,10 @@ test: lint
 test-all: lint
 	$(PY) -m pytest -m '' $(PYTEST_ARGS)
 
+# ruff, then the layering: import contracts of pyproject.toml [tool.importlinter] (a wrong-way import fails)
 lint:
-	$(PY) -m ruff check spec sw sim assembler hw bitstreams tests
+	$(PY) -m ruff check spec golden assembler sw hw sim bitstreams tests
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 MODEL ?= 370m
 PACKING ?= 1.6bit
@@ -58,16 +60,16 @@ sim:
 	  $(if $(TRACE),--trace)
 
 bench:
-	$(PY) -m sim.bench --model $(MODEL) -o build/bench/sim.json
+	$(PY) -m sim.benches.system --model $(MODEL) -o build/bench/sim.json
 
 bench-golden:
-	$(PY) -m sim.bench_golden --model 370m -o build/bench/golden_370m.json
+	$(PY) -m sim.benches.golden_speed --model 370m -o build/bench/golden_370m.json
 
 bench-dram:
-	$(PY) -m sim.dram_bench --json build/bench/dram.json
+	$(PY) -m sim.benches.dram --json build/bench/dram.json
 
 demo-fidelity:
-	$(PY) -m sim.fidelity --model demo -o build/fidelity/demo.json
+	$(PY) -m sim.benches.fidelity --model demo -o build/fidelity/demo.json
 
 BOARD ?=
 bitstream:
@@ -76,7 +78,7 @@ bitstream:
 
 TARGET ?=
 verilog:
-	$(PY) -m hw.gen --target "$(TARGET)" $(if $(CONFIG),--config $(CONFIG)) \
+	$(PY) -m bitstreams.verilog --target "$(TARGET)" $(if $(CONFIG),--config $(CONFIG)) \
 	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 clean:

@@ -35,10 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spec.accel import AccelConfig
 from spec.weight_image import BEAT_BYTES_ALLOWED
+from sw.artifacts import ROOT, ArtifactError, Artifacts, build_dir, prepare, provenance
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "build" / "bitstreams"
+OUT = build_dir("bitstreams")
 
 __all__ = ["BOARDS", "Board", "BuildError", "build", "manifest", "parse_nextpnr_report", "report_markdown"]
 
@@ -91,47 +92,19 @@ def _log(msg: str) -> None:
     print(f"[bitstream] {msg}", flush=True)
 
 
-# -- model -----------------------------------------------------------------------------------------
+# -- model ---------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Model:
-    name: str
-    image_path: Path
-    image_bytes: bytes
-    program: list[int]
-    state_bytes: int
-    model_config: Any
-
-
-def load_model(name: str, cfg) -> Model:
-    """The image (exported and cached as make sim does), the program compiled for cfg.vlen and the
-    state region size. "micro" is sim.amaranth_device.MICRO with seeded random parameters."""
-    from sim.machine import default_state_bytes
-    from spec import weight_image as wi
-    from sw.compile import compile_model
-
-    if name == "micro":
-        from sim.amaranth_device import MICRO, random_image
-        path = random_image(cfg, MICRO)
-    else:
-        from sim.driver import SimError, _image_for
-        try:
-            path, _, _ = _image_for(name, None, cfg.packing, cfg.beat_bytes, 0, _log)
-        except SimError as e:
-            raise BuildError(str(e)) from None
-    img = wi.read_image(path)
-    words = [int(w) for w in compile_model(img, vlen=cfg.vlen).words]
-    return Model(name, path, bytes(img.file_bytes()), words, default_state_bytes(img.model), img.model)
+def load_model(name: str, cfg: AccelConfig) -> Artifacts:
+    """The model's image, the program compiled for cfg.vlen and its state region size, through the
+    project's one artifact flow (sw.artifacts: cached as make sim caches it). "micro" is
+    spec.models.MICRO with seeded numpy random parameters."""
+    try:
+        return prepare(name, config=cfg, log=_log)
+    except ArtifactError as e:
+        raise BuildError(str(e)) from None
 
 
 # -- manifest --------------------------------------------------------------------------------------
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -147,7 +120,7 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] | None = None,
+def manifest(board: Board, cfg: AccelConfig, model: Artifacts, top, *, overrides: dict[str, int] | None = None,
              nextpnr_opts: str = "", clock_source: str = "board oscillator (platform default clock)") -> dict[str, Any]:
     """What the bitstream was built from (git revision, spec hashes, tools, config, model, program;
     the command line's config overrides and nextpnr's full option string)."""
@@ -155,7 +128,7 @@ def manifest(board: Board, cfg, model: Model, top, *, overrides: dict[str, int] 
     return {
         "board": board.name,
         "platform": board.platform,
-        "git": {"revision": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain"))},
+        "git": provenance(),
         "spec_sha256": {p.relative_to(ROOT).as_posix(): _sha256(p.read_bytes())
                         for p in sorted((ROOT / "spec").glob("*.py"))},
         "tools": tool_versions(),

@@ -1,43 +1,32 @@
-"""Write the accelerator's Verilog: python -m hw.gen --config NAME -o build/accel_NAME.v
+"""The accelerator's tops as Verilog text: `generate(config, rom, top)`.
 
-    python -m hw.gen --config ecp5 -o build/rtl/ecp5.v [--cores 2] [--rom build/demo.hex]
-                     [--vlen 1024] [--rom-words 512] [--top accel|core]
-    python -m hw.gen --target d5005|mig [--config ddr4] [--model 370m] [-o DIR/accel_TARGET.v]
+    text = generate(get_config("ecp5"), rom_words, "accel")     # hw.top.Accelerator
+    text = generate(cfg, rom_words, "core")                     # hw.core.core.Core alone
+    text = generate(cfg, rom_words, "d5005", name="accel_d5005") # hw.vendor.VendorTop (Avalon-MM / AXI4)
 
-Sizes come from the named spec.accel configuration (overrides for vlen, rom_words and cores are
-for test builds); the ROM contents, when given, are built in (the ROM stays writable through the
-`rom_wr` port). The top module's ports are described in hw/top.py (Accelerator) and hw/core/core.py
-(Core).
-
-`--target` (make verilog TARGET=...): the accelerator with a vendor memory adapter (hw/vendor.py),
-written to build/verilog/<target>/ with an instantiation example wired to the controller IP
-(`accel_<target>_inst.v`) and a README.md; `--model` compiles that model's program into the ROM
-and copies its weight image there (the image the host loads at address 0 of the memory).
-docs/vendor-ddr4.md is the guide.
+Sizes come from the spec.accel configuration (its `cores` too); the ROM contents, when given, are
+built in (the ROM stays writable through the `rom_wr` port). The top module's ports are described
+in hw/top.py (Accelerator), hw/core/core.py (Core) and hw/vendor.py (VendorTop). The command lines
+that write files (`make verilog`, `python -m bitstreams.verilog`) are in bitstreams/verilog.py.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import sys
-import time
-from pathlib import Path
+from spec.accel import AccelConfig
 
-from spec.accel import CONFIGS, AccelConfig, get_config
+__all__ = ["TOPS", "build_top", "generate"]
 
-__all__ = ["generate", "main", "write_vendor"]
-
-ROOT = Path(__file__).resolve().parent.parent
-VENDOR_OUT = ROOT / "build" / "verilog"
+#: the tops that are not vendor targets (hw.vendor.TARGETS are the others)
+TOPS = ("accel", "core")
 
 
-def build_top(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None):
+def build_top(config: AccelConfig, rom=(), top: str = "accel"):
+    """The top `top` ("accel", "core" or a vendor target of hw.vendor) for `config`."""
     if top in _vendor_targets():
         from hw.vendor import TARGETS, VendorTop
-        return VendorTop(TARGETS[top], config, rom, cores=cores)
+        return VendorTop(TARGETS[top], config, rom)
     if top == "accel":
         from hw.top import Accelerator
-        return Accelerator(config, rom, cores=cores)
+        return Accelerator(config, rom)
     if top == "core":
         from hw.core.core import Core
         return Core(config, rom)
@@ -49,135 +38,8 @@ def _vendor_targets() -> tuple[str, ...]:
     return tuple(TARGETS)
 
 
-def generate(config: AccelConfig, rom=(), top: str = "accel", cores: int | None = None, name: str | None = None) -> str:
+def generate(config: AccelConfig, rom=(), top: str = "accel", name: str | None = None) -> str:
     """The Verilog text of `top` ("accel", "core" or a vendor target of hw.vendor) for `config`."""
     from amaranth.back import verilog
 
-    return verilog.convert(build_top(config, rom, top, cores), name=name or top)
-
-
-def write_vendor(target: str, cfg: AccelConfig, out: Path | None = None, model: str | None = None,
-                 log=print) -> dict:
-    """Write the vendor target's Verilog, instantiation example and README (and the model's weight
-    image when `model` is given) into `out`'s directory; returns what was written."""
-    import shutil
-
-    from hw.vendor import get_target, instantiation_example, verilog_ports
-
-    t = get_target(target)
-    module = f"accel_{t.name}"
-    out = Path(out) if out is not None else VENDOR_OUT / t.name / f"{module}.v"
-    rom, m = [], None
-    if model is not None:
-        from bitstreams.build import load_model
-        m = load_model(model, cfg)
-        rom = m.program
-    log(f"{t.name}: elaborating config {cfg.name} (beat {cfg.beat_bytes} B, {cfg.vector_lanes} vector lanes, vlen "
-        f"{cfg.vlen}, {cfg.cores} core(s)) with the {t.bus} adapter ...")
-    t0 = time.perf_counter()
-    text = generate(cfg, rom, t.name, cfg.cores, name=module)
-    secs = time.perf_counter() - t0
-    ports = verilog_ports(text)
-    d = out.parent
-    d.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    inst = d / f"{module}_inst.v"
-    inst.write_text(instantiation_example(t, module, ports))
-    files = [out.name, inst.name]
-    if m is not None:
-        shutil.copyfile(m.image_path, d / m.image_path.name)
-        files.append(m.image_path.name)
-    readme = d / "README.md"
-    readme.write_text(_vendor_readme(t, cfg, module, files, m))
-    files.append(readme.name)
-    log(f"wrote {d}: {', '.join(files)} ({len(text.splitlines())} lines of Verilog in {secs:.1f} s)")
-    return {"dir": d, "files": files, "ports": ports, "module": module}
-
-
-def _vendor_readme(t, cfg: AccelConfig, module: str, files: list[str], m) -> str:
-    from bitstreams.build import _git
-
-    rev = _git("rev-parse", "--short", "HEAD") or "unknown"
-    lines = [f"# {module}: the MMfreeLM accelerator on {t.title}", "",
-             f"Generated by `python -m hw.gen --target {t.name}` (git {rev}); the guide is docs/vendor-ddr4.md.", "",
-             f"- FPGA: {t.fpga}",
-             f"- memory controller: {t.ip}; its user data width must be {8 * cfg.beat_bytes} bits (one "
-             f"{cfg.beat_bytes}-byte beat)",
-             f"- clock and reset: {t.clock}",
-             f"- accelerator config `{cfg.name}`: {cfg.beat_bytes}-byte memory beat ({cfg.row_lanes} ternary row "
-             f"lanes, {cfg.packing}), {cfg.vector_lanes} vector lanes, vlen {cfg.vlen}, {cfg.cores} core(s), ROM "
-             f"{cfg.rom_words} words",
-             f"- files: {', '.join(f'`{f}`' for f in files)}", ""]
-    if m is not None:
-        beat = cfg.beat_bytes
-        state = m.state_bytes
-        lines += [f"Model `{m.name}`: its program ({len(m.program)} words) is built into the ROM. Load "
-                  f"`{m.image_path.name}` ({len(m.image_bytes)} bytes) at byte address 0 of the memory; the state "
-                  f"region starts right after it: `state_base` = {len(m.image_bytes) // beat} (lines of {beat} "
-                  f"bytes), `state_stride` = {state // beat} lines ({state} bytes) per core. Zero the state "
-                  f"region before the first token of a sequence.", ""]
-    else:
-        lines += ["No model was given, so the ROM is empty: write the program (`python -m assembler prog.s -o "
-                  "rom.hex`) through `rom_wr` while `rst` is held, load the weight image at byte address 0 and set "
-                  "`state_base` / `state_stride` (in lines) as docs/vendor-ddr4.md describes.", ""]
-    lines += ["Not measured: this module has not been synthesised with Quartus or Vivado here (no vendor tools on "
-              "this project's machines); its behaviour with the adapter is simulated against bus models "
-              "(tests/hw/test_vendor.py).", ""]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from hw.vendor import TARGETS
-
-    ap = argparse.ArgumentParser(prog="python -m hw.gen", description="Write the accelerator's Verilog.")
-    ap.add_argument("--config", help=f"accelerator config: {', '.join(CONFIGS)} (required without --target)")
-    ap.add_argument("--target", help=f"vendor target with its memory adapter: {', '.join(TARGETS)}")
-    ap.add_argument("-o", "--output", type=Path,
-                    help="Verilog file to write (required without --target; default build/verilog/<target>/)")
-    ap.add_argument("--cores", type=int, help="override config.cores")
-    ap.add_argument("--vlen", type=int, help="override config.vlen")
-    ap.add_argument("--rom-words", type=int, help="override config.rom_words")
-    ap.add_argument("--rom", type=Path, help="initial ROM: a .hex file (python -m assembler ... -o rom.hex)")
-    ap.add_argument("--model", help="with --target: build this model's program into the ROM and copy its image")
-    ap.add_argument("--top", default="accel", choices=("accel", "core"))
-    args = ap.parse_args(argv)
-    if args.target is not None and args.target not in TARGETS:
-        print(f"unknown target {args.target!r}; supported targets:", file=sys.stderr)
-        for t in TARGETS.values():
-            print(f"  {t.name:8s} {t.bus:6s} {t.ip}", file=sys.stderr)
-        return 2
-    if args.target is None and (args.config is None or args.output is None):
-        ap.error("--config and -o are required without --target")
-    if args.target is None and args.model is not None:
-        ap.error("--model needs --target (without it, build the ROM with --rom)")
-    if args.model is not None and args.rom is not None:
-        ap.error("give --model or --rom, not both")
-    try:
-        cfg = get_config(args.config or TARGETS[args.target].config)
-        over = {k: v for k, v in (("vlen", args.vlen), ("rom_words", args.rom_words), ("cores", args.cores))
-                if v is not None}
-        cfg = dataclasses.replace(cfg, **over)
-        rom = []
-        if args.rom is not None:
-            import assembler
-            rom = assembler.from_hex(args.rom.read_text(), str(args.rom))
-        if args.target is not None:
-            if rom:
-                raise ValueError("--rom with --target: use --model (the ROM and the image must match)")
-            write_vendor(args.target, cfg, args.output, args.model)
-            return 0
-        t0 = time.perf_counter()
-        text = generate(cfg, rom, args.top, cfg.cores, name=args.top)
-    except (ValueError, TypeError, OSError, RuntimeError) as e:     # RuntimeError: bitstreams.build.BuildError
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print(f"wrote {args.output}: {args.top} for config {cfg.name} (beat {cfg.beat_bytes} B, {cfg.packing}, "
-          f"{cfg.vector_lanes} lanes, vlen {cfg.vlen}, {cfg.cores} core(s), ROM {cfg.rom_words} words, "
-          f"{len(rom)} initialised), {len(text.splitlines())} lines in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return verilog.convert(build_top(config, rom, top), name=name or top)

@@ -1,9 +1,9 @@
 """The whole simulated system: the accelerator (hw.top.Accelerator) on a DDR4 memory system
 (hw.mem.dram_system.DramSystem: the weight streamer, 1..4 DDR4 controllers, DRAM models with the
 JEDEC checker). Sim-only (the DRAM model is not meant for an FPGA); the top of the full-system
-Verilator harness (sim/verilator_sim.py, sim/harness/).
+Verilator harness (sim/backends/verilator.py, sim/backends/harness/).
 
-    System(config, cores=1, ch=Channel("DDR4-2400R", "8Gb_x8"), channels=1, interleave=1)
+    System(config, ch=Channel("DDR4-2400R", "8Gb_x8"), channels=1, interleave=1)   # config.cores cores
 
     accelerator.mem --(cmd/rd/wr counters)--> DramSystem(ch, channels, frontend="streamer",
                                                          beat_lines=config.beat_bytes // 64).port
@@ -30,7 +30,7 @@ from hw.mem.dfi import StorePortSignature
 from hw.mem.dram_system import DramSystem, StatusSignature
 from hw.top import Accelerator
 from spec.accel import AccelConfig
-from spec.dram import Channel
+from spec.dram import Channel, check_channels
 
 __all__ = ["System", "default_channel"]
 
@@ -46,8 +46,7 @@ def default_channel() -> Channel:
 class System(wiring.Component):
     """Accelerator + DRAM system, one simulation top (module docstring)."""
 
-    def __init__(self, config: AccelConfig, *, cores: int = 1, ch: Channel | None = None, channels: int = 1,
-                 interleave: int = 1):
+    def __init__(self, config: AccelConfig, *, ch: Channel | None = None, channels: int = 1, interleave: int = 1):
         if not isinstance(config, AccelConfig):
             raise ValueError(f"config must be an AccelConfig, got {config!r}")
         ch = default_channel() if ch is None else ch
@@ -56,13 +55,11 @@ class System(wiring.Component):
         if config.beat_bytes % ch.line_bytes or config.beat_bytes // ch.line_bytes not in (1, 2, 4):
             raise ValueError(f"config {config.name}: a memory beat of {config.beat_bytes} B is not 1, 2 or 4 DRAM "
                              f"lines of {ch.line_bytes} B (the streamer joins whole lines into a beat)")
-        if not isinstance(channels, int) or not 1 <= channels <= 4:
-            raise ValueError(f"channels must be 1, 2, 3 or 4, got {channels!r}")
-        if not isinstance(cores, int) or cores < 1:
-            raise ValueError(f"cores must be >= 1, got {cores!r}")
-        self.config, self.cores, self.ch, self.channels, self.interleave = config, cores, ch, channels, interleave
+        check_channels(channels)
+        self.config, self.cores, self.ch = config, config.cores, ch
+        self.channels, self.interleave = channels, interleave
         self.beat_lines = config.beat_bytes // ch.line_bytes
-        acc = Accelerator(config, cores=cores)
+        acc = Accelerator(config)
         acc._MustUse__silence = True            # built here only to read its signature; elaborate builds its own
         members = {name: member for name, member in acc.signature.members.items() if name != "mem"}
         for i in range(channels):
@@ -74,7 +71,7 @@ class System(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accel = acc = Accelerator(self.config, cores=self.cores)
+        m.submodules.accel = acc = Accelerator(self.config)
         m.submodules.dram = dram = DramSystem(self.ch, self.channels, frontend="streamer",
                                               beat_lines=self.beat_lines, interleave=self.interleave)
         wiring.connect(m, acc.mem, dram.port)

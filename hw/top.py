@@ -28,7 +28,7 @@ __all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
-    """`config.cores` cores (override with `cores`), one memory port.
+    """`config.cores` cores, one memory port.
 
     Attributes
     ----------
@@ -42,14 +42,11 @@ class Accelerator(wiring.Component):
     cycles : Out(64)       clock cycles since reset
     """
 
-    def __init__(self, config: AccelConfig, rom: Sequence[int] = (), *, cores: int | None = None):
+    def __init__(self, config: AccelConfig, rom: Sequence[int] = ()):
         check_core_config(config)
         self._config = config
         self._rom = list(rom)
-        self._cores = config.cores if cores is None else cores
-        if self._cores < 1:
-            raise ValueError(f"cores must be >= 1, got {self._cores}")
-        n = self._cores
+        n = self._cores = config.cores
         line_bits = ADDR_BITS - (config.beat_bytes.bit_length() - 1)
         super().__init__({
             "mem": Out(MemPortSignature(config.beat_bytes)),

@@ -99,11 +99,11 @@ def get_target(name: str) -> VendorTarget:
 class VendorTop(wiring.Component):
     """Accelerator + the target's memory adapter (module docstring)."""
 
-    def __init__(self, target: VendorTarget, config: AccelConfig, rom=(), *, cores: int | None = None):
+    def __init__(self, target: VendorTarget, config: AccelConfig, rom=()):
         if not isinstance(target, VendorTarget):
             raise ValueError(f"target must be a VendorTarget, got {target!r}")
         self.target = target
-        self.acc = Accelerator(config, rom, cores=cores)
+        self.acc = Accelerator(config, rom)
         kw = dict(target.adapter)
         if target.bus == "avalon":
             self.adapter = AvalonAdapter(config.beat_bytes, **kw)

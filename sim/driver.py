@@ -6,9 +6,9 @@
     python -m sim --model demo --backend golden|amaranth|verilator --trace
 
 Steps: resolve the model (a preset's seeded random init, the trained demo in sw/demo, or an HF
-checkpoint directory), export its weight image for the accelerator configuration (cached under
-build/images/), compile the token program (sw.compile) and assemble it (the assembler, ROM hex under
-build/sim/), run the golden machine (sim.machine, the definition of correct), then the chosen
+checkpoint directory), export its weight image for the accelerator configuration, compile the token
+program (sw.compile) and assemble it (sw.artifacts: the one cache under build/images/ and
+build/programs/), run the golden machine (golden.machine, the definition of correct), then the chosen
 backend through the host Device API (sw.device) with a progress bar. Every token's output and the
 state region after it (every layer's recurrent state h) are compared with the golden machine's as
 they arrive; the first divergence stops the run and names the step, the layer, the operation and
@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ROOT / "build" / "images"
-OUT = ROOT / "build" / "sim"
+from spec.dram import check_channels
+from sw.artifacts import ArtifactError, Artifacts, build_dir, prepare, resolve_config
+from sw.tokenizer import encode_prompt
 
-__all__ = ["Divergence", "SimError", "main", "prepare", "roofline", "run_sim"]
+OUT = build_dir("sim")
+
+__all__ = ["Divergence", "SimError", "main", "roofline", "run_sim"]
 
 
 class SimError(RuntimeError):
@@ -44,121 +45,7 @@ class Divergence(AssertionError):
     """The backend's output differs from the golden machine's."""
 
 
-@dataclasses.dataclass
-class Prepared:
-    name: str                    # model name (preset or checkpoint)
-    model_config: object         # spec.models.ModelConfig
-    image_path: Path
-    config: object               # spec.accel.AccelConfig
-    program: list[int]
-    rom_hex: Path
-    tokenizer: object | None
-    source: str                  # "trained checkpoint ..." / "seeded random init ..."
-
-
-def _image_for(name: str, checkpoint: Path | None, packing: str, beat: int, seed: int,
-               log) -> tuple[Path, object, str]:
-    """Export (cached) the model's image; returns (path, ModelConfig, source description)."""
-    from spec import weight_image as wi
-    from spec.models import PRESETS
-    from sw.checkpoint import DEMO_DIR, CheckpointError, load_checkpoint
-
-    if checkpoint is None and name == "demo":
-        checkpoint = DEMO_DIR
-    if checkpoint is not None:
-        if not checkpoint.is_dir():
-            raise SimError(f"checkpoint directory {checkpoint} does not exist")
-        h = hashlib.sha256()
-        for f in sorted(checkpoint.iterdir()):
-            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
-                st = f.stat()
-                h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-        tag = f"{checkpoint.resolve().name}-{h.hexdigest()[:10]}"
-        source = f"checkpoint {checkpoint}"
-    else:
-        if name not in PRESETS:
-            raise SimError(f"unknown MODEL {name!r}; valid: {', '.join(PRESETS)} (or CHECKPOINT=dir)")
-        tag = f"{name}-seed{seed}"
-        source = f"seeded random init (seed {seed}): no checkpoint given, the output is not meaningful text"
-    path = IMAGES / f"{tag}-{packing}-b{beat}.img"
-    if path.exists():
-        try:
-            img = wi.read_image(path, verify=False)
-            return path, img.model, source
-        except wi.ImageError:
-            path.unlink()                       # stale (older format): export again
-    from sw.export import export_image
-    if checkpoint is not None:
-        try:
-            mc, sd = load_checkpoint(checkpoint)
-        except CheckpointError as e:
-            raise SimError(str(e)) from None
-    else:
-        from sw.model import random_state_dict
-        mc = PRESETS[name]
-        log(f"model {name}: no checkpoint given, exporting a SEEDED RANDOM INIT (seed {seed})")
-        sd = random_state_dict(mc, seed)
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    log(f"exporting {mc.name} ({packing}, beat {beat} B) to {path.relative_to(ROOT)}")
-    export_image(mc, sd, tmp, packing=packing, beat_bytes=beat, source=source, progress=True)
-    tmp.replace(path)
-    return path, mc, source
-
-
-def prepare(model: str | None, checkpoint: Path | None = None, *, config: str = "ddr4", packing: str | None = None,
-            seed: int = 0, log=print) -> Prepared:
-    """Export, compile and assemble: everything a backend needs."""
-    import assembler
-    from spec.accel import get_config
-    from sw.compile import compile_model
-    from sw.tokenizer import load_tokenizer
-
-    try:
-        cfg = get_config(config)
-        if packing is not None:
-            cfg = dataclasses.replace(cfg, packing=packing)
-    except ValueError as e:
-        raise SimError(str(e)) from None
-    name = model or (checkpoint.resolve().name if checkpoint else "370m")
-    image_path, mc, source = _image_for(name, checkpoint, cfg.packing, cfg.beat_bytes, seed, log)
-    from spec import weight_image as wi
-    img = wi.read_image(image_path, verify=False)
-    prog = compile_model(img, vlen=cfg.vlen)
-    d = OUT / image_path.stem
-    d.mkdir(parents=True, exist_ok=True)
-    asm = d / "prog.s"
-    asm.write_text(prog.text)
-    try:
-        words = assembler.assemble_file(str(asm)).words
-    except assembler.AsmError as e:
-        raise SimError(f"assembling {asm}: {e}") from None
-    rom_hex = d / "rom.hex"
-    rom_hex.write_text(assembler.to_hex(words))
-    words = assembler.from_hex(rom_hex.read_text(), str(rom_hex))      # the ROM image is what runs
-    if list(words) != list(prog.words):
-        raise SimError("the assembler's ROM differs from the compiler's direct encoding (a bug: report it)")
-    tok_dir = checkpoint if checkpoint is not None else (ROOT / "sw" / "demo" if name == "demo" else None)
-    tok = load_tokenizer(tok_dir)
-    return Prepared(name, mc, image_path, cfg, list(words), rom_hex, tok, source)
-
-
-def encode_prompt(p: Prepared, text: str | None) -> list[int]:
-    """The prompt's token ids: the tokenizer's (BOS first when the tokenizer does not add it), or
-    BOS alone without a prompt or a tokenizer (UTF-8 bytes % vocab otherwise, as sw.generate)."""
-    mc = p.model_config
-    if not text:
-        return [mc.bos_token_id]
-    if p.tokenizer is not None:
-        ids = p.tokenizer.encode(text).ids
-    else:
-        ids = [b % mc.vocab_size for b in text.encode()]
-    if not ids or ids[0] != mc.bos_token_id:
-        ids = [mc.bos_token_id] + ids
-    return ids
-
-
-def roofline(p: Prepared, channels: int, speed: str = "DDR4-2400R") -> dict:
+def roofline(p: Artifacts, channels: int, speed: str = "DDR4-2400R") -> dict:
     """The weight-stream roofline of batch-1 decode: every ternary weight read once per token."""
     from spec import weight_image as wi
     from spec.dram import Channel, speed_grade
@@ -172,7 +59,7 @@ def roofline(p: Prepared, channels: int, speed: str = "DDR4-2400R") -> dict:
             "roofline_tokens_per_s": peak / trit_bytes, "speed": speed, "channels": channels}
 
 
-def _state_divergence(p: Prepared, step: int, core: int, gold: bytes, got: bytes) -> str:
+def _state_divergence(p: Artifacts, step: int, core: int, gold: bytes, got: bytes) -> str:
     import numpy as np
 
     g = np.frombuffer(gold, np.int64)
@@ -188,14 +75,15 @@ def _state_divergence(p: Prepared, step: int, core: int, gold: bytes, got: bytes
             f"({int(np.count_nonzero(g != r))} of {len(g)} state elements differ)")
 
 
-def run_sim(p: Prepared, backend: str, prompt: list[int], n_new: int, *, cores: int = 1, channels: int = 1,
+def run_sim(p: Artifacts, backend: str, prompt: list[int], n_new: int, *, channels: int = 1,
             trace: Path | None = None, progress: bool = True, log=print, max_cycles: int | None = None) -> dict:
     """Golden first, then the backend with every token compared; returns the report (dict).
     Raises Divergence at the first difference."""
     from sw.device import DeviceError, open_device
 
+    cores = p.config.cores                                  # the batch: one prompt per core
     t0 = time.perf_counter()
-    gold = open_device("golden", p.image_path, p.config, program=p.program).generate([prompt], n_new)
+    gold = open_device("golden", p.image_path, p.config.with_cores(1), program=p.program).generate([prompt], n_new)
     golden_s = time.perf_counter() - t0
     g_tokens, g_states = gold.tokens[0], gold.states[0]
     steps = len(g_tokens)
@@ -234,7 +122,7 @@ def run_sim(p: Prepared, backend: str, prompt: list[int], n_new: int, *, cores: 
 
     t1 = time.perf_counter()
     try:
-        with open_device(backend, p.image_path, p.config, cores=cores, program=p.program, **opts) as dev:
+        with open_device(backend, p.image_path, p.config, program=p.program, **opts) as dev:
             run = dev.generate([prompt] * cores, n_new, on_token=on_token, max_cycles=max_cycles)
     except DeviceError as e:
         raise SimError(f"{backend}: {e}") from None
@@ -320,23 +208,28 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     try:
-        if args.tokens < 0 or args.cores < 1 or not 1 <= args.channels <= 4:
-            raise SimError("--tokens must be >= 0, --cores >= 1, --channels 1..4")
+        if args.tokens < 0 or args.cores < 1:
+            raise SimError("--tokens must be >= 0, --cores >= 1")
+        try:
+            check_channels(args.channels)
+        except ValueError as e:
+            raise SimError(f"--channels: {e}") from None
         config = args.config
         if config is None:
             from spec.accel import config_for_channels
             config = config_for_channels(args.channels).name
             log(f"config {config} (sized for {args.channels} channel(s); --config names another)")
-        p = prepare(args.model, args.checkpoint, config=config, packing=args.packing, seed=args.seed, log=log)
+        cfg = resolve_config(config, args.packing).with_cores(args.cores)
+        p = prepare(args.model, args.checkpoint, config=cfg, seed=args.seed, log=log)
         log(f"model {p.name}: {p.source}")
-        prompt = encode_prompt(p, args.prompt)
+        prompt = encode_prompt(args.prompt, p.tokenizer, p.model_config)
         trace = OUT / p.image_path.stem / "wave.fst" if args.trace else None
-        rep = run_sim(p, args.backend, prompt, args.tokens, cores=args.cores, channels=args.channels, trace=trace,
+        rep = run_sim(p, args.backend, prompt, args.tokens, channels=args.channels, trace=trace,
                       progress=not args.no_progress, log=log, max_cycles=args.max_cycles)
     except Divergence as e:
         print(f"DIVERGENCE: {e}", file=sys.stderr)
         return 1
-    except SimError as e:
+    except (SimError, ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

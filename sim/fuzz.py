@@ -6,7 +6,7 @@
     want = run_golden(case, cfg, img)          # Observed: tokouts, state (bytes of the state region)
     msg = want.diff(got)                       # "" when the RTL's Observed equals the golden one
 
-Memory map of a case (sim.machine): the image file at address 0 (read-only), the state region
+Memory map of a case (golden.machine): the image file at address 0 (read-only), the state region
 of `case.state_bytes` at `case.layout.state_base` = the image size. The RTL bench loads the same
 image bytes (`img.file_bytes()`), runs `case.words` with `case.tokens` offered on TOKIN, and builds
 `Observed(tokouts, bytes(state region))`.
@@ -38,10 +38,10 @@ token stream) and only emits accesses that are in range, aligned and read valid 
 Every candidate program is then run on the golden machine with checks of the hardware's limits,
 and regenerated (seed, attempt + 1) on a violation: every vector element written fits FX (48
 bits); every F value has an exponent in the SF_EXP_BITS range; every TMATMUL scale has
-exponent + FX_FRAC >= -63 (smaller scales make sim.golden's rshift_round shift by 64 or more:
+exponent + FX_FRAC >= -63 (smaller scales make golden's rshift_round shift by 64 or more:
 OverflowError in ops.py, a wrong result from the numba twin; see TMM_MIN_SF_EXP).
 
-Golden runs here use sim.golden.ops and the numpy matvec (MMFREE_GOLDEN_KERNEL=numpy while the
+Golden runs here use golden.ops and the numpy matvec (MMFREE_GOLDEN_KERNEL=numpy while the
 machine runs): bit-identical to the numba twins by contract, and much faster for these short
 vectors. Corner cases the ISA allows and the programs include: ARGMAX with Ai == Am (the golden
 machine writes Am, then Ai: Ai wins), TMATMUL with Vd == Vs and rows != VL, loads and LDE rows
@@ -66,8 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.golden import ops as O
-from sim.machine import GoldenMachine, ListHost, MachineError
+from golden import ops as O
+from golden.machine import GoldenMachine, ListHost, MachineError
 from spec import accel, isa
 from spec import numerics as N
 from spec import weight_image as wi
@@ -81,7 +81,7 @@ __all__ = ["FUZZ_CONFIGS", "FuzzCase", "FuzzLayout", "Observed", "fuzz_config", 
 #: Hardware SF exponent range (spec.numerics.SF_EXP_BITS, signed).
 SF_EXP_MIN = -(1 << (N.SF_EXP_BITS - 1))
 SF_EXP_MAX = (1 << (N.SF_EXP_BITS - 1)) - 1
-#: Smallest F exponent a TMATMUL may use: apply_sf shifts by -(e + FX_FRAC), and sim.golden's
+#: Smallest F exponent a TMATMUL may use: apply_sf shifts by -(e + FX_FRAC), and golden's
 #: rshift_round is only right for shifts <= 63 (1 << 63 overflows int64).
 TMM_MIN_SF_EXP = -63 - N.FX_FRAC
 #: F exponents the epilogue's probe shows exactly: acc = 1 gives m * 2**(e + 24) for e in [-24, -1],
@@ -541,7 +541,7 @@ class Observed:
 
 @contextlib.contextmanager
 def _reference_kernels():
-    """Run the golden machine on sim.golden.ops (the definition) and the numpy matvec rather
+    """Run the golden machine on golden.ops (the definition) and the numpy matvec rather
     than the numba twins: bit-identical by contract, and for these short vectors faster (numba's
     parallel matvec costs ~16 ms a call on a 2-core host with the omp layer; ops.py's numpy paths
     take microseconds)."""
@@ -1400,7 +1400,7 @@ def random_program(seed: int, config: accel.AccelConfig, image: wi.Image) -> Fuz
 
 
 def run_golden(case: FuzzCase, config: accel.AccelConfig, image: wi.Image) -> Observed:
-    """Run a case on sim.machine.GoldenMachine; raises MachineError if it faults or does not
+    """Run a case on golden.machine.GoldenMachine; raises MachineError if it faults or does not
     end with HALT."""
     if len(case.words) > config.rom_words:
         raise ValueError(f"{len(case.words)} words exceed rom_words {config.rom_words}")

@@ -8,7 +8,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
-__all__ = ["setup_path", "verilator_bin"]
+__all__ = ["SimulationError", "setup_path", "verilator_bin"]
+
+
+class SimulationError(RuntimeError):
+    """The simulator did not produce results (build failure, crash, failed cocotb test)."""
 
 
 def verilator_bin() -> Path | None:

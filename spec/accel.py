@@ -15,6 +15,7 @@ import dataclasses
 
 from spec import isa
 from spec import numerics as N
+from spec.dram import MAX_CHANNELS, check_channels
 from spec.weight_image import BEAT_BYTES_ALLOWED
 
 TRITS_PER_BYTE = {"2bit": 4, "1.6bit": 5}
@@ -28,7 +29,7 @@ class AccelConfig:
     vector_lanes: int        # elements per cycle in the vector units
     vlen: int                # depth of a vector register (max VL the hardware supports)
     rom_words: int           # instruction ROM depth
-    cores: int = 1           # cores sharing one broadcast weight stream (batch)
+    cores: int = 1           # cores sharing one broadcast weight stream (batch): the one place it is set
 
     def __post_init__(self):
         if self.packing not in TRITS_PER_BYTE:
@@ -41,6 +42,11 @@ class AccelConfig:
                 raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
         if self.vlen > isa.VL_MAX:
             raise ValueError(f"vlen {self.vlen} exceeds the ISA's VL_MAX {isa.VL_MAX}")
+
+    def with_cores(self, cores: int) -> AccelConfig:
+        """This configuration with `cores` cores (the batch): how `make sim CORES=n`, the Device API
+        and the tests ask for several cores; every builder reads `config.cores`."""
+        return dataclasses.replace(self, cores=cores)
 
     # -- derived ---------------------------------------------------------------------------------
     @property
@@ -88,13 +94,12 @@ CONFIGS: dict[str, AccelConfig] = {
 #: `make sim CHANNELS=n` and `make bench` use unless a configuration is named. 3 channels have no
 #: beat of their own (beats are powers of two); they run the 1-channel core.
 CHANNEL_CONFIGS: dict[int, str] = {1: "ddr4", 2: "ddr4x2", 3: "ddr4", 4: "ddr4x4"}
+assert sorted(CHANNEL_CONFIGS) == list(range(1, MAX_CHANNELS + 1)), "a config for every supported channel count"
 
 
 def config_for_channels(channels: int) -> AccelConfig:
     """The named configuration for `channels` DDR4 channels (CHANNEL_CONFIGS)."""
-    if channels not in CHANNEL_CONFIGS:
-        raise ValueError(f"channels must be one of {', '.join(map(str, CHANNEL_CONFIGS))}, got {channels!r}")
-    return CONFIGS[CHANNEL_CONFIGS[channels]]
+    return CONFIGS[CHANNEL_CONFIGS[check_channels(channels)]]
 
 
 def get_config(name: str) -> AccelConfig:

@@ -228,6 +228,17 @@ ADDRESS_MAPS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: DDR4 channels one memory system joins (the streamer interleaves lines across 1..MAX_CHANNELS)
+MAX_CHANNELS = 4
+
+
+def check_channels(channels: object) -> int:
+    """`channels` if it is a supported channel count (1..MAX_CHANNELS), else ValueError."""
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+        raise ValueError(f"channels must be 1 to {MAX_CHANNELS}, got {channels!r}")
+    return channels
+
+
 @dataclasses.dataclass(frozen=True)
 class Channel:
     """One DDR4 channel: the device, the channel width, the rank count, the address map and the DFI

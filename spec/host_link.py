@@ -20,7 +20,7 @@ Board -> host: responses of RSP_BYTES bytes: a tag, a 32-bit LE value, a 32-bit 
 Rules:
 * One token in flight: the host sends the next OP_TOKEN after the previous one's RSP_TOKEN (a
   token arriving while the previous one is not yet taken by TOKIN is dropped with ERR_BUSY).
-* Greedy generation is the host's job (sim.machine.GreedyHost): feed the prompt, then each
+* Greedy generation is the host's job (golden.machine.GreedyHost): feed the prompt, then each
   RSP_TOKEN's value back.
 * Resynchronisation: a request whose bytes are more than FRAME_GAP_BITS bit times apart is
   dropped (its first bytes are forgotten), so a host that lost count waits that long and sends

@@ -183,6 +183,16 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+#: The smallest model the compiler takes for beats up to 16 (intermediate a multiple of the beat's
+#: rows): one layer, d 16, vocab 80 (two lm_head chunks at vlen 64). ~3,500 cycles per token step in
+#: the Amaranth simulator; the default model of the iCE40 board build.
+MICRO = ModelConfig(vocab_size=80, hidden_size=16, num_hidden_layers=1, intermediate_size=16, name="micro")
+
+#: Test models: shapes for the simulators and small boards, only ever filled with seeded numpy random
+#: parameters (sw.artifacts.random_image), never trained or released; not presets of sw.export.
+TEST_MODELS: dict[str, ModelConfig] = {"micro": MICRO}
+
+
 def get_preset(name: str) -> ModelConfig:
     try:
         return PRESETS[name]

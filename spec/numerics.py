@@ -1,7 +1,7 @@
 """Numerics contract: the integer / fixed-point formulation of an MMfreeLM token step.
 
 This module holds the *definitions* (formats, widths, rounding, constants, table generators and
-the float-weight -> ternary quantizer). The golden model (sim/golden) implements the operations
+the float-weight -> ternary quantizer). The golden model (golden) implements the operations
 exactly as stated here and in docs/numerics.md; the RTL must match the golden model bit for bit.
 
 Reference for the float semantics: "Scalable MatMul-free Language Modeling" (Zhu et al. 2024) and
@@ -34,7 +34,7 @@ import numpy as np
 #: Version of this numerics contract; stored in every weight image and checked on load.
 NUMERICS_VERSION = 2
 
-# 24 fractional bits were chosen by measurement (docs/numerics.md, `python -m sim.width_sweep`):
+# 24 fractional bits were chosen by measurement (docs/numerics.md, `python -m sim.benches.width_sweep`):
 # with 16 the golden model's top-1 agreement with the float demo model was 98.3 %, with 24 it is
 # above 99 %; 48 bits keep the range (+-8.4M) far beyond any residual seen.
 FX_BITS = 48
@@ -67,6 +67,13 @@ SUMSQ_IN_BITS = 24
 
 #: RMSNorm epsilon of the released models (config.rms_norm_eps and the fused BitLinear's eps).
 RMS_EPS = 1e-6
+
+#: SF constants of the contract, as (mantissa, exponent) = mantissa * 2**exponent: RMS_EPS and
+#: 1 / CODE_MAX in the SF format. The golden model derives them from the values above with its own
+#: arithmetic (golden.ops: sf_from_float, sf_inv_int) and a test holds the two equal; the RTL's
+#: norm/quantize sequence (hw/core/normq.py) builds them in as constants.
+SF_EPS = (8796093, -43)              # float32(1e-6): the nearest float32, exact in 24 bits
+SF_INV_CODE_MAX = (8454660, -30)     # 1/127, rounded half up to 24 bits (golden.ops.sf_recip)
 
 #: sigmoid table: sigma(z) for z = k * 2**-SIG_STEP_LOG2, k = 0 .. SIG_ENTRIES (inclusive);
 #: |z| >= SIG_RANGE saturates to the last entry. Linear interpolation between entries.

@@ -73,23 +73,30 @@ KINDS = tuple(KIND_DTYPES)
 
 SCALARS_WORDS = 16
 
-#: The six ternary matrices of a layer, in file order (suffixes after "layers.{l}.").
-LAYER_MATRICES = ("attn.i_proj", "attn.f_proj", "attn.g_proj", "attn.o_proj",
-                  "mlp.gate_proj", "mlp.down_proj")
+#: The roles of a layer's tensors: role -> tensor suffix (after "layers.{l}."). The roles are the
+#: golden model's names (golden.model.Layer fields) and the model compiler's (sw/compile.py), the
+#: suffixes the image's; both read them from here. RMSNorm scales (gamma), in file order:
+LAYER_GAMMAS: dict[str, str] = {
+    "attn_norm": "attn_norm", "i_norm": "attn.i_proj.norm", "f_norm": "attn.f_proj.norm",
+    "g_norm_in": "attn.g_proj.norm", "g_norm": "attn.g_norm", "o_norm": "attn.o_proj.norm",
+    "mlp_norm": "mlp_norm", "gate_norm": "mlp.gate_proj.norm", "down_norm": "mlp.down_proj.norm",
+}
+#: The six ternary matrices of a layer, in file order.
+LAYER_MATRIX_ROLES: dict[str, str] = {
+    "i_proj": "attn.i_proj", "f_proj": "attn.f_proj", "g_proj": "attn.g_proj",
+    "o_proj": "attn.o_proj", "gate_proj": "mlp.gate_proj", "down_proj": "mlp.down_proj",
+}
+#: The forget gate's lower bound (GATE format), after the input BitLinears' norms in the file.
+LAYER_GATE = ("lower_bound", "lower_bound")
+LAYER_MATRICES = tuple(LAYER_MATRIX_ROLES.values())
+_GAMMA_SUFFIXES = tuple(LAYER_GAMMAS.values())
 #: A layer's tensors in file order: (suffix, kind). Matrices last.
 LAYER_TENSORS: tuple[tuple[str, str], ...] = (
-    ("scalars", "scalars"),
-    ("attn_norm", "gamma"),
-    ("attn.i_proj.norm", "gamma"),
-    ("attn.f_proj.norm", "gamma"),
-    ("attn.g_proj.norm", "gamma"),
-    ("lower_bound", "gate"),
-    ("attn.g_norm", "gamma"),
-    ("attn.o_proj.norm", "gamma"),
-    ("mlp_norm", "gamma"),
-    ("mlp.gate_proj.norm", "gamma"),
-    ("mlp.down_proj.norm", "gamma"),
-) + tuple((m, "trits") for m in LAYER_MATRICES)
+    (("scalars", "scalars"),)
+    + tuple((g, "gamma") for g in _GAMMA_SUFFIXES[:4])
+    + ((LAYER_GATE[1], "gate"),)
+    + tuple((g, "gamma") for g in _GAMMA_SUFFIXES[4:])
+    + tuple((m, "trits") for m in LAYER_MATRICES))
 #: After the layers: (name, kind).
 HEAD_TENSORS: tuple[tuple[str, str], ...] = (
     ("norm", "gamma"), ("lm_head.norm", "gamma"), ("head.scalars", "scalars"), ("lm_head", "trits"))
@@ -97,10 +104,7 @@ HEAD_TENSORS: tuple[tuple[str, str], ...] = (
 #: Word i of a layer's "layers.{l}.scalars" record: (field, tensor suffix). "beta" words hold
 #: float32 bit patterns; "gamma_exp" words hold int32 in two's complement. Later words are zero.
 LAYER_SCALARS: tuple[tuple[str, str], ...] = (
-    tuple(("beta", m) for m in LAYER_MATRICES)
-    + tuple(("gamma_exp", g) for g in ("attn_norm", "attn.i_proj.norm", "attn.f_proj.norm",
-                                       "attn.g_proj.norm", "attn.g_norm", "attn.o_proj.norm",
-                                       "mlp_norm", "mlp.gate_proj.norm", "mlp.down_proj.norm")))
+    tuple(("beta", m) for m in LAYER_MATRICES) + tuple(("gamma_exp", g) for g in _GAMMA_SUFFIXES))
 #: Word i of the "head.scalars" record (full tensor names). Later words are zero.
 HEAD_SCALARS: tuple[tuple[str, str], ...] = (
     ("beta", "lm_head"), ("gamma_exp", "norm"), ("gamma_exp", "lm_head.norm"))

@@ -12,7 +12,7 @@ and ``read(n) -> bytes`` (a short read is a timeout), e.g. the simulated board o
 tests/hw/boards/. The board holds the image and the program it was built with: the host needs the
 same image file (the vocabulary, the config check) and does not send weights.
 
-Each prompt (one core) runs as: OP_RESET (the state region zeroed), then sim.machine.GreedyHost's
+Each prompt (one core) runs as: OP_RESET (the state region zeroed), then golden.machine.GreedyHost's
 tokens one OP_TOKEN at a time, each answered by RSP_TOKEN. Run.token_cycles are the board's
 TOKIN -> TOKOUT clock cycles (RSP_TOKEN's count); Run.states are empty (the board does not send
 its state); Run.cycles is their sum. A RSP_ERROR, a malformed frame or a read timeout raises
@@ -112,15 +112,15 @@ class BoardDevice(Device):
 
     backend = "uart"
 
-    def __init__(self, image, config="ecp5", *, cores=1, program=None, **options):
+    def __init__(self, image, config="ecp5", *, program=None, **options):
         bad = sorted(set(options) - set(OPTIONS))
         if bad:
             raise ValueError(f"unknown option(s) {', '.join(bad)} for the uart backend; valid: {', '.join(OPTIONS)}")
-        if cores != 1:
-            raise ValueError(f"a board runs one core, got cores={cores}")
         if options.get("port") is None:
             raise ValueError("the uart backend needs port= (a serial device path or a byte port object)")
-        super().__init__(image, config, cores=cores, program=program, **options)
+        super().__init__(image, config, program=program, **options)
+        if self.cores != 1:
+            raise ValueError(f"a board runs one core, config {self.config.name} has {self.cores}")
         port = options["port"]
         baud = int(options.get("baud", HL.DEFAULT_BAUD))
         timeout_s = float(options.get("timeout_s", 10.0))
@@ -130,7 +130,7 @@ class BoardDevice(Device):
         self.link = BoardLink(port, baud=baud, timeout_s=timeout_s, resync=bool(options.get("resync", self._owned)))
 
     def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
-        from sim.machine import GreedyHost
+        from golden.machine import GreedyHost
 
         host = GreedyHost(prompts[0], n_new)
         lat: list[int | None] = []
@@ -158,17 +158,18 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Generate tokens on a board over its UART (docs/boards.md).")
     ap.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
     ap.add_argument("--baud", type=int, default=HL.DEFAULT_BAUD)
-    ap.add_argument("--model", default="tiny", help="the model the bitstream was built with (sim.driver.prepare)")
+    ap.add_argument("--model", default="tiny", help="the model the bitstream was built with (sw.artifacts.prepare)")
     ap.add_argument("--config", default="ecp5", help="the accelerator config the bitstream was built with")
     ap.add_argument("--tokens", type=int, default=8, help="new tokens to generate")
     ap.add_argument("--prompt", default=None, help="prompt text (tokenized as make sim does); default BOS")
     ap.add_argument("--check", action="store_true", help="compare every token with the golden machine")
     args = ap.parse_args(argv)
-    from sim.driver import SimError, encode_prompt, prepare
+    from sw.artifacts import ArtifactError, prepare
+    from sw.tokenizer import encode_prompt
 
     try:
         p = prepare(args.model, config=args.config, log=lambda *a: print(*a, file=sys.stderr))
-        prompt = encode_prompt(p, args.prompt)
+        prompt = encode_prompt(args.prompt, p.tokenizer, p.model_config)
         with BoardDevice(p.image_path, p.config, program=p.program, port=args.port, baud=args.baud) as dev:
             run = dev.generate([prompt], args.tokens)
         new = run.new_tokens(0)
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"MISMATCH: golden {gold.tokens[0]}, board {run.tokens[0]}", file=sys.stderr)
                 return 1
             print("bit-exact with the golden machine")
-    except (DeviceError, SimError, ValueError) as e:
+    except (DeviceError, ArtifactError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

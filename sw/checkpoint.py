@@ -31,14 +31,13 @@ from pathlib import Path
 import torch
 
 from spec.models import PRESETS, ConfigError, ModelConfig
+from sw import DEMO_DIR
 
 SAFE_SINGLE = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
 BIN_SINGLE = "pytorch_model.bin"
 BIN_INDEX = "pytorch_model.bin.index.json"
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-#: Where the trained `demo` checkpoint lives (sw/train_demo.py writes it).
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
 class CheckpointError(ValueError):

@@ -1,25 +1,30 @@
 """The host Device API: one interface to run a compiled model on any backend.
 
     from sw.device import open_device
-    dev = open_device("golden", image="build/images/demo-1.6bit-b64.img", config="ddr4")
-    run = dev.generate([[1, 17, 42]], n_new=8)      # one prompt per core (batch = cores)
+    dev = open_device("golden", image=sw.artifacts.demo_image(cfg), config=cfg)    # cfg: a spec.accel config
+    run = dev.generate([[1, 17, 42]], n_new=8)      # one prompt per core (batch = config.cores)
     run.tokens[0]          # every TOKOUT of core 0: one per token fed (prompt, then generated)
     run.new_tokens(0)      # the n_new generated tokens (the greedy continuation)
     run.states[0][k]       # the state region (every layer's recurrent h) after token k (bytes)
     run.token_cycles[0][k] # simulated cycles from token k's TOKIN to its TOKOUT (None: golden)
 
-Backends (`BACKENDS`; the module is imported when the backend is opened):
+Backends (`BACKENDS`: name -> "module:Class"; the module is imported when the backend is opened):
 
-* ``golden``    sim.machine.GoldenMachine, one per core: the definition of correct. No cycles.
+* ``golden``    golden.machine.GoldenMachine, one per core: the definition of correct. No cycles.
 * ``amaranth``  the Amaranth simulator of hw.top.Accelerator with a RAM model behind the memory
-  port (small configs only: slow).
-* ``verilator`` the full-system Verilator C++ harness (sim/verilator_sim.py): the accelerator, the
-  weight streamer, DDR4 controllers and DRAM models with the JEDEC checker.
+  port (small configs only: slow). sim/backends/amaranth.py.
+* ``verilator`` the full-system Verilator C++ harness (sim/backends/verilator.py): the accelerator,
+  the weight streamer, DDR4 controllers and DRAM models with the JEDEC checker.
 * ``uart``      a board (hw/boards) over its UART host link (sw/board_host.py, spec/host_link.py):
   a serial device path (``port=``) or any byte stream with read/write; no state snapshots.
 
+Only ``golden`` is defined here. The others implement this interface in the layers above (sim/)
+or beside it (sw.board_host) and are registered by the package's entry points (group
+`ENTRY_POINTS`, pyproject.toml), so this module never imports a backend and no backend imports
+its user back.
+
 Every backend runs the same program (sw.compile.compile_model for the image and the config's vlen,
-unless one is given) with the same greedy host contract as sim.machine.GreedyHost: the prompt is
+unless one is given) with the same greedy host contract as golden.machine.GreedyHost: the prompt is
 fed token by token, then every TOKOUT is fed back until `n_new` generated tokens were fed. The
 state snapshot of token k is the state region when the core waits for token k + 1 (nothing is
 stored between a TOKOUT and the next TOKIN), so snapshots are comparable across backends bit for
@@ -30,6 +35,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import importlib.metadata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,14 +43,15 @@ from typing import Any
 from spec import weight_image as wi
 from spec.accel import AccelConfig, get_config
 
-__all__ = ["BACKENDS", "Device", "DeviceError", "Run", "TokenEvent", "open_device"]
+__all__ = ["BACKENDS", "ENTRY_POINTS", "Device", "DeviceError", "GoldenDevice", "Run", "TokenEvent", "open_device"]
 
-#: backend name -> "module:Class"
+#: the entry-point group through which the installed package registers its other backends
+ENTRY_POINTS = "mmfree_accel.devices"
+
+#: backend name -> "module:Class": golden, then the registered ones
 BACKENDS: dict[str, str] = {
     "golden": "sw.device:GoldenDevice",
-    "amaranth": "sim.amaranth_device:AmaranthDevice",
-    "verilator": "sim.verilator_sim:VerilatorDevice",
-    "uart": "sw.board_host:BoardDevice",
+    **{ep.name: ep.value for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name)},
 }
 
 
@@ -85,12 +92,11 @@ class Device(abc.ABC):
 
     backend = "?"
 
-    def __init__(self, image: str | Path | wi.Image, config: str | AccelConfig = "ddr4", *, cores: int = 1,
+    def __init__(self, image: str | Path | wi.Image, config: str | AccelConfig = "ddr4", *,
                  program: Sequence[int] | None = None, **options: Any):
+        """`config`: a spec.accel name or AccelConfig; its `cores` is the batch (config.with_cores(n))."""
         self.config = get_config(config) if isinstance(config, str) else config
-        if cores < 1:
-            raise ValueError(f"cores must be >= 1, got {cores}")
-        self.cores = cores
+        self.cores = self.config.cores
         self.image_path = None if isinstance(image, wi.Image) else Path(image)
         self.image = image if isinstance(image, wi.Image) else wi.read_image(self.image_path)
         if (self.image.packing, self.image.beat_bytes) != (self.config.packing, self.config.beat_bytes):
@@ -104,7 +110,7 @@ class Device(abc.ABC):
         if len(self.program) > self.config.rom_words:
             raise ValueError(f"the program has {len(self.program)} words, the ROM of config "
                              f"{self.config.name} {self.config.rom_words}")
-        from sim.machine import default_state_bytes
+        from golden.machine import default_state_bytes
         self.state_bytes = default_state_bytes(self.image.model)
         self.options = options
 
@@ -142,12 +148,12 @@ class Device(abc.ABC):
 
 
 class GoldenDevice(Device):
-    """sim.machine.GoldenMachine, one machine per core (cores do not interact)."""
+    """golden.machine.GoldenMachine, one machine per core (cores do not interact)."""
 
     backend = "golden"
 
     def _generate(self, prompts, n_new, on_token, capture_state, max_cycles):
-        from sim.machine import GoldenMachine, GreedyHost
+        from golden.machine import GoldenMachine, GreedyHost
 
         tokens, states = [], []
         steps = 0
@@ -178,6 +184,8 @@ def open_device(backend: str, image: str | Path | wi.Image, config: str | AccelC
     try:
         target = BACKENDS[backend]
     except KeyError:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}") from None
+        hint = "" if len(BACKENDS) > 1 else (f" (the other backends are registered by the installed package's "
+                                             f"{ENTRY_POINTS!r} entry points: run `make setup`)")
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}{hint}") from None
     mod, cls = target.split(":")
     return getattr(importlib.import_module(mod), cls)(image, config, **kw)

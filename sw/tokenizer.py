@@ -29,3 +29,19 @@ def load_tokenizer(path: str | Path | None):
         return Tokenizer.from_file(str(f))
     except Exception as e:
         raise TokenizerError(f"{f}: cannot load ({e})") from None
+
+
+def encode_prompt(text: str | None, tokenizer, model_config) -> list[int]:
+    """The prompt's token ids as every host of the accelerator feeds them: the tokenizer's ids with
+    BOS first (added when the tokenizer does not add it), BOS alone without a prompt, and without a
+    tokenizer the UTF-8 bytes modulo the vocabulary (as sw.generate). `model_config` is a
+    spec.models.ModelConfig."""
+    if not text:
+        return [model_config.bos_token_id]
+    if tokenizer is not None:
+        ids = tokenizer.encode(text).ids
+    else:
+        ids = [b % model_config.vocab_size for b in text.encode()]
+    if not ids or ids[0] != model_config.bos_token_id:
+        ids = [model_config.bos_token_id] + ids
+    return ids

@@ -6,7 +6,7 @@ UART host link speaking spec/host_link.
     uart tx <-- UartTx <-- HostLink <-tok_out--/        ^ reset                  ^ clear
                                    \\--clear-------------+-------------------------+
 
-Memory map (the golden machine's, sim/machine.py): the image file's bytes at 0, the core's state
+Memory map (the golden machine's, golden/machine.py): the image file's bytes at 0, the core's state
 region (`state_bytes`, zero at power-up) at ``state_base = len(image_bytes)``. OP_RESET holds the
 accelerator in reset while the memory zeroes the state region, so every sequence starts from the
 state of a fresh golden machine.
@@ -42,7 +42,7 @@ class BoardTop(Elaboratable):
     Parameters
     ----------
     config : AccelConfig
-        The accelerator's sizes (one core is built whatever ``config.cores`` says).
+        The accelerator's sizes; one core (``config.cores`` must be 1: the board's link serves one).
     image_bytes : bytes
         The weight image file (a multiple of the beat: spec.weight_image images are).
     program_words : sequence of int
@@ -52,7 +52,7 @@ class BoardTop(Elaboratable):
     baud : int
         UART bit rate (spec.host_link.DEFAULT_BAUD).
     state_bytes : int
-        The state region (sim.machine.default_state_bytes of the image's model).
+        The state region (golden.machine.default_state_bytes of the image's model).
     divisor : int, optional
         Clock cycles per UART bit, instead of ``clk_freq / baud`` (simulation).
     gap_bits : int, optional
@@ -67,6 +67,8 @@ class BoardTop(Elaboratable):
     def __init__(self, config: AccelConfig, image_bytes: bytes, program_words: Sequence[int], clk_freq: float,
                  baud: int = HL.DEFAULT_BAUD, *, state_bytes: int, divisor: int | None = None,
                  gap_bits: int = HL.FRAME_GAP_BITS):
+        if config.cores != 1:
+            raise ValueError(f"a board design runs one core, config {config.name} has {config.cores}")
         beat = config.beat_bytes
         image_bytes = bytes(image_bytes)
         if len(image_bytes) % beat or state_bytes % beat or state_bytes <= 0:
@@ -96,7 +98,7 @@ class BoardTop(Elaboratable):
         m = Module()
         cfg = self.config
         beat = cfg.beat_bytes
-        acc = Accelerator(cfg, self.program, cores=1)
+        acc = Accelerator(cfg, self.program)
         link = HostLink(self.gap_bits * self.divisor, token_bits=len(acc.tok_in[0].payload),
                         tokout_bits=len(acc.tok_out[0].payload))
         mem = OnChipMemory(beat, self.image_bytes + bytes(self.state_bytes), clear_from=self.state_base)

@@ -1,6 +1,6 @@
 """The core's ARGMAX functional unit (ISA "unit" group) behind the register channels of hw.core.iface.
 
-Specification: ``sim.machine``'s ``_argmax`` handler and the ISA semantics
+Specification: ``golden.machine``'s ``_argmax`` handler and the ISA semantics
 
     for j < VL: if Vs[j] > Am: Am = Vs[j]; Ai = Ao + j      (strict: the first maximum is kept)
 

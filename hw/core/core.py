@@ -426,7 +426,7 @@ class Core(wiring.Component):
 
 
 def _sf_mul(m: Module, a, b):
-    """sim.golden.ops.sf_mul of two canonical SF values, combinational (one multiplier)."""
+    """golden.ops.sf_mul of two canonical SF values, combinational (one multiplier)."""
     B = N.SF_BITS
     out = Signal(sf_layout(), name="fmul")
     p = Signal(unsigned(2 * B), name="fmul_p")

@@ -2,7 +2,7 @@
 as a functional unit behind the register channels of hw.core.iface and one memory port
 (hw.mem.port).
 
-Reference: ``sim.machine``'s handlers ``_ldv _sv _ldg _ldgt _lde _ldw _ldf`` (bit for bit, with the
+Reference: ``golden.machine``'s handlers ``_ldv _sv _ldg _ldgt _lde _ldw _ldf`` (bit for bit, with the
 hardware's definitions below where the golden machine faults or keeps more bits).
 
 Data path. A vector occupies the byte range ``[addr, addr + es * VL)`` (es: the element size,
@@ -79,7 +79,7 @@ def bf16_to_fx(bits):
 
 
 def sf_from_f32(m: Module, bits, mantissa, exponent) -> None:
-    """Comb statements: (mantissa, exponent) = sim.golden.ops.sf_from_float(float32 `bits`) for a
+    """Comb statements: (mantissa, exponent) = golden.ops.sf_from_float(float32 `bits`) for a
     finite non-negative value (the sign is ignored; Inf/NaN give some value): the significand
     normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0)."""
     assert N.SF_BITS == 24, "a float32 significand is 24 bits"

@@ -3,7 +3,7 @@
 ``Vd[r] = apply_sf(sum_k W[r, k] * int8(Vs[k]), sf_shift(Fs, FX_FRAC))`` for ``r < rows``, with W
 the [rows, VL] trit matrix packed at byte address Aw in the image layout (spec.weight_image:
 ``ceil(rows / B)`` row tiles of B = beat_bytes rows, G = ``ceil(VL / T)`` beats per tile, one beat =
-one column group of T trits of the tile's B rows). The reference is ``sim.machine``'s
+one column group of T trits of the tile's B rows). The reference is ``golden.machine``'s
 ``_tmatmul``: ``round_half_up(acc * m * 2**(e + FX_FRAC))`` saturated to FX, (m, e) = Fs, 0 when
 m == 0, for every exponent of the 12-bit range.
 
@@ -41,7 +41,7 @@ Throughput: the array's output register and running sums double-buffer the tile 
 memory streams without stalls the array takes one beat per cycle for the whole matrix as long as
 ``B / lanes <= G`` (a tile's write-back is hidden behind the next tile's G beats). With
 ``G < B / lanes`` (short vectors on a wide beat with few vector lanes) the write-back limits: a
-tile takes ``B / lanes`` cycles instead of G. Measured figures: hw/core/bench_matmul.py.
+tile takes ``B / lanes`` cycles instead of G. Measured figures: sim/benches/matmul.py.
 
 Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
 simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,

@@ -1,8 +1,8 @@
 """The core's NORM / QNT functional unit (ISA "unit" group) behind the register channels of
 hw.core.iface.
 
-Specification: ``sim.machine``'s ``_norm`` / ``_qnt`` handlers, i.e. ``sim.golden.ops.rmsnorm`` and
-``sim.golden.ops.quantize`` on ``Vs[:VL]`` with the gamma mantissas ``int16(Vg[:VL])`` (the low
+Specification: ``golden.machine``'s ``_norm`` / ``_qnt`` handlers, i.e. ``golden.ops.rmsnorm`` and
+``golden.ops.quantize`` on ``Vs[:VL]`` with the gamma mantissas ``int16(Vg[:VL])`` (the low
 GAMMA_BITS bits of each element, signed) and the exponent ``A[Ae]`` (``cmd.s0``), bit for bit.
 
 The unit is built from the existing blocks:
@@ -55,7 +55,6 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In, Out
 
-from sim.golden import ops as O
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
@@ -361,14 +360,14 @@ class NormQuantUnit(CoreUnit):
                 m.d.comb += [sc.op.eq(Op.MUL), sc.a.eq(reg_t), sc.b.eq(reg_inv), gate.eq(1)]
             with m.Case(Step.ADD_EPS):
                 m.d.comb += [sc.op.eq(Op.ADD), sc.a.eq(reg_t), gate.eq(1),
-                             sc.b.mantissa.eq(O.SF_EPS[0]), sc.b.exponent.eq(O.SF_EPS[1])]
+                             sc.b.mantissa.eq(N.SF_EPS[0]), sc.b.exponent.eq(N.SF_EPS[1])]
             with m.Case(Step.RSQRT):
                 m.d.comb += [sc.op.eq(Op.RSQRT), sc.a.eq(reg_t), gate.eq(1)]
             with m.Case(Step.MUL_R):
                 m.d.comb += [sc.op.eq(Op.MUL), sc.a.eq(reg_p), sc.b.eq(reg_r), gate.eq(1)]
             with m.Case(Step.MUL_CODE):
                 m.d.comb += [sc.op.eq(Op.MUL), sc.a.eq(reg_t), gate.eq(1),
-                             sc.b.mantissa.eq(O.SF_INV_CODE_MAX[0]), sc.b.exponent.eq(O.SF_INV_CODE_MAX[1])]
+                             sc.b.mantissa.eq(N.SF_INV_CODE_MAX[0]), sc.b.exponent.eq(N.SF_INV_CODE_MAX[1])]
         m.d.comb += [
             sfu.cmd.valid.eq(busy & ~issued & ~seq_end & gate),
             sfu.result.ready.eq(issued & ~stall),

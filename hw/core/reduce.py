@@ -1,6 +1,6 @@
 """Vector reductions and the quantizer of NORM and QNT (docs/numerics.md, "Reductions and norms").
 
-Specification: ``sim/golden/ops.py`` is the definition reproduced bit for bit —
+Specification: ``golden/ops.py`` is the definition reproduced bit for bit —
 ``mean_square`` (its integer part: the pre-shift k and the exact sum of squares), the maximum
 ``M = max|t * mant|`` and the int8 codes of ``quantize``. Widths come from spec/numerics.py
 (FX_BITS, GAMMA_BITS, SUMSQ_IN_BITS, CODE_MAX, SF_NORM_BITS); sizes from spec/accel.py.
@@ -110,7 +110,7 @@ class ReductionUnit(LaneComponent):
 
     A vector is sent as two packets (the register file streams it twice): a :attr:`Pass.MAX`
     packet, then a :attr:`Pass.SUMSQ` packet of the same elements. The pre-shift
-    ``k = max(0, bitlen(max|t|) - SUMSQ_IN_BITS)`` of ``sim.golden.ops.mean_square`` needs the
+    ``k = max(0, bitlen(max|t|) - SUMSQ_IN_BITS)`` of ``golden.ops.mean_square`` needs the
     maximum of the whole vector before the first square, which is why there are two passes rather
     than a buffer. A QNT that only needs M sends the MAX packet alone.
 
@@ -252,7 +252,7 @@ def quantize_out_layout(lanes: int) -> data.StructLayout:
 class QuantizeUnit(LaneComponent):
     """QNT's codes: ``sign(p) * floor(CODE_MAX * |p| / M + 1/2)``, p = t * mant, exactly.
 
-    That is ``sim.golden.ops.quantize``'s ``(2*CODE_MAX*|p| + M) // (2*M)`` with its sign, and 0
+    That is ``golden.ops.quantize``'s ``(2*CODE_MAX*|p| + M) // (2*M)`` with its sign, and 0
     everywhere when ``M == 0``. The quotient is below 2**7 because ``|p| <= M``, so a restoring
     division with seven compare-subtract steps is exact; the steps are unrolled into a pipeline
     (one quotient bit per stage, every lane its own divider), so there is no reciprocal to

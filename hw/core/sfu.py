@@ -1,6 +1,6 @@
 """Scalar soft-float unit: the per-token SF arithmetic of docs/numerics.md ("Scalar unit (SF)").
 
-Specification: ``sim/golden/ops.py`` (``sf_norm``, ``sf_mul``, ``sf_add``, ``sf_recip``,
+Specification: ``golden/ops.py`` (``sf_norm``, ``sf_mul``, ``sf_add``, ``sf_recip``,
 ``sf_sqrt``, ``sf_rsqrt``, ``sf_shift``) is the definition this unit reproduces bit for bit; the
 prose is docs/numerics.md, the widths are spec/numerics.py (``SF_BITS``). An SF value is a pair
 (mantissa, exponent) with the mantissa in [2**(SF_BITS-1), 2**SF_BITS) or 0 for zero, value
@@ -83,7 +83,7 @@ class ScalarUnit(wiring.Component):
         exponent); other mantissas give unspecified results.
     result : Out(stream.Signature(result_layout(exponent_bits)))
         One result per command, in command order. ``value`` equals the golden function of
-        ``sim/golden/ops.py`` bit for bit when ``status`` is OK, including the golden's handling of
+        ``golden/ops.py`` bit for bit when ``status`` is OK, including the golden's handling of
         zeros (MUL with a zero operand gives (0, 0); ADD with a zero operand returns the other
         operand unchanged, its exponent included; SQRT(0) = (0, 0); SHIFT of a zero returns it
         unchanged). Otherwise ``status`` says why: DIV_ZERO (RECIP or RSQRT of zero: the golden

@@ -5,7 +5,7 @@ MOVV) as a functional unit behind the register channels of hw.core.iface.
 for the two-operand ops), W = ceil(VL / vector_lanes), runs them through `hw.core.vpu.VectorUnit`
 (the nine pipelined ops) or `hw.core.vpu.VectorDivider` (DIV) and writes the results to words
 0 .. W-1 of Vd, the last word masked to the lanes below VL. The golden reference is
-`sim.machine`'s vector handlers (`sim.golden.ops` elementwise on Vs[:VL], Vt[:VL]).
+`golden.machine`'s vector handlers (`golden.ops` elementwise on Vs[:VL], Vt[:VL]).
 
 Flow control. A read channel's `data` is the word addressed in the previous cycle with `en` high
 and holds while `en` is low, so the read port itself is the one-word stage in front of the

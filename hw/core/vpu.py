@@ -1,7 +1,7 @@
 """Elementwise vector unit: the row-wise functional unit of the core (ISA vector group).
 
 Implements the paper's row-wise ops ("Scalable MatMul-free Language Modeling", Zhu et al. 2024,
-section 5: ADD, SUB, MUL, EXP, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `sim/golden/ops.py`
+section 5: ADD, SUB, MUL, EXP, SIG) and ours (GMUL, ONEM, MOVV, SILU) exactly as `golden/ops.py`
 defines them (docs/numerics.md, "Vector operations"). Every width, fraction and the sigmoid table
 come from `spec.numerics`; the opcodes come from `spec.isa`. DIV, the one iterative op, is
 `VectorDivider` (one quotient bit per cycle).
@@ -95,7 +95,7 @@ class VectorUnit(LaneComponent):
         Requests: `op` and operand vectors `a`, `b` (`b` unused by the one-operand ops).
     o : Out(stream.Signature(result_layout(vector_lanes)))
         Results, one per accepted request, in request order; `data[j]` is, per `op`
-        (the `sim.golden.ops` functions, elementwise):
+        (the `golden.ops` functions, elementwise):
 
         ======  =============================================================================
         ADD     `fx_add(a, b)` (saturating)
@@ -261,7 +261,7 @@ class VectorDivider(wiring.Component):
 
     `fx_div(a, b) = sign(a*b) * floor((|a| * 2**FX_FRAC + |b|/2) / |b|)` (ties away from zero),
     saturated to FX; `b == 0` gives FX_MAX for `a > 0`, FX_MIN for `a < 0`, 0 for `a == 0`
-    (`sim.golden.ops.fx_div`). Restoring division, one quotient bit per cycle for every lane.
+    (`golden.ops.fx_div`). Restoring division, one quotient bit per cycle for every lane.
 
     Parameters
     ----------

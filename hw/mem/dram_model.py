@@ -3,7 +3,7 @@
 Sim-only (it models a DRAM, it is not meant for an FPGA) but plain synthesizable Amaranth: the same
 component runs in Amaranth's simulator, and its Verilog (`amaranth.back.verilog`) under Verilator
 with cocotb or a C++ harness. There are no Python callbacks inside; the data lives outside, in a
-sparse backing store that each harness serves through the `store` port (sim/dram.py has the Python
+sparse backing store that each harness serves through the `store` port (sim/tb/dram.py has the Python
 one).
 
 Interface (see hw/mem/dfi.py for DFI and the store port):

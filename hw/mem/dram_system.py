@@ -8,7 +8,7 @@ Per channel i the system has one `hw.mem.ddr4.Controller` whose DFI drives one
 `hw.mem.dram_model.DramModel` (a rank with the JEDEC checker). The models' backing stores are served
 by the harness through `store{i}` (hw/mem/dfi.py StorePortSignature), and `stat{i}` shows the
 model's checker and counters and the controller's refresh state. This is the simulation top used by
-the cocotb/Verilator harness (sim/cocotb_dram.py), the benchmarks (sim/dram_bench.py) and, in issue
+the cocotb/Verilator harness (sim/rtl/tb_dram.py), the benchmarks (sim/benches/dram.py) and, in issue
 #6, the full-system harness; it is not meant for an FPGA (the model is sim-only).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from spec.dram import Channel
+from spec.dram import Channel, check_channels
 
 from .dfi import NativePortSignature, StorePortSignature
 from .port import MemPortSignature
@@ -48,8 +48,7 @@ class DramSystem(wiring.Component):
                  interleave: int = 1, max_inflight: int = 256, controller: dict | None = None):
         if frontend not in ("native", "streamer"):
             raise ValueError(f"frontend {frontend!r}: valid are 'native' and 'streamer'")
-        if not 1 <= channels <= 4:
-            raise ValueError(f"{channels} channels: 1 to 4 are supported")
+        check_channels(channels)
         if frontend == "native" and channels != 1:
             raise ValueError("the native frontend exposes one controller port: use channels=1 or frontend='streamer'")
         self.ch, self.channels, self.frontend = ch, channels, frontend

@@ -51,7 +51,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.dram import Channel
+from spec.dram import Channel, check_channels
 
 from .dfi import NativePortSignature
 from .port import ADDR_BITS, LEN_BITS, MemPortSignature
@@ -75,8 +75,7 @@ class Streamer(wiring.Component):
                  beat_lines: int = 1):
         if not isinstance(ch, Channel):
             raise ValueError(f"ch must be a spec.dram.Channel, got {ch!r}")
-        if not isinstance(channels, int) or not 1 <= channels <= 4:
-            raise ValueError(f"channels must be 1, 2, 3 or 4, got {channels!r}")
+        check_channels(channels)
         if not _pow2(interleave):
             raise ValueError(f"interleave must be a power of two (lines per channel in a row), got {interleave!r}")
         if beat_lines not in (1, 2, 4):

@@ -1,5 +1,5 @@
 """The whole accelerator as Verilog (hw.top.Accelerator through hw.gen), run by the cocotb bench
-sim/cocotb_accel.py under Verilator (and Icarus), against the golden machine, bit for bit:
+sim/rtl/tb_accel.py under Verilator (and Icarus), against the golden machine, bit for bit:
 
 * differential fuzz: random valid programs from sim.fuzz (every opcode, hazards, loops), each
   compared on every TOKOUT and the whole state region including dumps of all registers; a
@@ -10,7 +10,7 @@ sim/cocotb_accel.py under Verilator (and Icarus), against the golden machine, bi
 * Icarus: one short fuzz run with the same bench.
 
 Every run has random pauses on the memory port (commands, read beats, write beats) and on the
-token streams, from sim.rtl's `stall` settings.
+token streams, from sim.rtl.runner's `stall` settings.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import shutil
 
 import pytest
 
-from sim import rtl
-from sim.runs import check_model, demo_image, fuzz_jobs, model_run
+from sim.rtl import runner as rtl
+from sim.rtl.runs import check_model, fuzz_jobs, model_run
 from spec.accel import get_config
+from sw.artifacts import demo_image
 
 pytestmark = pytest.mark.verilator
 
@@ -81,7 +82,7 @@ def test_two_cores_run_fuzz_programs_side_by_side():
 
     cfg, progs, gold, cases = fuzz_jobs("ecp5", range(100, 106))
     progs = [dict(p, hosts=p["hosts"] * 2) for p in progs]
-    res = rtl.run_job(rtl.build(cfg, cores=2), progs, stall=STALL)
+    res = rtl.run_job(rtl.build(cfg.with_cores(2)), progs, stall=STALL)
     for case, g, r in zip(cases, gold, res, strict=True):
         assert not r["timeout"] and not r["fault"], f"seed {case.seed}"
         for k in range(2):
@@ -98,7 +99,7 @@ def test_two_cores_share_the_weight_stream():
     runs = [model_run(cfg, img, prompt=p, n_new=1) for p in prompts]
     job = dict(runs[0][0], hosts=[r[0]["hosts"][0] for r in runs])
     one = rtl.run_job(rtl.build(cfg), [runs[0][0]], stall=STALL)[0]
-    two = rtl.run_job(rtl.build(cfg, cores=2), [job], stall=STALL)[0]
+    two = rtl.run_job(rtl.build(cfg.with_cores(2)), [job], stall=STALL)[0]
     for k, (_, gold) in enumerate(runs):
         check_model(two, gold, core=k)
     # the second core's weights come from the same reads: far less than twice the traffic

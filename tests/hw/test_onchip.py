@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.mem.onchip import OnChipMemory
-from tests.hw.streams import Pauses, receive, send
+from sim.tb.streams import Pauses, receive, send
 
 BEAT = 8
 LINES = 48

@@ -11,8 +11,8 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from hw.uart import UartRx, UartTx, divisor_for
+from sim.tb.streams import Pauses, receive, send
 from tests.hw.boards.uart_model import drive_frame, drive_idle, read_frame
-from tests.hw.streams import Pauses, receive, send
 
 DIVISORS = [4, 5, 7, 16]
 

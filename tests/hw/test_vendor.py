@@ -1,11 +1,11 @@
-"""hw.vendor / `python -m hw.gen --target`: the accelerator on the Avalon-MM (d5005) and AXI4 (mig)
-adapters, run in the Amaranth simulator against the sim.bfm bus models (random waitrequest /
+"""hw.vendor / `python -m bitstreams.verilog --target`: the accelerator on the Avalon-MM (d5005) and AXI4 (mig)
+adapters, run in the Amaranth simulator against the sim.tb.bfm bus models (random waitrequest /
 ready pauses, random read latency and read-data gaps, protocol and ordering checks that raise),
 token in, tokens out, bit-exact against the golden machine: every TOKOUT and the state region in
 memory at the end. Plus the CLI (files written, the instantiation example names every bus port,
 errors) and the helpers.
 
-Vectors: sim.amaranth_device.MICRO with seeded random parameters on sim.fuzz's "b8" config (beat
+Vectors: sim.backends.amaranth.MICRO with seeded random parameters on sim.fuzz's "b8" config (beat
 8, 2-bit packing, 1 vector lane, vlen 64): the smallest core the compiler takes, so that a few
 token steps simulate in seconds.
 """
@@ -16,19 +16,20 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.gen import main
+from bitstreams.verilog import main
+from golden.machine import GreedyHost, default_state_bytes
 from hw.vendor import TARGETS, VendorTop, get_target, instantiation_example, verilog_ports
-from sim.amaranth_device import MICRO, random_image
-from sim.bfm import AvalonSlave, Axi4Slave, SparseMemory
 from sim.fuzz import fuzz_config
-from sim.machine import GreedyHost, default_state_bytes
+from sim.tb.bfm import AvalonSlave, Axi4Slave, SparseMemory
 from spec import weight_image as wi
+from spec.models import MICRO
+from sw.artifacts import random_image
 from sw.compile import compile_model
 from sw.device import open_device
 
 
 class TokenHost:
-    """A sim.machine.GreedyHost on the top's tok_in[0] / tok_out[0], with random idle cycles on
+    """A golden.machine.GreedyHost on the top's tok_in[0] / tok_out[0], with random idle cycles on
     tok_in and backpressure on tok_out (probability `p`)."""
 
     def __init__(self, prompt: list[int], n_new: int, rng: random.Random, p: float):

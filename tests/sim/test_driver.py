@@ -11,8 +11,7 @@ import pytest
 
 from sim import driver
 from sw import device as dev
-
-ROOT = driver.ROOT
+from sw.artifacts import ROOT, Artifacts, prepare
 
 
 def _run(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
@@ -23,7 +22,7 @@ def _run(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
 def test_unknown_model_lists_the_valid_ones():
     r = _run("--model", "nope", "--backend", "golden")
     assert r.returncode == 2
-    assert "unknown MODEL 'nope'" in r.stderr and "370m" in r.stderr and "demo" in r.stderr
+    assert "unknown model 'nope'" in r.stderr and "370m" in r.stderr and "demo" in r.stderr
 
 
 def test_bad_arguments_are_one_line_errors():
@@ -84,7 +83,7 @@ def corrupt_backend(monkeypatch):
 
 
 def test_state_divergence_names_step_layer_operation_element(corrupt_backend):
-    p = driver.prepare("tiny", log=lambda m: None)
+    p = prepare("tiny")
     d = p.model_config.hidden_size
     corrupt_backend.where = {"step": 1, "element": (p.model_config.num_hidden_layers - 1) * d + 5}
     with pytest.raises(driver.Divergence) as ei:
@@ -95,7 +94,7 @@ def test_state_divergence_names_step_layer_operation_element(corrupt_backend):
 
 
 def test_token_divergence_is_reported(corrupt_backend):
-    p = driver.prepare("tiny", log=lambda m: None)
+    p = prepare("tiny")
     corrupt_backend.where = {"step": 2}
     with pytest.raises(driver.Divergence, match="token step 2: operation lm_head"):
         driver.run_sim(p, "corrupt", [1], 3, progress=False, log=lambda m: None)
@@ -109,8 +108,8 @@ def test_roofline_matches_the_reference_figures():
     from spec.models import get_preset
 
     for packing, want in (("1.6bit", 281), ("2bit", 225)):
-        p = driver.Prepared("370m", get_preset("370m"), None, dataclasses.replace(get_config("ddr4"), packing=packing),
-                            [], None, None, "")
+        p = Artifacts("370m", get_preset("370m"), None, dataclasses.replace(get_config("ddr4"), packing=packing),
+                      [], None, None, "", 0)
         rl = driver.roofline(p, 1)
         assert abs(rl["roofline_tokens_per_s"] - want) / want < 0.02, (packing, rl)
         assert rl["clock_hz"] == 300e6
@@ -118,7 +117,7 @@ def test_roofline_matches_the_reference_figures():
 
 
 def test_state_divergence_past_the_layers():
-    p = driver.prepare("tiny", log=lambda m: None)
+    p = prepare("tiny")
     n = p.model_config.num_hidden_layers * p.model_config.hidden_size
     g = np.zeros(n + 8, np.int64)
     r = g.copy()

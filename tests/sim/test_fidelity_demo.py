@@ -2,14 +2,14 @@
 golden integer model vs float PyTorch model, teacher-forced over the first 2,048 tokens of the
 held-out text (sw/demo/heldout.txt, opening of Macbeth, never trained on).
 
-Measured when written (python -m sim.fidelity --model demo): top-1 99.71 %, perplexity
+Measured when written (python -m sim.benches.fidelity --model demo): top-1 99.71 %, perplexity
 27.2981 (float) vs 27.2991 (golden), 0.003 % apart; over 8,192 tokens 99.35 % and 0.015 %.
 """
 from __future__ import annotations
 
 import pytest
 
-from sim.fidelity import measure
+from sim.benches.fidelity import measure
 
 pytestmark = pytest.mark.torch
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
+from golden.machine import GoldenMachine, ListHost
 from sim import fuzz
-from sim.machine import GoldenMachine, ListHost
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
@@ -124,7 +124,7 @@ def test_all_state_is_observed(runs, monkeypatch):
 
 
 def test_reference_and_fast_golden_agree(runs):
-    """run_golden uses sim.golden.ops (MMFREE_GOLDEN_KERNEL=numpy); the machine's default numba
+    """run_golden uses golden.ops (MMFREE_GOLDEN_KERNEL=numpy); the machine's default numba
     twins must give the same observation on fuzz programs."""
     cfg, img, out, _ = runs
     for case, obs in out[:4]:

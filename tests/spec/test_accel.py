@@ -37,7 +37,7 @@ def test_channel_configs_take_one_line_per_channel_per_cycle(channels):
 
 def test_config_for_channels_rejects_others():
     for bad in (0, 5, "2"):
-        with pytest.raises(ValueError, match="channels must be one of"):
+        with pytest.raises(ValueError, match="channels must be 1 to 4"):
             config_for_channels(bad)
 
 

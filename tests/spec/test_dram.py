@@ -139,3 +139,12 @@ def test_rules_are_named_once_and_grouped_in_families():
     assert dram.RULES[dram.rule_code("tFAW")].name == "tFAW"
     with pytest.raises(ValueError, match="unknown DRAM rule"):
         dram.rule_code("tXYZ")
+
+
+def test_channel_count_is_checked_in_one_place():
+    from spec.dram import MAX_CHANNELS, check_channels
+
+    assert [check_channels(n) for n in range(1, MAX_CHANNELS + 1)] == list(range(1, MAX_CHANNELS + 1))
+    for bad in (0, MAX_CHANNELS + 1, "2", 2.0, True):
+        with pytest.raises(ValueError, match=f"channels must be 1 to {MAX_CHANNELS}"):
+            check_channels(bad)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.golden import GoldenModel, GoldenWeights
-from sim.machine import GoldenMachine
+from golden import GoldenModel, GoldenWeights
+from golden.machine import GoldenMachine
 from spec import isa
 from spec import weight_image as wi
 from spec.models import PRESETS, get_preset

@@ -6,11 +6,11 @@ the smallest target that fits it (`target`), and every run is compared with the 
 on the same image, config and program, token for token and state snapshot byte for byte:
 
 * golden, amaranth: sim.fuzz's "b8" config (beat 8, 2-bit, 1 lane, vlen 64: the cheapest core in
-  the Amaranth simulator) with sim.amaranth_device.MICRO (1 layer, d 16, vocab 80, seeded random
+  the Amaranth simulator) with sim.backends.amaranth.MICRO (1 layer, d 16, vocab 80, seeded random
   weights, ~3,700 cycles per token step at ~1,000-2,000 cycles/s);
 * verilator: beat 64 is required (one DRAM line per beat): the ddr4 config (the build `make sim`
   uses, so the default run has one full-system build) with the trained demo model
-  (sim.runs.demo_image).
+  (sw.artifacts.demo_image).
 
 Tests: greedy generation (tokens, every snapshot, the on_token events, cycles); two cores with
 different prompts (batch), each equal to the golden machine on its own prompt; bad input
@@ -29,10 +29,11 @@ from pathlib import Path
 
 import pytest
 
-from sim.amaranth_device import MICRO, random_image
 from sim.fuzz import fuzz_config
 from spec import isa
 from spec.accel import AccelConfig, get_config
+from spec.models import MICRO
+from sw.artifacts import random_image
 from sw.device import BACKENDS, Device, DeviceError, Run, TokenEvent, open_device
 
 STALL = {"seed": 7, "cmd": 0.3, "rd": 0.3, "wr": 0.3, "tok": 0.3}
@@ -50,10 +51,10 @@ def target(backend: str) -> Target:
     """The smallest config and image the backend runs (see the module docstring)."""
     if backend == "verilator":
         try:
-            import sim.verilator_sim  # noqa: F401
+            import sim.backends.verilator  # noqa: F401
         except Exception as e:
             pytest.fail(f"the verilator backend's module does not import: {type(e).__name__}: {e}")
-        from sim.runs import demo_image
+        from sw.artifacts import demo_image
 
         cfg = get_config("ddr4")             # the build make sim uses: one full-system build in the default run
         return Target(backend, cfg, demo_image(cfg))
@@ -70,7 +71,7 @@ def device(backend: str, cores: int = 1, **options) -> Device:
     key = (backend, cores, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if key not in _DEVICES:
         t = target(backend)
-        _DEVICES[key] = open_device(backend, t.image, t.config, cores=cores, **options)
+        _DEVICES[key] = open_device(backend, t.image, t.config.with_cores(cores), **options)
     return _DEVICES[key]
 
 
@@ -85,7 +86,8 @@ def _close_devices():
 @functools.cache
 def _golden(backend: str, prompts: tuple[tuple[int, ...], ...], n_new: int) -> Run:
     t = target(backend)
-    return open_device("golden", t.image, t.config, cores=len(prompts)).generate([list(p) for p in prompts], n_new)
+    return open_device("golden", t.image, t.config.with_cores(len(prompts))).generate([list(p) for p in prompts],
+                                                                                      n_new)
 
 
 def golden(backend: str, prompts: list[list[int]], n_new: int) -> Run:
@@ -200,7 +202,7 @@ def test_bad_input_raises_value_error(backend):
     with pytest.raises(ValueError, match="export the image for the config"):
         open_device(backend, t.image, other)
     with pytest.raises(ValueError, match="cores"):
-        open_device(backend, t.image, t.config, cores=0)
+        open_device(backend, t.image, t.config.with_cores(0))
 
 
 def test_unknown_backend_lists_the_valid_ones():
@@ -290,7 +292,7 @@ def test_amaranth_tiny_preset_on_reduced_ecp5():
 def test_amaranth_demo_model_one_step():
     """The trained demo model (4 layers, d 192, vocab 1024) on ecp5 at vlen 512: one token step,
     ~38,600 cycles (~2.5 min in the Amaranth simulator)."""
-    from sim.runs import demo_image
+    from sw.artifacts import demo_image
 
     cfg = dataclasses.replace(get_config("ecp5"), vlen=512)
     img = demo_image(cfg)

@@ -40,7 +40,7 @@ Init (`init`): the power-up sequence runs once after reset; nothing is scheduled
 The DFI command pins are registered (a decision in cycle c is on the DFI in cycle c + 1; the
 write-data and read-slot pipelines count from there) and reset to DES.
 
-Measured (Amaranth sim, tests/hw/mem/test_ddr4_controller.py; Verilator, sim/dram_bench.py with
+Measured (Amaranth sim, tests/hw/mem/test_ddr4_controller.py; Verilator, sim/benches/dram.py with
 60k cycles including refresh, DDR4-2400R 8Gb_x8): sequential reads bg_first 99.3 % between refreshes
 / 95.6 % with refresh; uniform random reads 57.9 % / 56.6 %; col_first 67.8 % / 64.7 % (tCCD_L
 bound). Random reads are tFAW-bound (61.5 % at most); read_slots=128, bank_queue=16 add ~1.5 %.

@@ -2,8 +2,8 @@
 bit-level UART model behind a byte port) by sw.board_host, token in, tokens out, bit-exact
 against the golden machine (sw.device's golden backend) on the same image and program.
 
-Vectors: the `tiny` preset with seeded random parameters (sim.amaranth_device.random_image) on the
-ecp5 config at vlen 256 (the default run), and the trained demo model (sim.driver.prepare("demo"))
+Vectors: the `tiny` preset with seeded random parameters (sim.backends.amaranth.random_image) on the
+ecp5 config at vlen 256 (the default run), and the trained demo model (sw.artifacts.prepare("demo"))
 on the ecp5 config (slow; its image needs a memory larger than an ECP5-85F's block RAM, which is
 fine in simulation).
 """
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from golden.machine import default_state_bytes
 from hw.boards.top import BoardTop
-from sim.machine import default_state_bytes
 from spec import host_link as HL
 from spec import weight_image as wi
 from spec.accel import get_config
@@ -39,7 +39,7 @@ def _board(image_path, cfg, *, idle_bits=None):
 
 
 def _tiny():
-    from sim.amaranth_device import random_image
+    from sw.artifacts import random_image
     cfg = dataclasses.replace(get_config("ecp5"), vlen=256)
     return random_image(cfg, "tiny"), cfg
 
@@ -81,7 +81,7 @@ def test_link_errors_reach_the_host():
 
 @pytest.mark.slow
 def test_demo_model_over_uart_matches_golden():
-    from sim.driver import prepare
+    from sw.artifacts import prepare
     p = prepare("demo", config="ecp5", log=lambda *a: None)
     top, words, port = _board(p.image_path, p.config)
     assert words == list(p.program)

@@ -44,11 +44,12 @@ def test_pll_errors():
 def _rtlil(freq: float) -> str:
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+    from golden.machine import default_state_bytes
     from hw.boards.top import BoardTop
-    from sim.amaranth_device import MICRO, random_image
-    from sim.machine import default_state_bytes
     from spec import weight_image as wi
     from spec.accel import get_config
+    from spec.models import MICRO
+    from sw.artifacts import random_image
     from sw.compile import compile_model
 
     cfg = dataclasses.replace(get_config("ecp5"), vlen=64, rom_words=256)

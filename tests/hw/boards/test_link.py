@@ -10,8 +10,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.boards.link import HostLink
+from sim.tb.streams import Pauses, receive, send
 from spec import host_link as HL
-from tests.hw.streams import Pauses, receive, send
 
 GAP = 30
 

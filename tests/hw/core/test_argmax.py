@@ -1,7 +1,7 @@
 """hw.core.argmax: ArgmaxUnit against the golden machine's ARGMAX handler, through the register
 channel and write-back ports of hw.core.iface.
 
-Provenance of the vectors: the expected write-backs are `sim.machine._argmax`'s semantics
+Provenance of the vectors: the expected write-backs are `golden.machine._argmax`'s semantics
 (j = first index of max(Vs[:VL]); if Vs[j] > A[Am]: A[Am] = Vs[j], then A[Ai] = A[Ao] + j wrapped to
 64 bits) on seeded random register contents from value classes: uniform FX, small integers with
 many ties, all-equal vectors, negative-only vectors (with A[Am] = -2**63 so the maximum is still
@@ -28,11 +28,11 @@ from amaranth.sim import Simulator
 
 from hw.core.argmax import ArgmaxUnit, argmax_cycles
 from hw.core.iface import A_BITS, FX, words
+from sim.tb.streams import Pauses
+from sim.tb.unit import RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RegModel, cmd_payload
-from tests.hw.streams import Pauses
 
 A_MIN, A_MAX = -(1 << (A_BITS - 1)), (1 << (A_BITS - 1)) - 1
 
@@ -53,7 +53,7 @@ def _wrap64(v: int) -> int:
     return v - (1 << A_BITS) if v >> (A_BITS - 1) else v
 
 
-# -- the reference: sim.machine._argmax ----------------------------------------------------------
+# -- the reference: golden.machine._argmax ----------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Instr:
     vl: int

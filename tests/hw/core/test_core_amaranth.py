@@ -1,4 +1,4 @@
-"""hw.core.core: the whole Core in the Amaranth simulator, against the golden machine (sim.machine).
+"""hw.core.core: the whole Core in the Amaranth simulator, against the golden machine (golden.machine).
 
 The bench (`Bench`) wraps the Core in a module with an explicit sync domain (so that a test can
 pulse the reset between programs), serves `mem` and `wmem` with two RamModels over one bytearray
@@ -55,14 +55,14 @@ import pytest
 from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 
+from golden.machine import GoldenMachine, ListHost
 from hw.core.core import UNIT_OF, UNITS, Core
 from sim import fuzz
-from sim.machine import GoldenMachine, ListHost
+from sim.tb.streams import HoldCheck, Pauses
+from sim.tb.unit import RamModel
 from spec import isa
 from spec import weight_image as wi
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RamModel
-from tests.hw.streams import HoldCheck, Pauses
 
 E = isa.encode
 HALT, NOP = E("HALT"), E("NOP")
@@ -76,7 +76,7 @@ STATE_BYTES = 4096
 
 @pytest.fixture(autouse=True)
 def _numpy_golden(monkeypatch):
-    """The golden machine on sim.golden.ops and the numpy matvec (bit-identical to the numba
+    """The golden machine on golden.ops and the numpy matvec (bit-identical to the numba
     twins by contract, and no JIT warm-up for these short vectors)."""
     monkeypatch.setenv("MMFREE_GOLDEN_KERNEL", "numpy")
 

@@ -2,9 +2,9 @@
 through the register channels of hw.core.iface and a RAM behind the memory port (hw.mem.port).
 
 Provenance of the vectors: the expected register file, A/F write-backs and RAM after each
-instruction are `sim.machine`'s `_ldv _sv _ldg _ldgt _lde _ldw _ldf` re-stated with numpy on the
+instruction are `golden.machine`'s `_ldv _sv _ldg _ldgt _lde _ldw _ldf` re-stated with numpy on the
 same bytes (`execute` below; LDE through `spec.numerics.bf16_to_fx`, LDF through
-`sim.golden.ops.sf_from_float`), applied to seeded random RAM and register contents: FX values
+`golden.ops.sf_from_float`), applied to seeded random RAM and register contents: FX values
 from magnitude classes and raw 64-bit patterns (LDV keeps the low 48 bits), finite bf16 values
 (zero, denormals, rounding ties, saturating exponents), non-negative finite float32 values
 (zero, denormals, normals, the largest). Nothing here is a stored vector.
@@ -34,15 +34,15 @@ from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
 import hw.core.lsu as lsu
+from golden import ops as O
 from hw.core.iface import FX
 from hw.core.lsu import ELEMENT_BYTES, MNEMONICS, LoadStoreUnit, elements_per_cycle
 from hw.mem.port import MAX_BURST
-from sim.golden import ops as O
+from sim.tb.streams import HoldCheck, Pauses, send
+from sim.tb.unit import RamModel, RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RamModel, RegModel, cmd_payload
-from tests.hw.streams import HoldCheck, Pauses, send
 
 VECTOR_LOADS = ("LDV", "LDG", "LDGT", "LDE")
 SCALAR = ("LDW", "LDF")
@@ -150,7 +150,7 @@ def fill_regs(config: AccelConfig, rng: random.Random) -> list[np.ndarray]:
     return [np.array([_fx(rng) for _ in range(config.vlen)], np.int64) for _ in range(isa.N_VREGS)]
 
 
-# -- the reference: sim.machine's memory handlers ----------------------------------------------------
+# -- the reference: golden.machine's memory handlers ----------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Instr:
     mn: str
@@ -177,7 +177,7 @@ def _low48(x: np.ndarray) -> np.ndarray:
 
 
 def execute(s: State, ins: Instr) -> None:
-    """One instruction, in place, as sim.machine (LDV: the low 48 bits, the hardware's register)."""
+    """One instruction, in place, as golden.machine (LDV: the low 48 bits, the hardware's register)."""
     a, vl = ins.addr, ins.vl
     s.wb = None
     view = lambda dt, n: np.frombuffer(bytes(s.mem[a:a + n * np.dtype(dt).itemsize]), dt)

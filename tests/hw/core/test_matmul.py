@@ -1,14 +1,14 @@
 # amaranth: UnusedElaboratable=no
 """hw.core.matmul: MatmulUnit (TMATMUL) against the golden machine's formula, through the register
-channels of hw.core.iface and a RAM behind the memory port (tests/hw/core/harness.py).
+channels of hw.core.iface and a RAM behind the memory port (sim/tb/unit.py).
 
 Provenance of the vectors: seeded random trit matrices packed with spec.weight_image.pack_trits at
 the config's packing and beat, placed at random beat-aligned addresses of a RAM whose other bytes
 are 0xFF (invalid trit codes: a read outside the matrix would show); register contents drawn here
 (int8 codes, elements with high bits set to check the int8 truncation, FX extremes); SF mantissas
 in [2**23, 2**24) or 0, exponents from -2048 to 2047 with the rounding, clamp and saturation
-boundaries over-sampled. Expected: exactly sim.machine's `_tmatmul` — unpack_trits of the packed
-bytes, sim.golden.kernels.matvec_numpy with int8(Vs), ops.apply_sf(acc, ops.sf_shift(Fs, FX_FRAC))
+boundaries over-sampled. Expected: exactly golden.machine's `_tmatmul` — unpack_trits of the packed
+bytes, golden.kernels.matvec_numpy with int8(Vs), ops.apply_sf(acc, ops.sf_shift(Fs, FX_FRAC))
 into Vd[:rows], the rest of Vd kept. apply_sf is evaluated by its definition in Python integers
 (`apply_sf_exact`) and checked against ops.apply_sf wherever that one can evaluate it: for
 ``e + FX_FRAC <= -64`` ops.rshift_round overflows int64 (OverflowError), and the definition's
@@ -35,18 +35,18 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
+from golden import ops as O
+from golden.kernels import matvec_numpy
 from hw.core import bench_matmul
 from hw.core.iface import FX, words
 from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
 from hw.mem.port import MAX_BURST
-from sim.golden import ops as O
-from sim.golden.kernels import matvec_numpy
+from sim.tb.streams import Pauses
+from sim.tb.unit import RamModel, RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RamModel, RegModel, cmd_payload
-from tests.hw.streams import Pauses
 
 
 def _config(packing: str, beat: int, lanes: int, vlen: int) -> AccelConfig:
@@ -71,7 +71,7 @@ EXTRA_CONFIGS = {"ddr4s": _config("1.6bit", 64, 16, 1024)}
 FIRST_BEAT = 4
 
 
-# -- the reference: sim.machine._tmatmul ---------------------------------------------------------
+# -- the reference: golden.machine._tmatmul ---------------------------------------------------------
 def int8(v: np.ndarray) -> np.ndarray:
     return np.asarray(v, np.int64).astype(np.int8)       # the low 8 bits, signed (the cast wraps)
 
@@ -97,7 +97,7 @@ def golden(packed: np.ndarray, rows: int, vs: np.ndarray, sf: tuple[int, int], c
     try:
         ref = O.apply_sf(acc, O.sf_shift(sf, N.FX_FRAC))
     except OverflowError:
-        # sim.golden.ops.rshift_round cannot shift an int64 by 64 or more (e + FX_FRAC <= -64);
+        # golden.ops.rshift_round cannot shift an int64 by 64 or more (e + FX_FRAC <= -64);
         # the definition gives 0 there (rounding included), which is what the exact model returns
         assert -(sf[1] + N.FX_FRAC) >= 64 and not want.any()
     else:

@@ -2,7 +2,7 @@
 register channels of hw.core.iface.
 
 Provenance of the vectors: the expected register file (and F register) after each instruction is
-`sim.golden.ops.rmsnorm` / `sim.golden.ops.quantize` applied exactly as `sim.machine`'s `_norm` /
+`golden.ops.rmsnorm` / `golden.ops.quantize` applied exactly as `golden.machine`'s `_norm` /
 `_qnt` do (Vs[:VL], int16(Vg[:VL]), the exponent; the rest of Vd kept) to seeded random register
 contents drawn from magnitude classes: the zero vector, a few ulps, typical FX values (|x| around
 2**24 .. 2**28), the FX limits (FX_MIN, FX_MAX and neighbours), all-equal vectors, one non-zero
@@ -30,14 +30,14 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
+from golden import ops as O
 from hw.core.iface import FX, words
 from hw.core.normq import NormQuantUnit
-from sim.golden import ops as O
+from sim.tb.streams import Pauses
+from sim.tb.unit import RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RegModel, cmd_payload
-from tests.hw.streams import Pauses
 
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 
@@ -54,7 +54,7 @@ CONFIGS = {
 }
 
 
-# -- the reference: sim.machine's _norm / _qnt ---------------------------------------------------
+# -- the reference: golden.machine's _norm / _qnt ---------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Instr:
     mn: str          # NORM | QNT
@@ -71,7 +71,7 @@ class Instr:
 
 
 def execute(V: list[np.ndarray], F: list[tuple[int, int]], ins: Instr) -> None:
-    """One instruction on the register files, in place, as sim.machine._norm/_qnt."""
+    """One instruction on the register files, in place, as golden.machine._norm/_qnt."""
     x = V[ins.vs][:ins.vl].copy()
     g = V[ins.vt][:ins.vl].astype(np.int16)      # the low 16 bits, signed (the cast wraps)
     if ins.mn == "NORM":

@@ -1,6 +1,6 @@
 """hw.core.reduce: the NORM/QNT reductions and the quantizer against the golden integer ops.
 
-Provenance of the vectors: the expected values are `sim.golden.ops` (`mean_square`, `quantize`)
+Provenance of the vectors: the expected values are `golden.ops` (`mean_square`, `quantize`)
 and a naive Python-integer model of their integer parts (below), applied to seeded random vectors
 drawn from magnitude classes (all zero, a few ulps, typical, up to the 48-bit limits including
 FX_MIN, mixed bit lengths, and constructed exact rounding ties of the quantizer). Nothing here is
@@ -18,12 +18,12 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable, signed, unsigned
 from amaranth.sim import Simulator
 
+from golden import ops as O
 from hw.core.reduce import QUANT_LATENCY, Pass, QuantizeUnit, ReductionUnit
-from sim.golden import ops as O
+from sim.tb.streams import Pauses, assert_quiet, receive, send
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.streams import Pauses, assert_quiet, receive, send
 
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 

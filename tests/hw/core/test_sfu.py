@@ -1,8 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""hw/core/sfu.py (ScalarUnit) against sim/golden/ops.py, bit for bit.
+"""hw/core/sfu.py (ScalarUnit) against golden/ops.py, bit for bit.
 
 Provenance of every expected value: `model()` below, which calls the golden SF functions of
-sim/golden/ops.py (the definition, docs/numerics.md "Scalar unit (SF)") and maps what the golden
+golden/ops.py (the definition, docs/numerics.md "Scalar unit (SF)") and maps what the golden
 cannot express on the unit's ports (its ZeroDivisionError, exponents outside the port width) to the
 documented Status. Operands are seeded random (`random.Random(seed)`), biased toward the edges:
 mantissas at both ends of [2**23, 2**24), zeros with arbitrary exponents, exponents across the full
@@ -19,10 +19,10 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
+from golden import ops as O
 from hw.core.sfu import Op, ScalarUnit, Status
-from sim.golden import ops as O
+from sim.tb.streams import Pauses, receive, send
 from spec.numerics import SF_BITS
-from tests.hw.streams import Pauses, receive, send
 
 LO, HI = 1 << (SF_BITS - 1), 1 << SF_BITS
 

@@ -3,9 +3,9 @@
 
 Vectors: random matrices and codes drawn here from seeded numpy generators, packed with
 spec.weight_image.pack_trits (the image layout of docs/weight-image.md); expected sums from the
-golden kernel sim/golden/kernels.matvec_numpy and, as the deliberately naive model kept next to
+golden kernel golden/kernels.matvec_numpy and, as the deliberately naive model kept next to
 the block, a per-tile Python loop (`tile_model`). Streams are driven under seeded pause
-generators (idle cycles on `codes` and `weights`, random backpressure on `acc`, tests/hw/streams.py;
+generators (idle cycles on `codes` and `weights`, random backpressure on `acc`, sim/tb/streams.py;
 the stream hold rule checked on `acc`); every test also runs with no stalls.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ import pytest
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
+from golden.kernels import matvec_numpy
 from hw.core.tmac import TernaryArray, TritDecoder, codes_groups
-from sim.golden.kernels import matvec_numpy
+from sim.tb.streams import HoldCheck, Pauses, send
 from spec import weight_image as wi
 from spec.accel import CONFIGS, TRITS_PER_BYTE, AccelConfig
-from tests.hw.streams import HoldCheck, Pauses, send
 
 PACKINGS = tuple(TRITS_PER_BYTE)
 

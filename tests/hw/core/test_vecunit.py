@@ -1,8 +1,8 @@
 """hw.core.vecunit: VectorOpUnit, every vector-group instruction against the golden machine's
 handlers, through the register channels of hw.core.iface.
 
-Provenance of the vectors: the expected register file after each instruction is `sim.golden.ops`
-applied exactly as `sim.machine`'s vector handlers do (Vd[:VL] = op(Vs[:VL], Vt[:VL]), the rest of
+Provenance of the vectors: the expected register file after each instruction is `golden.ops`
+applied exactly as `golden.machine`'s vector handlers do (Vd[:VL] = op(Vs[:VL], Vt[:VL]), the rest of
 Vd kept) to seeded random register contents drawn from magnitude classes (zero, +-1, ulps,
 typical, large, the FX limits and their neighbours, powers of two, GATE values, sigmoid and exp
 table points, divisions by zero and rounding ties). Nothing here is a stored vector.
@@ -25,16 +25,16 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
+from golden import ops as O
 from hw.core.iface import FX, words
 from hw.core.vecunit import MNEMONICS, TWO_OPERAND, VectorOpUnit, div_cycles, pipelined_cycles
 from hw.core.vpu import LATENCY
-from sim.golden import ops as O
+from sim.tb.streams import Pauses, send
+from sim.tb.unit import RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.harness import RegModel, cmd_payload
 from tests.hw.core.test_vpu import golden
-from tests.hw.streams import Pauses, send
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
 SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
@@ -55,9 +55,9 @@ CONFIGS = {
 DIV_WORDS = 3
 
 
-# -- the reference: sim.machine's vector handlers (tests/hw/core/test_vpu.py's `golden`) -----------
+# -- the reference: golden.machine's vector handlers (tests/hw/core/test_vpu.py's `golden`) -----------
 def execute(V: list[np.ndarray], mn: str, vl: int, vd: int, vs: int, vt: int) -> None:
-    """One instruction on the register file V, in place, as sim.machine._vvv/_vv."""
+    """One instruction on the register file V, in place, as golden.machine._vvv/_vv."""
     V[vd][:vl] = golden(mn, V[vs][:vl].copy(), V[vt][:vl].copy())
 
 
@@ -324,7 +324,7 @@ def test_mixed_back_to_back(cfg):
 
 
 def test_onem_saturates_and_limits():
-    """ONEM of a < FX_MIN + GATE_ONE saturates to FX_MAX (sim.machine: sat_fx); MOVV, ADD, SUB at
+    """ONEM of a < FX_MIN + GATE_ONE saturates to FX_MAX (golden.machine: sat_fx); MOVV, ADD, SUB at
     the FX limits."""
     config = CONFIGS["l4"]
     V = [np.zeros(config.vlen, np.int64) for _ in range(isa.N_VREGS)]

@@ -1,6 +1,6 @@
 """hw.core.vpu: every pipelined vector op against the golden integer ops, under random stalls.
 
-Provenance of the vectors: the expected values are `sim.golden.ops` (the numpy definition of
+Provenance of the vectors: the expected values are `golden.ops` (the numpy definition of
 docs/numerics.md) applied to seeded random operands drawn per op from magnitude classes (zero,
 +-1, small, typical, large, the 48-bit limits and their neighbours, exact rounding ties, the
 sigmoid table's grid points, midpoints and clamp edges). Nothing here is a stored vector.
@@ -17,12 +17,12 @@ import pytest
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
+from golden import ops as O
 from hw.core.vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorOp, VectorUnit
-from sim.golden import ops as O
+from sim.tb.streams import Pauses, assert_quiet, receive, send
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.streams import Pauses, assert_quiet, receive, send
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
 SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
@@ -34,7 +34,7 @@ def _config(lanes: int) -> AccelConfig:
 
 # -- the naive model: one golden call per op -----------------------------------------------------
 def golden(op: VectorOp | str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The ISA semantics of `op` (a VectorOp or a mnemonic, spec.isa) evaluated with sim.golden.ops."""
+    """The ISA semantics of `op` (a VectorOp or a mnemonic, spec.isa) evaluated with golden.ops."""
     match getattr(op, "name", op):
         case "DIV":
             return O.fx_div(a, b)
@@ -47,7 +47,7 @@ def golden(op: VectorOp | str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         case "GMUL":
             return O.gate_mul(a, b)
         case "ONEM":
-            return O.sat_fx(N.GATE_ONE - a)     # saturated to FX, as sim.machine
+            return O.sat_fx(N.GATE_ONE - a)     # saturated to FX, as golden.machine
         case "MOVV":
             return a.copy()
         case "EXP":
@@ -243,7 +243,7 @@ def test_exp_every_table_interval_and_shift():
 
 def test_onem_saturates_outside_golden_range():
     """GATE_ONE - a leaves FX for a < FX_MIN + GATE_ONE; the hardware saturates to FX_MAX there
-    (sim.machine keeps the unsaturated int64, which no 48-bit register could hold)."""
+    (golden.machine keeps the unsaturated int64, which no 48-bit register could hold)."""
     a = [N.FX_MIN, N.FX_MIN + N.GATE_ONE - 1, N.FX_MIN + N.GATE_ONE]
     (got,) = TB(3).run([(VectorOp.ONEM, a, [0, 0, 0])])
     assert got == [N.FX_MAX, N.FX_MAX, N.FX_MAX]

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """hw.mem.avalon / hw.mem.axi: the memory port onto Avalon-MM and AXI4, against the slave models
-of sim.bfm (random waitrequest / ready pauses, random read latency, protocol checks that raise),
-driven by sim.bfm.PortDriver (random command mix, lengths 1..300, addresses across 4 KB pages,
+of sim.tb.bfm (random waitrequest / ready pauses, random read latency, protocol checks that raise),
+driven by sim.tb.bfm.PortDriver (random command mix, lengths 1..300, addresses across 4 KB pages,
 idle cycles on cmd / wr and backpressure on rd), with every read beat checked against a shadow
 memory in command order and the final memory compared.
 
@@ -9,7 +9,7 @@ Amaranth simulator: both adapters at several beat widths, with and without pause
 in-flight limits, aligned Avalon bursts, W after AW, error responses, throughput; negative tests
 show the ordering checks fire on an adapter without its write-after-read fence and the BFM rules
 fire on broken traffic. cocotb + Verilator (`verilator` marker): the same models through
-sim/cocotb_adapters.py on the generated Verilog.
+sim/rtl/tb_adapters.py on the generated Verilog.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from amaranth.sim import Simulator
 
 from hw.mem.avalon import AvalonAdapter, AvalonMMSignature
 from hw.mem.axi import Axi4Signature, AxiAdapter
-from sim.bfm import AvalonSlave, Axi4Slave, PortDriver, ProtocolError, SparseMemory, make_traffic
+from sim.tb.bfm import AvalonSlave, Axi4Slave, PortDriver, ProtocolError, SparseMemory, make_traffic
 
-# -- the Amaranth harness: the sim.bfm models stepped once per clock ---------------------------
+# -- the Amaranth harness: the sim.tb.bfm models stepped once per clock ---------------------------
 
 
 def _signal(dut, name: str):
@@ -130,7 +130,7 @@ def test_avalon_read_stream_throughput():
     """Long reads, no pauses, latency 40: one word per cycle once the pipe is full."""
     beat = 64
     dut = AvalonAdapter(beat)
-    from sim.bfm import Traffic
+    from sim.tb.bfm import Traffic
     t = Traffic(beat, 0)
     rng = random.Random(0)
     for k in range(8):
@@ -210,7 +210,7 @@ def test_axi_stream_throughput():
     """Long reads then long writes, no pauses, latency 40: ~one beat per cycle each way."""
     beat = 64
     dut = AxiAdapter(beat)
-    from sim.bfm import Traffic
+    from sim.tb.bfm import Traffic
     t = Traffic(beat, 0)
     rng = random.Random(0)
     for k in range(8):
@@ -304,7 +304,7 @@ def test_bfm_avalon_rules_fire():
 
 
 def test_bfm_port_driver_catches_wrong_data():
-    from sim.bfm import Traffic
+    from sim.tb.bfm import Traffic
     t = Traffic(16, 0)
     t.add(5, 1, False, random.Random(0))
     drv = PortDriver(t, 28, random.Random(0))
@@ -316,14 +316,14 @@ def test_bfm_port_driver_catches_wrong_data():
 
 
 def _verilator_run(kind: str, job: dict) -> dict:
-    from sim import rtl
+    from sim.rtl import runner as rtl
 
     beat = job["beat_bytes"]
     cls = AvalonAdapter if kind == "avalon" else AxiAdapter
     dut = cls(beat, **job.get("params", {}))
     text = verilog.convert(dut, name=f"{kind}_adapter")
     b = rtl.build_verilog(f"{kind}-adapter-{beat}", text, f"{kind}_adapter", "verilator")
-    res = rtl.run_cocotb(b, "sim.cocotb_adapters", dict(job, adapter=kind, line_bits=dut.line_bits))
+    res = rtl.run_cocotb(b, "sim.rtl.tb_adapters", dict(job, adapter=kind, line_bits=dut.line_bits))
     assert not res.get("error"), res["error"]
     return res
 

@@ -8,8 +8,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.mem.arbiter import PortArbiter, WeightBroadcast
-from tests.hw.core.harness import RamModel
-from tests.hw.streams import Pauses, receive, send
+from sim.tb.streams import Pauses, receive, send
+from sim.tb.unit import RamModel
 
 BEAT = 16
 REGION = 64          # lines per initiator

@@ -1,5 +1,5 @@
 """hw.mem.ddr4: the DDR4 controller in Amaranth simulation against the DFI-side DRAM model and its
-JEDEC checker (hw/mem/dram_model.py), a Python backing store (sim/dram.py) and a Python traffic
+JEDEC checker (hw/mem/dram_model.py), a Python backing store (sim/tb/dram.py) and a Python traffic
 source / sink with random idle cycles and backpressure. Every run checks: no rule broken, every read
 returns the data of the last write before it in request order (a shadow dict), reads in request
 order, and the model's refresh debt never above the credit."""
@@ -16,9 +16,9 @@ from amaranth.sim import Simulator
 
 from hw.mem.ddr4 import AddressMapper, Controller, init_steps
 from hw.mem.dram_model import DramModel
-from sim.dram import Report, Store, serve
+from sim.tb.dram import Report, Store, serve
+from sim.tb.streams import Pauses, receive, send
 from spec.dram import ADDRESS_MAPS, Channel
-from tests.hw.streams import Pauses, receive, send
 
 CH = Channel()                                                   # DDR4-2400R 8Gb_x8, bg_first
 CH16 = Channel(speed="DDR4-3200AA", geometry="8Gb_x16")

@@ -1,10 +1,10 @@
-"""The DDR4 memory system under Verilator (sim/dram_run.py, sim/cocotb_dram.py): the RTL controller
+"""The DDR4 memory system under Verilator (sim/rtl/dram.py, sim/rtl/tb_dram.py): the RTL controller
 drives the DFI-side DRAM model, whose JEDEC checker must stay silent, through long mixed traffic;
 every read returns the data last written.
 
 Default run: >= 1 million DRAM clocks of mixed traffic; the refresh debt under endless row hits;
 the command trace; two channels behind the streamer. Slow: >= 10 million clocks, the efficiency
-targets of issue #5 (the benchmark, sim/dram_bench.py, prints them beside the reference), four and
+targets of issue #5 (the benchmark, sim/benches/dram.py, prints them beside the reference), four and
 three channels.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ MIX = [
 
 @pytest.fixture(scope="module")
 def system():
-    from sim.dram_run import build
+    from sim.rtl.dram import build
     return build(CH)
 
 
@@ -60,7 +60,7 @@ def _check_clean(out: dict, min_clocks: int) -> int:
 
 
 def test_mixed_traffic_one_million_clocks(system):
-    from sim.dram_run import run
+    from sim.rtl.dram import run
     out = run(system, _workloads(1), seed=5)
     clocks = _check_clean(out, 1_000_000)
     kinds = {w["kind"] for w in out["workloads"]}
@@ -73,7 +73,7 @@ def test_mixed_traffic_one_million_clocks(system):
 
 @pytest.mark.slow
 def test_mixed_traffic_ten_million_clocks(system):
-    from sim.dram_run import run
+    from sim.rtl.dram import run
     out = run(system, _workloads(10), seed=11)
     _check_clean(out, 10_000_000)
 
@@ -81,7 +81,7 @@ def test_mixed_traffic_ten_million_clocks(system):
 def test_refresh_debt_under_continuous_row_hits(system):
     """Row hits forever (one row of one bank, reads): the refresher must still win; the checker's
     debt stays within the postponement credit and refreshes keep pace with tREFI."""
-    from sim.dram_run import run
+    from sim.rtl.dram import run
     t = CH.timing
     cycles = 16 * t.tREFI // 4
     out = run(system, [{"kind": "row_hits", "cycles": cycles, "warmup": 0, "columns": 16}], seed=2)
@@ -95,7 +95,7 @@ def test_refresh_debt_under_continuous_row_hits(system):
 
 def test_dram_trace(system, tmp_path):
     from hw.mem.dfi import Cmd
-    from sim.dram_run import run
+    from sim.rtl.dram import run
     path = tmp_path / "dram.trace"
     out = run(system, [{"kind": "mixed", "cycles": 3000, "read_frac": 0.5}], seed=3, trace=path)
     lines = path.read_text().splitlines()
@@ -125,7 +125,7 @@ def test_dram_trace(system, tmp_path):
     pytest.param(3, 1, id="3ch-narrow", marks=pytest.mark.slow),
 ])
 def test_channels_behind_the_streamer(channels, beat_lines):
-    from sim.dram_run import build, run
+    from sim.rtl.dram import build, run
     b = build(CH, channels, frontend="streamer", beat_lines=beat_lines)
     out = run(b, [{"bursts": 300, "max_len": 96, "span_beats": 4096, "read_frac": 0.6, "idle": 0.1,
                    "backpressure": 0.2}], seed=7)
@@ -141,8 +141,8 @@ def test_channels_behind_the_streamer(channels, beat_lines):
 @pytest.mark.parametrize("name,floor", [("seq_bg", 0.93), ("random", 0.55)])
 def test_efficiency_targets(name, floor):
     """Issue #5's targets (simulated): sequential >= 93 %, random reads >= 55 % of peak."""
-    from sim.dram_bench import WORKLOADS
-    from sim.dram_run import build, run
+    from sim.benches.dram import WORKLOADS
+    from sim.rtl.dram import build, run
     amap, wl, *_ = WORKLOADS[name]
     b = build(Channel("DDR4-2400R", "8Gb_x8", address_map=amap))
     w = run(b, [dict(wl, cycles=150_000, warmup=2000)], seed=1)["workloads"][0]

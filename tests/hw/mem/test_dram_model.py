@@ -20,7 +20,7 @@ import pytest
 
 from hw.mem.dfi import Cmd, decode
 from hw.mem.dram_model import DramModel
-from sim.dram import (
+from sim.tb.dram import (
     Report,
     Script,
     Store,

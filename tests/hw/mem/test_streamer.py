@@ -19,8 +19,8 @@ from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from hw.mem.streamer import Streamer, channel_of
+from sim.tb.streams import HoldCheck, Pauses, receive, send
 from spec.dram import Channel
-from tests.hw.streams import HoldCheck, Pauses, receive, send
 
 CH = Channel()
 LINE = CH.line_bytes
