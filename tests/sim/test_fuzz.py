@@ -14,6 +14,7 @@ import pytest
 
 from golden.machine import GoldenMachine, ListHost
 from sim import fuzz
+from sim.fuzz import analysis, api, config, validate
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
@@ -58,7 +59,7 @@ def test_tmatmul_candidates_are_valid_reads(setup):
     """Every candidate (Aw, rows) read is padding-clean and inside one matrix (checked with
     spec.weight_image's own check, independently of the generator's per-beat analysis)."""
     cfg, img = setup
-    info = fuzz._info(img, cfg)
+    info = analysis._info(img, cfg)
     mem = np.asarray(img.file_bytes())
     rng = np.random.default_rng(0)
     n_partial_rows = n_partial_groups = 0
@@ -177,20 +178,20 @@ def test_limits_are_checked(setup):
     """The validation run rejects what the hardware cannot hold: a TMATMUL scale below
     TMM_MIN_SF_EXP (the golden's rshift_round breaks there) and LDV data wider than FX."""
     cfg, img = setup
-    info = fuzz._info(img, cfg)
-    lay = fuzz._state_layout(info)
+    info = analysis._info(img, cfg)
+    lay = api._state_layout(info)
     e = isa.encode
-    tiny = next(a for a, sf in info.ldf_all if sf[0] and sf[1] < fuzz.TMM_MIN_SF_EXP)
+    tiny = next(a for a, sf in info.ldf_all if sf[0] and sf[1] < config.TMM_MIN_SF_EXP)
     words = [e("SETVL", info.vl_obs), e("MOVI", 1, tiny), e("LDF", 0, (1, 0)), e("MOVI", 2, info.probe_aw),
              e("TMATMUL", 0, 0, 2, 0, cfg.beat_bytes), e("HALT")]
     # ops.py's apply_sf raises OverflowError there (the numba twin would return a wrong value)
-    with pytest.raises(fuzz._Reject, match="scale exponent|OverflowError"):
-        fuzz._run_checked(fuzz._checked_machine(words, img, lay["state_bytes"]), ListHost())
+    with pytest.raises(validate._Reject, match="scale exponent|OverflowError"):
+        validate._run_checked(validate._checked_machine(words, img, lay["state_bytes"]), ListHost())
     wide = int(np.flatnonzero(info.ldv_run == 0)[-1])
     words = [e("SETVL", 1), e("MOVI", 1, 8 * wide), e("LDV", 0, (1, 0)), e("HALT")]
-    with pytest.raises(fuzz._Reject, match="outside FX"):
-        fuzz._run_checked(fuzz._checked_machine(words, img, lay["state_bytes"]), ListHost())
-    assert fuzz.TMM_MIN_SF_EXP == -63 - N.FX_FRAC
+    with pytest.raises(validate._Reject, match="outside FX"):
+        validate._run_checked(validate._checked_machine(words, img, lay["state_bytes"]), ListHost())
+    assert config.TMM_MIN_SF_EXP == -63 - N.FX_FRAC
 
 
 def test_cli(capsys):
