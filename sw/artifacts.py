@@ -82,6 +82,14 @@ def _cached(path: Path) -> wi.Image | None:
         return None
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (messages)."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def _checkpoint_tag(checkpoint: Path) -> str:
     h = hashlib.sha256()
     for f in sorted(checkpoint.iterdir()):
@@ -133,7 +141,7 @@ def model_image(model: str | None, checkpoint: str | Path | None = None, *, pack
         sd = random_state_dict(mc, seed)
     IMAGES.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
-    log(f"exporting {mc.name} ({packing}, beat {beat_bytes} B) to {path.relative_to(ROOT)}")
+    log(f"exporting {mc.name} ({packing}, beat {beat_bytes} B) to {_shown(path)}")
     try:
         export_image(mc, sd, tmp, packing=packing, beat_bytes=beat_bytes, source=source, progress=progress)
         tmp.replace(path)

@@ -460,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 raise ConfigError("give --model, --image or --checkpoint")
             prog = compile_model(cfg, packing, beat, vlen=args.vlen)
-        out = args.output or Path("build") / f"{prog.config.name}.s"
+        from sw.artifacts import build_dir
+        out = args.output or build_dir(f"{prog.config.name}.s")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(prog.text)
         if args.hex:

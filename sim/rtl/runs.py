@@ -9,6 +9,7 @@ demo model's image is sw.artifacts.demo_image.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from golden.machine import GoldenMachine
@@ -77,7 +78,9 @@ def fuzz_jobs(config_name: str, seeds, directory: Path = IMAGES):
     mem = directory / f"fuzz-{config_name}.img"
     data = bytes(img.file_bytes())
     if not mem.exists() or mem.read_bytes() != data:
-        mem.write_bytes(data)
+        tmp = mem.with_name(f"{mem.name}.{os.getpid()}.tmp")      # atomic: parallel test workers read it
+        tmp.write_bytes(data)
+        tmp.replace(mem)
     cases = [fuzz.random_program(s, cfg, img) for s in seeds]
     gold = [fuzz.run_golden(c, cfg, img) for c in cases]
     progs = [{"rom": c.words, "memory": str(mem), "state_base": c.layout.state_base, "state_bytes": c.state_bytes,

@@ -213,6 +213,28 @@ def test_unknown_backend_lists_the_valid_ones():
         assert name in str(e.value)
 
 
+def test_backends_are_registered_without_importing_them():
+    """The installed package's entry points register every backend; sw.device names them as strings
+    and imports none of them (a fresh interpreter running the golden backend loads no sim module)."""
+    import importlib
+    import subprocess
+    import sys
+
+    assert set(BACKENDS) == {"golden", "amaranth", "verilator", "uart"}
+    for name, target_ in BACKENDS.items():
+        mod, cls = target_.split(":")
+        dev_cls = getattr(importlib.import_module(mod), cls)
+        assert issubclass(dev_cls, Device) and dev_cls.backend == name
+    t = target("golden")
+    code = ("import sys; from sw.device import open_device; from spec.accel import AccelConfig; "
+            f"open_device('golden', {str(t.image)!r}, AccelConfig(**{dataclasses.asdict(t.config)!r}))"
+            ".generate([[1]], 1); "
+            "print(sorted(m for m in sys.modules if m == 'sim' or m.startswith(('sim.', 'hw.', 'amaranth'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
 def test_amaranth_options_are_checked():
     t = target("amaranth")
     with pytest.raises(ValueError, match="unknown option.*valid: stall"):
