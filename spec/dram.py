@@ -1,10 +1,12 @@
-"""DDR4 timing and geometry, defined once: speed grades, device geometries, conversion to clocks.
+"""DDR4 timing, geometry and commands, defined once: speed grades, device geometries, conversion to
+clocks, the command truth table and where a command's fields go on the pins.
 
-Every DRAM-facing layer derives its numbers from here: the controller's counters (hw/mem), the
-DFI-side DRAM model and its JEDEC checker, the benchmarks and docs/memory.md
-(`python -m spec.dram` prints its tables). Sources: JEDEC JESD79-4 (DDR4 SDRAM) speed bins and
-timing tables, the Micron 8 Gb DDR4 data sheet; the clock counts for DDR4-2400 x8 agree with
-../shared/reference/dram.md (tested).
+Every DRAM-facing layer derives its numbers from here: the controller's counters and command
+encoder (hw/mem), the DFI-side DRAM model and its JEDEC checker, the harnesses (sim/tb/dram.py),
+the benchmarks and docs/memory.md (`python -m spec.dram` prints its tables). Sources: JEDEC
+JESD79-4 (DDR4 SDRAM) speed bins and timing tables, its table 16 (command truth table), the Micron
+8 Gb DDR4 data sheet; the clock counts for DDR4-2400 x8 agree with ../shared/reference/dram.md
+(tested).
 
 Conversion to clocks: a timing given in time is rounded up to whole clocks with JEDEC's
 guard band for tCK's own rounding (JESD79-4 / JESD21-C "rounding algorithms": a value that is
@@ -15,11 +17,15 @@ the larger of the two.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from fractions import Fraction
+from typing import NamedTuple
 
-__all__ = ["ADDRESS_MAPS", "GEOMETRIES", "RULES", "SPEED_GRADES", "Channel", "Geometry", "Rule", "SpeedGrade",
-           "Timing", "clocks", "geometry", "mode_registers", "rule_code", "speed_grade", "timings"]
+__all__ = ["A10", "ACT_ROW_ADDRESS_BITS", "ACT_ROW_PINS", "ADDRESS_BITS", "ADDRESS_MAPS", "BANK_COMMANDS",
+           "CAS_COMMANDS", "COLUMN_BITS", "COMMANDS", "DES", "GEOMETRIES", "MR_BA_BITS", "RULES", "SPEED_GRADES",
+           "Channel", "Cmd", "Encoding", "Geometry", "Rule", "SpeedGrade", "Timing", "clocks", "command",
+           "decode_pins", "encode_pins", "geometry", "mode_registers", "rule_code", "speed_grade", "timings"]
 
 #: JEDEC's guard band on tCK rounding (2.5 % of a clock).
 GUARD = Fraction(25, 1000)
@@ -188,6 +194,137 @@ def timings(speed: str, geo: str) -> Timing:
         tMOD=clocks(15, tck, 24), tMRD=8, tZQinit=1024, tXPR=clocks(TRFC_NS[g.density_gbit] + 10, tck, 5),
         tDLLK=s.tdllk,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Commands: the DDR4 command truth table (JESD79-4 table 16, "Command Truth Table") and where a
+# command's fields go on the pins. The controller encodes from it (hw/mem/dfi.py), the DRAM model
+# decodes from it (hw/mem/dram_model.py), harnesses place pins with `encode_pins` (sim/tb/dram.py).
+
+class Cmd(enum.IntEnum):
+    """The commands by name (the trace prints the name); the number is the `cmd` field of the DRAM
+    model's trace output."""
+    NOP = 0      # also DES (CS_n = H), which the project drives for it (`DES`)
+    ACT = 1
+    RD = 2
+    WR = 3
+    PRE = 4
+    PREA = 5
+    REF = 6
+    MRS = 7
+    ZQCL = 8
+    ZQCS = 9
+    RDA = 10     # auto-precharge: legal DDR4, not issued by the controller nor modelled (bad_command)
+    WRA = 11
+    BAD = 12     # the reserved (RFU) encoding
+
+
+class Encoding(NamedTuple):
+    """One row of the truth table, CS_n = L (H = 1, L = 0). None: the pin does not select the
+    command (ACT carries row bits on RAS_n/CAS_n/WE_n, `ACT_ROW_PINS`; A10 is an address or
+    op-code bit where it does not tell two commands apart)."""
+    act_n: int
+    ras_n: int | None
+    cas_n: int | None
+    we_n: int | None
+    a10: int | None
+
+    @property
+    def rcw(self) -> int:
+        """{RAS_n, CAS_n, WE_n} as a 3-bit number, RAS_n the MSB (not defined for ACT)."""
+        return (self.ras_n << 2) | (self.cas_n << 1) | self.we_n
+
+
+#: JESD79-4 table 16, the rows with CKE high in both clocks (no power-down or self refresh) and
+#: BL8 fixed (A12 does not select BC4); command -> (ACT_n, RAS_n, CAS_n, WE_n, A10)
+COMMANDS: dict[Cmd, Encoding] = {
+    Cmd.NOP: Encoding(act_n=1, ras_n=1, cas_n=1, we_n=1, a10=None),
+    Cmd.ACT: Encoding(act_n=0, ras_n=None, cas_n=None, we_n=None, a10=None),
+    Cmd.MRS: Encoding(act_n=1, ras_n=0, cas_n=0, we_n=0, a10=None),
+    Cmd.REF: Encoding(act_n=1, ras_n=0, cas_n=0, we_n=1, a10=None),
+    Cmd.PRE: Encoding(act_n=1, ras_n=0, cas_n=1, we_n=0, a10=0),
+    Cmd.PREA: Encoding(act_n=1, ras_n=0, cas_n=1, we_n=0, a10=1),
+    Cmd.BAD: Encoding(act_n=1, ras_n=0, cas_n=1, we_n=1, a10=None),     # RFU
+    Cmd.WR: Encoding(act_n=1, ras_n=1, cas_n=0, we_n=0, a10=0),
+    Cmd.WRA: Encoding(act_n=1, ras_n=1, cas_n=0, we_n=0, a10=1),
+    Cmd.RD: Encoding(act_n=1, ras_n=1, cas_n=0, we_n=1, a10=0),
+    Cmd.RDA: Encoding(act_n=1, ras_n=1, cas_n=0, we_n=1, a10=1),
+    Cmd.ZQCS: Encoding(act_n=1, ras_n=1, cas_n=1, we_n=0, a10=0),
+    Cmd.ZQCL: Encoding(act_n=1, ras_n=1, cas_n=1, we_n=0, a10=1),
+}
+
+#: the pins the project drives for Cmd.NOP: deselect, the command pins high too (JEDEC: don't care);
+#: also the reset value of every DFI phase (all-zero pins would be an ACT)
+DES: dict[str, int] = {"cs_n": 1, "act_n": 1, "ras_n": 1, "cas_n": 1, "we_n": 1}
+
+#: ACT: the row's bits ACT_ROW_ADDRESS_BITS-1..0 are on A13:A0, the ones above on these pins (pin -> row bit)
+ACT_ROW_ADDRESS_BITS = 14
+ACT_ROW_PINS: dict[str, int] = {"ras_n": 16, "cas_n": 15, "we_n": 14}
+#: the address pins A17:A0
+ADDRESS_BITS = 18
+#: A10: auto-precharge on RD/WR, all banks on PRE, long calibration on ZQC
+A10 = 10
+#: RD/WR: the column on A9:A0
+COLUMN_BITS = 10
+#: MRS: BG0 and BA1:BA0 select the mode register (MRn: n = bg << MR_BA_BITS | ba), its value is on A17:A0
+MR_BA_BITS = 2
+
+#: the commands that address one bank (bg, ba) and those that carry a column
+BANK_COMMANDS = frozenset({Cmd.ACT, Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA, Cmd.PRE})
+CAS_COMMANDS = frozenset({Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA})
+
+
+def command(act_n: int, ras_n: int, cas_n: int, we_n: int, a10: int) -> Cmd:
+    """The command that the pins encode with CS_n = L: the row of COMMANDS they match (there is
+    exactly one for every combination; tests/spec/test_dram.py)."""
+    pins = (act_n, ras_n, cas_n, we_n, a10)
+    for cmd, enc in COMMANDS.items():
+        if all(e is None or e == p for e, p in zip(enc, pins, strict=True)):
+            return cmd
+    raise ValueError(f"no DDR4 command has the pins ACT_n RAS_n CAS_n WE_n A10 = {pins}")
+
+
+def encode_pins(cmd: Cmd, *, bg: int = 0, ba: int = 0, row: int = 0, col: int = 0, mr: int = 0,
+                value: int = 0) -> dict[str, int]:
+    """One DFI phase's pins {cs_n, act_n, ras_n, cas_n, we_n, bg, ba, address} for `cmd`; fields
+    that do not apply are 0. ACT takes bg, ba and `row`; RD/WR/RDA/WRA bg, ba and `col` (the
+    column, A2:A0 = 0 for BL8); PRE bg, ba; MRS `mr` (the register number) and `value`."""
+    cmd = Cmd(cmd)
+    if cmd == Cmd.NOP:
+        return {**DES, "bg": 0, "ba": 0, "address": 0}
+    enc = COMMANDS[cmd]
+    out = {"cs_n": 0, "act_n": enc.act_n, "ras_n": enc.ras_n, "cas_n": enc.cas_n, "we_n": enc.we_n,
+           "bg": 0, "ba": 0, "address": 0}
+    if cmd in BANK_COMMANDS:
+        out.update(bg=bg, ba=ba)
+    if cmd == Cmd.ACT:
+        out.update({pin: (row >> bit) & 1 for pin, bit in ACT_ROW_PINS.items()},
+                   address=row & ((1 << ACT_ROW_ADDRESS_BITS) - 1))
+    elif cmd in CAS_COMMANDS:
+        out["address"] = col & ((1 << COLUMN_BITS) - 1)
+    elif cmd == Cmd.MRS:
+        out.update(bg=mr >> MR_BA_BITS, ba=mr & ((1 << MR_BA_BITS) - 1), address=value & ((1 << ADDRESS_BITS) - 1))
+    if enc.a10:
+        out["address"] |= 1 << A10
+    return out
+
+
+def decode_pins(pins: dict) -> tuple[Cmd, dict]:
+    """One phase's pins {cs_n, act_n, ras_n, cas_n, we_n, bg, ba, address} -> (command, fields),
+    the inverse of `encode_pins`: fields has bg and ba (commands that address a bank), row (ACT),
+    col (RD/WR/RDA/WRA), mr and value (MRS). DES decodes as Cmd.NOP."""
+    if pins["cs_n"]:
+        return Cmd.NOP, {}
+    a, bg, ba = pins["address"], pins["bg"], pins["ba"]
+    cmd = command(pins["act_n"], pins["ras_n"], pins["cas_n"], pins["we_n"], (a >> A10) & 1)
+    fields = {"bg": bg, "ba": ba} if cmd in BANK_COMMANDS else {}
+    if cmd == Cmd.ACT:
+        fields["row"] = (a & ((1 << ACT_ROW_ADDRESS_BITS) - 1)) | sum(pins[p] << b for p, b in ACT_ROW_PINS.items())
+    elif cmd in CAS_COMMANDS:
+        fields["col"] = a & ((1 << COLUMN_BITS) - 1)
+    elif cmd == Cmd.MRS:
+        fields.update(mr=(bg << MR_BA_BITS) | ba, value=a)
+    return cmd, fields
 
 
 # --------------------------------------------------------------------------------------------

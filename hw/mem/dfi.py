@@ -14,60 +14,45 @@ at DRAM clock 4c + p. Per cycle the DFI carries
     rddata_valid   a RD issued in cycle c returns its burst at cycle c + Channel.rd_latency,
     rddata           in command order (the PHY has realigned it to the controller clock)
 
-Commands (DDR4 truth table, JESD79-4 table 16; cs_n = 0 selects; H = 1, L = 0):
-
-    DES   cs_n=1                      ACT  act_n=0, row = {ras_n, cas_n, we_n, A13:A0} (A16:A14 on
-    NOP   act_n=1 ras=H cas=H we=H          ras_n/cas_n/we_n)
-    MRS   act_n=1 ras=L cas=L we=L   bg/ba select the mode register (MRn: n = bg*4 + ba), A17:A0 value
-    REF   act_n=1 ras=L cas=L we=H
-    PRE   act_n=1 ras=L cas=H we=L   A10=0: bank bg/ba; A10=1: all banks (PREA)
-    RD    act_n=1 ras=H cas=L we=H   column on A9:A0 (A2:A0 = 0 for BL8); A10 = auto-precharge
-    WR    act_n=1 ras=H cas=L we=L     (not used by the controller; the model reports it)
-    ZQC   act_n=1 ras=H cas=H we=L   A10=1: ZQCL (init), A10=0: ZQCS
-
-`encode(phase, cmd, ...)` drives a phase's pins from Amaranth; `decode(pins)` reads them back in
-Python (harnesses, tests).
+Commands: spec.dram.Cmd names them, spec.dram.COMMANDS holds their encodings (JESD79-4 table 16)
+and the spec.dram constants next to it say where a command's fields go (the ACT row, the RD/WR
+column, A10, the MRS register number). `encode(phase, cmd, ...)` drives a phase's pins from
+Amaranth; `decode(pins)` (spec.dram.decode_pins) reads them back in Python (harnesses, tests).
 """
 from __future__ import annotations
-
-import enum
 
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.dram import Channel
+from spec.dram import (
+    A10,
+    ACT_ROW_ADDRESS_BITS,
+    ACT_ROW_PINS,
+    ADDRESS_BITS,
+    BANK_COMMANDS,
+    CAS_COMMANDS,
+    COLUMN_BITS,
+    COMMANDS,
+    DES,
+    MR_BA_BITS,
+    Channel,
+    Cmd,
+)
+from spec.dram import decode_pins as decode
 
 __all__ = ["DES", "Cmd", "DfiSignature", "NativePortSignature", "PhaseLayout", "StorePortSignature", "decode",
            "encode", "native_req_layout", "store_addr_bits"]
 
-
-class Cmd(enum.IntEnum):
-    """Decoded commands (the trace's and the model's names)."""
-    NOP = 0      # also DES (cs_n = 1)
-    ACT = 1
-    RD = 2
-    WR = 3
-    PRE = 4
-    PREA = 5
-    REF = 6
-    MRS = 7
-    ZQCL = 8
-    ZQCS = 9
-    RDA = 10     # auto-precharge: legal DDR4, not modelled (the model reports bad_command)
-    WRA = 11
-    BAD = 12     # an encoding the model does not accept
+#: the commands the controller issues (encode refuses the others)
+ISSUED = frozenset({Cmd.NOP, Cmd.ACT, Cmd.RD, Cmd.WR, Cmd.PRE, Cmd.PREA, Cmd.REF, Cmd.MRS, Cmd.ZQCL, Cmd.ZQCS})
 
 
 def PhaseLayout(ch: Channel) -> data.StructLayout:
     fb = ch.field_bits
     return data.StructLayout({
         "cs_n": 1, "act_n": 1, "ras_n": 1, "cas_n": 1, "we_n": 1,
-        "bg": max(fb["bg"], 1), "ba": max(fb["ba"], 1), "address": 18,
+        "bg": max(fb["bg"], 1), "ba": max(fb["ba"], 1), "address": ADDRESS_BITS,
     })
-
-
-#: the phase pins of "no command" (deselect): the phases' reset value, so an undriven DFI is idle
-DES = {"cs_n": 1, "act_n": 1, "ras_n": 1, "cas_n": 1, "we_n": 1}
 
 
 class DfiSignature(wiring.Signature):
@@ -99,64 +84,37 @@ class DfiSignature(wiring.Signature):
 
 
 def encode(phase, cmd: Cmd, *, bg=0, ba=0, row=0, col=0, mr=0, value=0) -> list:
-    """Amaranth statements that drive `phase` (a PhaseLayout view) with `cmd`. Fields may be
-    Values. For ACT give `row`; RD/WR `col` (the column, a multiple of 8); PRE bg/ba; MRS `mr`
-    (0..6) and `value`."""
-    ras, cas, we = {
-        Cmd.NOP: (1, 1, 1), Cmd.MRS: (0, 0, 0), Cmd.REF: (0, 0, 1), Cmd.PRE: (0, 1, 0), Cmd.PREA: (0, 1, 0),
-        Cmd.RD: (1, 0, 1), Cmd.WR: (1, 0, 0), Cmd.ZQCL: (1, 1, 0), Cmd.ZQCS: (1, 1, 0),
-    }.get(cmd, (None, None, None))
+    """Amaranth statements that drive `phase` (a PhaseLayout view) with `cmd` (spec.dram.COMMANDS;
+    Cmd.NOP drives spec.dram.DES). Fields may be Values. For ACT give `row`; RD/WR `col` (the
+    column, a multiple of 8); PRE bg/ba; MRS `mr` (0..6) and `value`."""
+    if cmd not in ISSUED:
+        raise ValueError(f"encode: command {cmd!r} is not issued by the controller")
     if cmd == Cmd.NOP:
-        return [phase.cs_n.eq(1), phase.act_n.eq(1), phase.ras_n.eq(1), phase.cas_n.eq(1), phase.we_n.eq(1)]
+        return [getattr(phase, pin).eq(v) for pin, v in DES.items()]
+    enc = COMMANDS[cmd]
     s = [phase.cs_n.eq(0)]
     if cmd == Cmd.ACT:
-        return s + [phase.act_n.eq(0), phase.bg.eq(bg), phase.ba.eq(ba),
-                    phase.ras_n.eq(row >> 16), phase.cas_n.eq(row >> 15), phase.we_n.eq(row >> 14),
-                    phase.address.eq(row & 0x3FFF)]
-    if ras is None:
-        raise ValueError(f"encode: command {cmd!r} is not issued by the controller")
-    s += [phase.act_n.eq(1), phase.ras_n.eq(ras), phase.cas_n.eq(cas), phase.we_n.eq(we)]
-    if cmd in (Cmd.RD, Cmd.WR):
-        s += [phase.bg.eq(bg), phase.ba.eq(ba), phase.address.eq(col & 0x3FF)]
-    elif cmd == Cmd.PRE:
-        s += [phase.bg.eq(bg), phase.ba.eq(ba), phase.address.eq(0)]
-    elif cmd == Cmd.PREA:
-        s += [phase.address.eq(1 << 10)]
+        return s + [phase.act_n.eq(enc.act_n), phase.bg.eq(bg), phase.ba.eq(ba),
+                    *(getattr(phase, pin).eq(row >> bit) for pin, bit in ACT_ROW_PINS.items()),
+                    phase.address.eq(row & ((1 << ACT_ROW_ADDRESS_BITS) - 1))]
+    s += [phase.act_n.eq(enc.act_n), phase.ras_n.eq(enc.ras_n), phase.cas_n.eq(enc.cas_n), phase.we_n.eq(enc.we_n)]
+    address = None                  # A17:A0 but A10, where the command has fields there
+    if cmd in BANK_COMMANDS:
+        s += [phase.bg.eq(bg), phase.ba.eq(ba)]
+    if cmd in CAS_COMMANDS:
+        address = col & ((1 << COLUMN_BITS) - 1)
     elif cmd == Cmd.MRS:
-        s += [phase.bg.eq(mr >> 2), phase.ba.eq(mr & 3), phase.address.eq(value)]
-    elif cmd == Cmd.ZQCL:
-        s += [phase.address.eq(1 << 10)]
-    elif cmd == Cmd.ZQCS:
-        s += [phase.address.eq(0)]
+        s += [phase.bg.eq(mr >> MR_BA_BITS), phase.ba.eq(mr & ((1 << MR_BA_BITS) - 1))]
+        address = value
+    if enc.a10 is not None:         # A10 tells the command apart: alone, or next to the fields
+        a10 = enc.a10 << A10
+        if address is None:
+            address = a10
+        elif a10:
+            address = address | a10
+    if address is not None:
+        s += [phase.address.eq(address)]
     return s
-
-
-def decode(pins: dict) -> tuple[Cmd, dict]:
-    """Python decode of one phase's pins ({cs_n, act_n, ras_n, cas_n, we_n, bg, ba, address}):
-    (command, fields) where fields has bg, ba and, as they apply, row, col, mr, value."""
-    if pins["cs_n"]:
-        return Cmd.NOP, {}
-    a, bg, ba = pins["address"], pins["bg"], pins["ba"]
-    if not pins["act_n"]:
-        row = (pins["ras_n"] << 16) | (pins["cas_n"] << 15) | (pins["we_n"] << 14) | (a & 0x3FFF)
-        return Cmd.ACT, {"bg": bg, "ba": ba, "row": row}
-    key = (pins["ras_n"], pins["cas_n"], pins["we_n"])
-    ap = (a >> 10) & 1
-    if key == (1, 1, 1):
-        return Cmd.NOP, {}
-    if key == (0, 0, 0):
-        return Cmd.MRS, {"mr": (bg << 2) | ba, "value": a}
-    if key == (0, 0, 1):
-        return Cmd.REF, {}
-    if key == (0, 1, 0):
-        return (Cmd.PREA, {}) if ap else (Cmd.PRE, {"bg": bg, "ba": ba})
-    if key == (1, 0, 1):
-        return (Cmd.RDA if ap else Cmd.RD), {"bg": bg, "ba": ba, "col": a & 0x3FF}
-    if key == (1, 0, 0):
-        return (Cmd.WRA if ap else Cmd.WR), {"bg": bg, "ba": ba, "col": a & 0x3FF}
-    if key == (1, 1, 0):
-        return (Cmd.ZQCL if ap else Cmd.ZQCS), {}
-    return Cmd.BAD, {}
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ with cocotb or a C++ harness. There are no Python callbacks inside; the data liv
 sparse backing store that each harness serves through the `store` port (sim/tb/dram.py has the Python
 one).
 
-Interface (see hw/mem/dfi.py for DFI and the store port):
+Interface (see hw/mem/dfi.py for DFI and the store port; the pins decode by spec.dram.COMMANDS):
 
     dfi          In(DfiSignature(ch))   the model is the DFI target
     store        Out(StorePortSignature(ch))
@@ -75,8 +75,21 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.mem.dfi import Cmd, DfiSignature, StorePortSignature
-from spec.dram import RULES, Channel, mode_registers, rule_code
+from hw.mem.dfi import DfiSignature, StorePortSignature
+from spec.dram import (
+    A10,
+    ACT_ROW_ADDRESS_BITS,
+    ACT_ROW_PINS,
+    ADDRESS_BITS,
+    COLUMN_BITS,
+    COMMANDS,
+    MR_BA_BITS,
+    RULES,
+    Channel,
+    Cmd,
+    mode_registers,
+    rule_code,
+)
 
 __all__ = ["OFFSET", "DramModel", "TraceLayout"]
 
@@ -86,11 +99,11 @@ TIME_BITS = 48
 
 
 def TraceLayout(ch: Channel) -> data.StructLayout:
-    """One phase's decoded command: valid (not DES/NOP), cmd (hw.mem.dfi.Cmd), bg, ba, row, col.
+    """One phase's decoded command: valid (not DES/NOP), cmd (spec.dram.Cmd), bg, ba, row, col.
     RD/WR: row is the bank's open row (0 if closed); MRS: bg/ba as encoded, the value in row."""
     fb = ch.field_bits
-    return data.StructLayout({"valid": 1, "cmd": 4, "bg": max(fb["bg"], 1), "ba": max(fb["ba"], 1),
-                              "row": 18, "col": 10})
+    return data.StructLayout({"valid": 1, "cmd": max(Cmd).bit_length(), "bg": max(fb["bg"], 1),
+                              "ba": max(fb["ba"], 1), "row": ADDRESS_BITS, "col": COLUMN_BITS})
 
 
 class DramModel(wiring.Component):
@@ -173,42 +186,60 @@ class DramModel(wiring.Component):
         m.d.sync += now.eq(now + NP)
         m.d.comb += self.clock.eq(now - OFFSET)
 
-        # ---- decode: per phase flags and fields, from the pins only ----
+        # ---- decode: per phase flags and fields, from the pins only (spec.dram.COMMANDS) ----
+        def level(pin, v):
+            """`pin` is at level `v` (1: H)."""
+            return pin if v else ~pin
+
+        def is_cmd(c, other, key, a10, *, by_a10=True):
+            """A non-ACT command with the pins of `c`, and its A10 unless by_a10 is False."""
+            e = COMMANDS[c]
+            v = other & (key == e.rcw)
+            if by_a10 and e.a10 is not None:
+                v = v & level(a10, e.a10)
+            return v
+
+        act_n, nop = COMMANDS[Cmd.ACT].act_n, COMMANDS[Cmd.NOP]
+        cas_rc = COMMANDS[Cmd.RD].rcw >> 1           # {RAS_n, CAS_n} of every CAS command (RD, WR, RDA, WRA)
+        row_pins = sorted(ACT_ROW_PINS, key=ACT_ROW_PINS.get)     # the row bits above A13:A0, from A14 up
         ph = [dfi.phases[p] for p in range(NP)]
         dec = []
         for p in range(NP):
             x = ph[p]
-            key = Cat(x.we_n, x.cas_n, x.ras_n)          # {ras, cas, we} as a number, ras the MSB
+            key = Cat(x.we_n, x.cas_n, x.ras_n)          # {ras, cas, we} as a number, ras the MSB: Encoding.rcw
             sel = ~x.cs_n
-            other = sel & x.act_n
-            a10 = x.address[10]
+            other = sel & level(x.act_n, 1 - act_n)
+            a10 = x.address[A10]
             d = {
-                "act": comb(md, f"is_act{p}", 1, sel & ~x.act_n),
-                "rd": comb(md, f"is_rd{p}", 1, other & (key == 0b101)),
-                "wr": comb(md, f"is_wr{p}", 1, other & (key == 0b100)),
-                "pre": comb(md, f"is_pre{p}", 1, other & (key == 0b010) & ~a10),
-                "prea": comb(md, f"is_prea{p}", 1, other & (key == 0b010) & a10),
-                "ref": comb(md, f"is_ref{p}", 1, other & (key == 0b001)),
-                "mrs": comb(md, f"is_mrs{p}", 1, other & (key == 0b000)),
-                "zqcl": comb(md, f"is_zqcl{p}", 1, other & (key == 0b110) & a10),
-                "zqcs": comb(md, f"is_zqcs{p}", 1, other & (key == 0b110) & ~a10),
-                "rsv": comb(md, f"is_rsv{p}", 1, other & (key == 0b011)),
-                "cas": comb(md, f"is_cas{p}", 1, other & (key[1:] == 0b10)),
-                "any": comb(md, f"is_cmd{p}", 1, sel & ~(x.act_n & (key == 0b111))),
+                "act": comb(md, f"is_act{p}", 1, sel & level(x.act_n, act_n)),
+                # RD/WR include RDA/WRA: A10 is checked as "ap" (bad_command)
+                "rd": comb(md, f"is_rd{p}", 1, is_cmd(Cmd.RD, other, key, a10, by_a10=False)),
+                "wr": comb(md, f"is_wr{p}", 1, is_cmd(Cmd.WR, other, key, a10, by_a10=False)),
+                "pre": comb(md, f"is_pre{p}", 1, is_cmd(Cmd.PRE, other, key, a10)),
+                "prea": comb(md, f"is_prea{p}", 1, is_cmd(Cmd.PREA, other, key, a10)),
+                "ref": comb(md, f"is_ref{p}", 1, is_cmd(Cmd.REF, other, key, a10)),
+                "mrs": comb(md, f"is_mrs{p}", 1, is_cmd(Cmd.MRS, other, key, a10)),
+                "zqcl": comb(md, f"is_zqcl{p}", 1, is_cmd(Cmd.ZQCL, other, key, a10)),
+                "zqcs": comb(md, f"is_zqcs{p}", 1, is_cmd(Cmd.ZQCS, other, key, a10)),
+                "rsv": comb(md, f"is_rsv{p}", 1, is_cmd(Cmd.BAD, other, key, a10)),
+                "cas": comb(md, f"is_cas{p}", 1, other & (key[1:] == cas_rc)),
+                "any": comb(md, f"is_cmd{p}", 1, sel & ~(level(x.act_n, nop.act_n) & (key == nop.rcw))),
                 "ap": a10,
                 "bg": x.bg[:gw] if bgb else Const(0, 1),
                 "ba": x.ba[:bab],
                 "bank": comb(md, f"bank{p}", bankb, Cat(x.ba[:bab], x.bg[:bgb])),
                 "onehot": comb(md, f"onehot{p}", nb, Const(1, nb) << Cat(x.ba[:bab], x.bg[:bgb])),
-                "col": x.address[:10],
+                "col": x.address[:COLUMN_BITS],
                 "acol": x.address[3:3 + colb],
-                "row": comb(md, f"arow{p}", 17, Cat(x.address[:14], x.we_n, x.cas_n, x.ras_n)),
-                "mr": comb(md, f"mr{p}", bankb, Cat(x.ba[:bab], x.bg[:bgb])),     # MRn: n = bg * 4 + ba
+                "row": comb(md, f"arow{p}", ACT_ROW_ADDRESS_BITS + len(row_pins),
+                            Cat(x.address[:ACT_ROW_ADDRESS_BITS], *(getattr(x, pin) for pin in row_pins))),
+                "mr": comb(md, f"mr{p}", MR_BA_BITS + bgb, Cat(x.ba[:MR_BA_BITS], x.bg[:bgb])),
                 "value": x.address,
             }
             dec.append(d)
-        any_expr = Cat(*(~ph[p].cs_n & ~(ph[p].act_n & ph[p].ras_n & ph[p].cas_n & ph[p].we_n)
-                         for p in range(NP))).any()
+        any_expr = Cat(*(~x.cs_n & ~(level(x.act_n, nop.act_n) & level(x.ras_n, nop.ras_n) &
+                                     level(x.cas_n, nop.cas_n) & level(x.we_n, nop.we_n))
+                         for x in ph)).any()
         has_cmd = comb(md, "has_cmd", 1, any_expr)
         # phase times, 0 in cycles without a command (so the checker sleeps in idle cycles)
         tp = [comb(mt, f"t{p}", T, Mux(any_expr, now + p, 0)) for p in range(NP)]

@@ -8,7 +8,7 @@ Simulator-agnostic pieces (plain Python, usable from cocotb or a C++ harness's P
     TraceWriter     writes (or collects) trace lines; `decode_trace` unpacks the model's `trace` output
     rule_names      the names of the rules set in a `rules` mask (spec.dram.RULES order)
     Report          violations seen: (cycle, clock, names), counts per rule, a readable summary
-    pins            one DFI phase's pin values for a command (the Python twin of hw.mem.dfi.encode)
+    pins            one DFI phase's pin values for a command (spec.dram.encode_pins)
 
 Amaranth-simulator pieces:
 
@@ -20,7 +20,7 @@ Amaranth-simulator pieces:
     run_script      a Script against a DramModel in Amaranth simulation: report, reads, trace, counters
 
 Trace format: `<dram_clock> <cmd> <rank> <bankgroup> <bank> <row> <col>` with the command name from
-hw.mem.dfi.Cmd and `-` for fields that do not apply: REF/PREA/ZQCL/ZQCS have none, PRE has no
+spec.dram.Cmd and `-` for fields that do not apply: REF/PREA/ZQCL/ZQCS have none, PRE has no
 row/col, ACT no col, RD/WR all (row = the bank's open row), MRS prints its register number's bg/ba
 fields and the value in hex in the row field.
 """
@@ -29,19 +29,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from hw.mem.dfi import Cmd, PhaseLayout
-from spec.dram import RULES, Channel, mode_registers
+from hw.mem.dfi import PhaseLayout
+from spec.dram import CAS_COMMANDS, RULES, Channel, Cmd, mode_registers
+from spec.dram import encode_pins as pins
 
 __all__ = ["Report", "Script", "Store", "TraceWriter", "decode_trace", "legal_init", "pins", "rule_names",
            "run_script", "serve", "trace_line"]
-
-LINE_BYTES = 64
 
 
 # --------------------------------------------------------------------------------------------
 # Backing store
 
-def byte_mask(mask: int, nbytes: int = LINE_BYTES) -> int:
+def byte_mask(mask: int, nbytes: int = Channel.line_bytes) -> int:
     """A byte-enable mask (bit i = byte i) as a bit mask over the line."""
     out = 0
     i = 0
@@ -59,7 +58,7 @@ class Store:
     request sampled at a clock edge, it applies a write, or returns a read's data, which the
     harness drives on `rdata` before the next edge."""
 
-    def __init__(self, line_bytes: int = LINE_BYTES):
+    def __init__(self, line_bytes: int = Channel.line_bytes):
         self.line_bytes = line_bytes
         self.full = (1 << (8 * line_bytes)) - 1
         self.full_mask = (1 << line_bytes) - 1
@@ -93,7 +92,6 @@ class Store:
 # Trace
 
 _NO_FIELDS = {Cmd.REF, Cmd.PREA, Cmd.ZQCL, Cmd.ZQCS, Cmd.NOP, Cmd.BAD}
-_CAS = {Cmd.RD, Cmd.WR, Cmd.RDA, Cmd.WRA}
 
 
 def trace_line(clock: int, cmd, rank: int = 0, bg=None, ba=None, row=None, col=None) -> str:
@@ -224,32 +222,6 @@ class Report:
 
 # --------------------------------------------------------------------------------------------
 # DFI pins
-
-def pins(cmd: Cmd, *, bg: int = 0, ba: int = 0, row: int = 0, col: int = 0, mr: int = 0, value: int = 0,
-         ap: int = 0) -> dict:
-    """One phase's pins {cs_n, act_n, ras_n, cas_n, we_n, bg, ba, address} for `cmd`, as
-    hw.mem.dfi.encode drives them. `ap` sets A10 on RD/WR (RDA/WRA are also accepted as cmd)."""
-    cmd = Cmd(cmd)
-    if cmd == Cmd.NOP:
-        return {"cs_n": 1, "act_n": 1, "ras_n": 1, "cas_n": 1, "we_n": 1, "bg": 0, "ba": 0, "address": 0}
-    if cmd == Cmd.ACT:
-        return {"cs_n": 0, "act_n": 0, "ras_n": (row >> 16) & 1, "cas_n": (row >> 15) & 1, "we_n": (row >> 14) & 1,
-                "bg": bg, "ba": ba, "address": row & 0x3FFF}
-    if cmd in (Cmd.RDA, Cmd.WRA):
-        cmd, ap = (Cmd.RD if cmd == Cmd.RDA else Cmd.WR), 1
-    rcw = {Cmd.MRS: (0, 0, 0), Cmd.REF: (0, 0, 1), Cmd.PRE: (0, 1, 0), Cmd.PREA: (0, 1, 0), Cmd.RD: (1, 0, 1),
-           Cmd.WR: (1, 0, 0), Cmd.ZQCL: (1, 1, 0), Cmd.ZQCS: (1, 1, 0), Cmd.BAD: (0, 1, 1)}[cmd]
-    out = {"cs_n": 0, "act_n": 1, "ras_n": rcw[0], "cas_n": rcw[1], "we_n": rcw[2], "bg": 0, "ba": 0, "address": 0}
-    if cmd in (Cmd.RD, Cmd.WR):
-        out.update(bg=bg, ba=ba, address=(col & 0x3FF) | (ap << 10))
-    elif cmd == Cmd.PRE:
-        out.update(bg=bg, ba=ba)
-    elif cmd in (Cmd.PREA, Cmd.ZQCL):
-        out.update(address=1 << 10)
-    elif cmd == Cmd.MRS:
-        out.update(bg=mr >> 2, ba=mr & 3, address=value & 0x3FFFF)
-    return out
-
 
 def _pack(layout, values: dict) -> int:
     v = 0
@@ -553,7 +525,7 @@ def run_script(script: Script, cycles: int | None = None, *, trace: bool = False
     store = store if store is not None else Store(ch.line_bytes)
     report, reads = Report(), []
     if not data:
-        if any(cmd in _CAS for _, cmd, _ in script.commands()):
+        if any(cmd in CAS_COMMANDS for _, cmd, _ in script.commands()):
             raise ValueError("run_script(data=False) with a script that reads or writes")
     tw = TraceWriter(None) if trace else None
     counters: dict = {}

@@ -2,6 +2,7 @@
 (../shared/reference/dram.md, DDR4-2400 8 Gb x8 and x16) and the JEDEC rounding rule."""
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 
@@ -148,3 +149,68 @@ def test_channel_count_is_checked_in_one_place():
     for bad in (0, MAX_CHANNELS + 1, "2", 2.0, True):
         with pytest.raises(ValueError, match=f"channels must be 1 to {MAX_CHANNELS}"):
             check_channels(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# The command truth table
+
+# JESD79-4 table 16 (Command Truth Table), CS_n = L, the columns ACT_n RAS_n CAS_n WE_n A10
+# (V or X: not part of the command), transcribed here to check spec.dram.COMMANDS against.
+JESD79_4_TABLE_16 = {
+    "MRS": "HLLLV", "REF": "HLLHV", "PRE": "HLHLL", "PREA": "HLHLH", "BAD": "HLHHV",    # BAD: RFU
+    "ACT": "LXXXX", "WR": "HHLLL", "WRA": "HHLLH", "RD": "HHLHL", "RDA": "HHLHH", "NOP": "HHHHV",
+    "ZQCS": "HHHLL", "ZQCL": "HHHLH",
+}
+
+
+def test_command_table_is_jedec_table_16():
+    level = {"H": 1, "L": 0, "V": None, "X": None}
+    assert {c.name: tuple(e) for c, e in dram.COMMANDS.items()} == \
+        {name: tuple(level[v] for v in row) for name, row in JESD79_4_TABLE_16.items()}
+    assert set(dram.COMMANDS) == set(dram.Cmd)
+
+
+def test_every_pin_combination_is_exactly_one_command():
+    # the table is complete and unambiguous, so `command` and the DRAM model's decoder are total
+    for pins in itertools.product((0, 1), repeat=5):
+        hits = [c for c, e in dram.COMMANDS.items() if all(v is None or v == p for v, p in zip(e, pins, strict=True))]
+        assert len(hits) == 1, (pins, hits)
+        assert dram.command(*pins) == hits[0]
+
+
+def test_the_decoder_groups_the_model_relies_on():
+    # hw/mem/dram_model.py: ACT_n alone splits ACT from the rest; {RAS_n, CAS_n} alone finds the CAS
+    # commands; RD/WR are RD/WR without A10 (RDA/WRA flagged apart)
+    enc = dram.COMMANDS
+    assert all(e.act_n == 1 - enc[dram.Cmd.ACT].act_n for c, e in enc.items() if c != dram.Cmd.ACT)
+    assert {c for c, e in enc.items() if e.act_n and e.rcw >> 1 == enc[dram.Cmd.RD].rcw >> 1} == dram.CAS_COMMANDS
+    assert {c for c, e in enc.items() if e.act_n and e.rcw == enc[dram.Cmd.RD].rcw} == {dram.Cmd.RD, dram.Cmd.RDA}
+    assert {c for c, e in enc.items() if e.act_n and e.rcw == enc[dram.Cmd.WR].rcw} == {dram.Cmd.WR, dram.Cmd.WRA}
+
+
+@pytest.mark.parametrize("cmd", list(dram.Cmd), ids=lambda c: c.name)
+def test_every_command_encodes_and_decodes_back(cmd):
+    import random
+    rng = random.Random(int(cmd))
+    fields = {dram.Cmd.ACT: ("bg", "ba", "row"), dram.Cmd.PRE: ("bg", "ba"), dram.Cmd.MRS: ("mr", "value")}
+    fields.update(dict.fromkeys(dram.CAS_COMMANDS, ("bg", "ba", "col")))
+    cases = [{}] + [{"bg": rng.randrange(4), "ba": rng.randrange(4), "row": rng.randrange(1 << 17),
+                     "col": rng.randrange(1 << 7) << 3, "mr": rng.randrange(8), "value": rng.randrange(1 << 18)}
+                    for _ in range(50)]
+    for kw in cases:
+        pins = dram.encode_pins(cmd, **kw)
+        assert set(pins) == {"cs_n", "act_n", "ras_n", "cas_n", "we_n", "bg", "ba", "address"}
+        got, f = dram.decode_pins(pins)
+        assert got == cmd
+        assert f == {k: kw.get(k, 0) for k in fields.get(cmd, ())}
+    assert dram.encode_pins(dram.Cmd.NOP) == {**dram.DES, "bg": 0, "ba": 0, "address": 0}
+
+
+def test_every_command_has_its_own_encoding():
+    # the pins that select a command (CS_n, ACT_n, RAS_n, CAS_n, WE_n, A10) differ for every pair
+    seen = {}
+    for cmd in dram.Cmd:
+        p = dram.encode_pins(cmd)
+        sig = (p["cs_n"], p["act_n"], p["ras_n"], p["cas_n"], p["we_n"], (p["address"] >> dram.A10) & 1)
+        assert sig not in seen, (cmd, seen.get(sig))
+        seen[sig] = cmd
