@@ -34,16 +34,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from golden import ops as O
 from golden.kernels import matvec_numpy
 from hw.core.iface import check_core_config
 from hw.core.matmul import MatmulUnit
+from sim.tb import unit
 from sim.tb.streams import Pauses
-
-# the register-file and RAM models of the unit testbenches (run from the repository root)
-from sim.tb.unit import RamModel, RegModel, cmd_payload
 from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import CONFIGS, AccelConfig, get_config
@@ -63,7 +60,7 @@ def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: 
     base = 3 * b
     mem = bytearray(b"\xff" * (base + packed.size + b))
     mem[base:base + packed.size] = packed.tobytes()
-    regs = RegModel(cfg)
+    regs = unit.RegModel(cfg)
     vs, vd = 1, 2
     regs.V[vs][:] = rng.integers(N.CODE_MIN, N.CODE_MAX + 1, cfg.vlen)
     sf = (int(rng.integers(1 << (N.SF_BITS - 1), 1 << N.SF_BITS)), -N.FX_FRAC - 12)
@@ -71,14 +68,14 @@ def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: 
                         O.sf_shift(sf, N.FX_FRAC))
 
     dut = MatmulUnit(cfg, overlap=overlap)
-    ram = RamModel(mem, b, Pauses(seed + 1, mem_stall))
+    ram = unit.RamModel(mem, b, Pauses(seed + 1, mem_stall))
     st: dict = {"beats": []}
     tiles, groups, _ = wi.packed_shape(rows, cols, cfg.packing, b)
     limit = 50 * (tiles * groups + cols + rows) + 1000
 
     async def bench(ctx):
-        ctx.set(dut.cmd.payload, cmd_payload("TMATMUL", vl=cols, rows=rows, vs=vs, vd=vd, addr=base,
-                                             sf={"mantissa": sf[0], "exponent": sf[1]}))
+        ctx.set(dut.cmd.payload, unit.cmd_payload("TMATMUL", vl=cols, rows=rows, vs=vs, vd=vd, addr=base,
+                                                  sf={"mantissa": sf[0], "exponent": sf[1]}))
         ctx.set(dut.cmd.valid, 1)
         cycle = 0
         async for _, _, valid, ready, done, beat in ctx.tick().sample(
@@ -95,12 +92,7 @@ def run_case(cfg: AccelConfig, rows: int, cols: int, *, mem_stall: float, seed: 
             assert cycle < limit, "the instruction did not finish"
         await ctx.tick()                              # the last write lands at the done edge
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_process(regs.serve_read(dut.rs))
-    sim.add_process(regs.serve_write(dut.wd))
-    sim.add_process(ram.serve(dut.mem))
-    sim.add_testbench(bench)
+    sim = unit.simulator(dut, regs, ram, testbenches=[bench], clock=1e-8)
     t0 = time.perf_counter()
     sim.run()
     wall = time.perf_counter() - t0

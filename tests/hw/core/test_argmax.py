@@ -17,34 +17,27 @@ idle. The test-only `stall` input holds the datapath with seeded random backpres
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
-import warnings
+import types
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
 
 from hw.core.argmax import ArgmaxUnit, argmax_cycles
 from hw.core.iface import A_BITS, FX, words
+from sim.tb import unit
 from sim.tb.streams import Pauses
-from sim.tb.unit import RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
-from spec.accel import AccelConfig, get_config
+from spec.accel import AccelConfig
 
 A_MIN, A_MAX = -(1 << (A_BITS - 1)), (1 << (A_BITS - 1)) - 1
 
 
-def _config(lanes: int, beat: int, vlen: int) -> AccelConfig:
-    return dataclasses.replace(get_config("ecp5"), vector_lanes=lanes, beat_bytes=beat, vlen=vlen)
-
-
 CONFIGS = {
-    "l1": _config(1, 8, 32),
-    "l4": _config(4, 16, 64),
-    "l16": _config(16, 64, 256),
+    "l1": unit.config(vector_lanes=1, beat_bytes=8, vlen=32),
+    "l4": unit.config(vector_lanes=4, beat_bytes=16, vlen=64),
+    "l16": unit.config(vector_lanes=16, beat_bytes=64, vlen=256),
 }
 
 
@@ -127,16 +120,15 @@ def case(config: AccelConfig, rng: random.Random, cls: str) -> tuple[list[int], 
 
 # -- the testbench -------------------------------------------------------------------------------
 @dataclasses.dataclass
-class Run:
-    accepted: list[int]
-    done: list[int]
-    writes: list[list[tuple[int, int]]]      # per instruction: the write-backs, awb then awb2
-
-    def cycles(self) -> list[int]:
-        return [d - a for a, d in zip(self.accepted, self.done, strict=True)]
+class Run(unit.Run):
+    writes: list[list[tuple[int, int]]] = dataclasses.field(default_factory=list)   # awb, then awb2
 
 
 class Bench:
+    """An ArgmaxUnit (with its test `stall` input) and RegModel behind its read channel; a source
+    that refills Vs while the unit is idle and sends each instruction after a random idle gap; the
+    contract watch (sim.tb.unit.Monitor) with the checks of the module docstring."""
+
     def __init__(self, config: AccelConfig):
         self.config = config
         self.dut = ArgmaxUnit(config, test_stall=True)
@@ -145,89 +137,52 @@ class Bench:
             seed: int = 0) -> Run:
         dut, config = self.dut, self.config
         lanes = config.vector_lanes
-        regs = RegModel(config)
-        run = Run([], [], [])
+        regs = unit.RegModel(config)
         junk = random.Random(seed)
+        payloads = [unit.cmd_payload("ARGMAX", vl=ins.vl, vs=ins.vs, at=ins.at, ad=ins.ad, s0=ins.am, s1=ins.ao,
+                                # fields this unit must ignore
+                                vd=junk.randrange(isa.N_VREGS), vt=junk.randrange(isa.N_VREGS),
+                                fd=junk.randrange(isa.N_FREGS), addr=junk.randrange(-(1 << 40), 1 << 40),
+                                rows=junk.randrange(1 << 16))
+                    for _, ins in cases]
         limit = sum(-(-ins.vl // lanes) * (1 + 8 * stall) + 40 for _, ins in cases) * (1 + 8 * gap) + 100
-        state = {"finished": -1}
+        c = types.SimpleNamespace(nread=0)
 
-        async def driver(ctx):
-            pauses = Pauses(seed * 3 + 1, gap)
-            for k, (v, ins) in enumerate(cases):
-                # Vs is refilled while the unit is idle
-                while state["finished"] < k - 1:
-                    await ctx.tick()
-                idle = pauses.next()
-                if idle:
-                    await ctx.tick().repeat(idle)
-                regs.V[ins.vs][:] = v
-                ctx.set(dut.cmd.payload, cmd_payload(
-                    "ARGMAX", vl=ins.vl, vs=ins.vs, at=ins.at, ad=ins.ad, s0=ins.am, s1=ins.ao,
-                    # fields this unit must ignore
-                    vd=junk.randrange(isa.N_VREGS), vt=junk.randrange(isa.N_VREGS),
-                    fd=junk.randrange(isa.N_FREGS), addr=junk.randrange(-(1 << 40), 1 << 40),
-                    rows=junk.randrange(1 << 16)))
-                ctx.set(dut.cmd.valid, 1)
-                await ctx.tick().until(dut.cmd.ready)
-                ctx.set(dut.cmd.valid, 0)
+        def start(k):
+            c.nread = 0
 
-        async def staller(ctx):
-            p = Pauses(seed * 3 + 2, stall)
-            while True:
-                ctx.set(dut.stall, p.stall())
-                await ctx.tick()
+        def busy(s):
+            ins = cases[s.k][1]
+            n_words = -(-ins.vl // lanes)
+            if s.rs_en:
+                assert c.nread < n_words, f"{s.where}: read past word {n_words - 1}"
+                assert s.rs_addr == c.nread, f"{s.where}: read of word {s.rs_addr}, expected {c.nread}"
+                assert s.rs_reg == ins.vs, f"{s.where}: rs names V{s.rs_reg}"
+                c.nread += 1
+            assert s.a_en == s.b_en, f"{s.where}: awb.en {s.a_en}, awb2.en {s.b_en}: not together"
+            assert not s.a_en or s.done, f"{s.where}: a write-back before done"
+            if s.done:
+                assert c.nread == n_words, f"{s.where}: done after {c.nread} reads"
+                run.writes.append([(int(s.a_idx), int(s.a_val)), (int(s.b_idx), int(s.b_val))] if s.a_en else [])
 
-        async def monitor(ctx):
-            cur = None
-            nread = 0
-            ticks = ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.ready, dut.done, dut.rs.en, dut.rs.addr, dut.rs.reg,
-                dut.awb.en, dut.awb.idx, dut.awb.value, dut.awb2.en, dut.awb2.idx, dut.awb2.value)
-            cycle = -1
-            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg,
-                       a_en, a_idx, a_val, b_en, b_idx, b_val) in ticks:
-                cycle += 1
-                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(cases)})"
-                if cur is None:
-                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
-                    assert not (rs_en or a_en or b_en or done), f"cycle {cycle}: activity while idle"
-                    if valid:
-                        cur = len(run.accepted)
-                        run.accepted.append(cycle)
-                        nread = 0
-                    continue
-                ins = cases[cur][1]
-                n_words = -(-ins.vl // lanes)
-                where = f"cycle {cycle}, instruction {cur} {ins}"
-                assert not ready, f"{where}: cmd.ready while busy"
-                if rs_en:
-                    assert nread < n_words, f"{where}: read past word {n_words - 1}"
-                    assert rs_addr == nread, f"{where}: read of word {rs_addr}, expected {nread}"
-                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
-                    nread += 1
-                assert a_en == b_en, f"{where}: awb.en {a_en}, awb2.en {b_en}: not together"
-                assert not a_en or done, f"{where}: a write-back before done"
-                if done:
-                    assert nread == n_words, f"{where}: done after {nread} reads"
-                    w = [(int(a_idx), int(a_val)), (int(b_idx), int(b_val))] if a_en else []
-                    run.writes.append(w)
-                    run.done.append(cycle)
-                    state["finished"] = cur
-                    cur = None
-                    if len(run.done) == len(cases):
-                        for _ in range(6):
-                            _, _, ready, any_ = await ctx.tick().sample(
-                                dut.cmd.ready, dut.rs.en | dut.awb.en | dut.awb2.en | dut.done)
-                            assert ready and not any_, "activity after the last instruction"
-                        return
+        mon = unit.Monitor(
+            dut, [ins for _, ins in cases], limit, start=start, busy=busy, run=Run(),
+            signals={"rs_en": dut.rs.en, "rs_addr": dut.rs.addr, "rs_reg": dut.rs.reg,
+                     "a_en": dut.awb.en, "a_idx": dut.awb.idx, "a_val": dut.awb.value,
+                     "b_en": dut.awb2.en, "b_idx": dut.awb2.idx, "b_val": dut.awb2.value},
+            idle=("rs_en", "a_en", "b_en"), quiet=(6, [dut.rs.en, dut.awb.en, dut.awb2.en, dut.done]))
+        run = mon.run
 
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_process(regs.serve_read(dut.rs))
-        sim.add_process(staller)
-        sim.add_testbench(driver)
-        sim.add_testbench(monitor)
-        sim.run()
+        async def refill(ctx, k):
+            # Vs is refilled while the unit is idle
+            await unit.until(ctx, lambda: mon.checked >= k - 1)
+            v, ins = cases[k]
+            regs.V[ins.vs][:] = v
+
+        async def source(ctx):
+            await unit.issue(ctx, dut.cmd, payloads, Pauses(seed * 3 + 1, gap), before=refill)
+
+        unit.simulator(dut, regs, stall=Pauses(seed * 3 + 2, stall), testbenches=[source, mon.watch]).run()
         assert len(run.done) == len(cases)
         for k, (v, ins) in enumerate(cases):
             want = golden(np.array(v, np.int64), ins)
@@ -307,21 +262,12 @@ def test_argmax_long_sweep(cfg):
 def test_signature(cfg):
     config = CONFIGS[cfg]
     dut = ArgmaxUnit(config)
-    Fragment.get(dut, None)
-    assert dut.lanes == config.vector_lanes and dut.config is config
+    unit.check_elaborates(dut, config)
     assert len(dut.rs.data) == config.vector_lanes and dut.rs.data[0].shape() == FX
-    assert "stall" not in dut.signature.members
     assert dut.awb.value.shape().width == dut.awb2.value.shape().width == A_BITS
-    stalled = ArgmaxUnit(config, test_stall=True)
-    Fragment.get(stalled, None)
-    assert "stall" in stalled.signature.members
+    unit.check_test_stall(dut, ArgmaxUnit(config, test_stall=True))
 
 
 def test_config_checks():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not 4$"):
-            ArgmaxUnit(4)
-        with pytest.raises(ValueError, match=r"beat_bytes >= 8"):
-            ArgmaxUnit(dataclasses.replace(get_config("ice40"), beat_bytes=4))
-        gc.collect()
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 4$", ArgmaxUnit, 4)
+    unit.rejects(ValueError, r"beat_bytes >= 8", ArgmaxUnit, unit.config("ice40", beat_bytes=4))

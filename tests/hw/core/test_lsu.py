@@ -24,25 +24,23 @@ RAM (bytes next to a stored vector included).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
-import warnings
+import types
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
+from amaranth.hdl import Fragment
 
 import hw.core.lsu as lsu
 from golden import ops as O
 from hw.core.iface import FX
 from hw.core.lsu import ELEMENT_BYTES, MNEMONICS, LoadStoreUnit, elements_per_cycle
 from hw.mem.port import MAX_BURST
-from sim.tb.streams import HoldCheck, Pauses, send
-from sim.tb.unit import RamModel, RegModel, cmd_payload
+from sim.tb import unit
+from sim.tb.streams import HoldCheck, Pauses
 from spec import isa
 from spec import numerics as N
-from spec.accel import AccelConfig, get_config
+from spec.accel import AccelConfig
 
 VECTOR_LOADS = ("LDV", "LDG", "LDGT", "LDE")
 SCALAR = ("LDW", "LDF")
@@ -50,11 +48,11 @@ SCALAR = ("LDW", "LDF")
 #: (beat_bytes, lanes): a beat of 2 LDV elements and 8 LDG ones around a 4-lane word; one element
 #: a word; 16 lanes on a 64-byte beat; 8 lanes on 8 bytes (every word spans beats); 2 lanes on 32.
 CONFIGS = {
-    "b16l4": dataclasses.replace(get_config("ecp5"), vlen=64),
-    "b8l1": dataclasses.replace(get_config("ice40"), beat_bytes=8, vlen=32),
-    "b64l16": dataclasses.replace(get_config("ddr4"), vlen=128),
-    "b8l8": dataclasses.replace(get_config("ice40"), beat_bytes=8, vector_lanes=8, vlen=64),
-    "b32l2": dataclasses.replace(get_config("ice40"), beat_bytes=32, vector_lanes=2, vlen=32),
+    "b16l4": unit.config(vlen=64),
+    "b8l1": unit.config("ice40", beat_bytes=8, vlen=32),
+    "b64l16": unit.config("ddr4", vlen=128),
+    "b8l8": unit.config("ice40", beat_bytes=8, vector_lanes=8, vlen=64),
+    "b32l2": unit.config("ice40", beat_bytes=32, vector_lanes=2, vlen=32),
 }
 
 
@@ -257,18 +255,16 @@ def program(config: AccelConfig, rng: random.Random, mns: tuple[str, ...], n: in
 
 # -- the testbench -------------------------------------------------------------------------------
 @dataclasses.dataclass
-class Run:
-    accepted: list[int]              # cycle of each instruction's cmd transfer
-    done: list[int]                  # cycle of each instruction's done pulse
-    writes: list[list[int]]          # per instruction: cycles of its wd writes
-    beats: list[list[int]]           # per instruction: cycles of its accepted rd / wr beats
-    commands: list[tuple[int, int, bool]]
+class Run(unit.Run):
+    writes: list[list[int]] = dataclasses.field(default_factory=list)   # per instruction: cycles of its wd writes
+    beats: list[list[int]] = dataclasses.field(default_factory=list)    # ... of its accepted rd / wr beats
+    commands: list[tuple[int, int, bool]] = dataclasses.field(default_factory=list)
 
 
 class Bench:
     """A LoadStoreUnit with RegModel and RamModel behind it, a command source with random idle
-    gaps, and a monitor that checks every cycle against the unit contract and the state against
-    the golden machine after every instruction (module docstring)."""
+    gaps, and the contract watch (sim.tb.unit.Monitor) with the checks of the module docstring and
+    the state against the golden machine after every instruction."""
 
     def __init__(self, config: AccelConfig):
         self.config = config
@@ -278,129 +274,96 @@ class Bench:
             gap: float = 0.0, seed: int = 0, max_burst: int = MAX_BURST) -> Run:
         dut, config = self.dut, self.config
         lanes, beat = config.vector_lanes, config.beat_bytes
-        regs = RegModel(config)
-        for r in range(isa.N_VREGS):
-            regs.V[r][:] = V[r]
-        ram = RamModel(bytearray(mem), beat, Pauses(seed * 7 + 1, p))
+        regs = unit.RegModel(config, V)
+        ram = unit.RamModel(bytearray(mem), beat, Pauses(seed * 7 + 1, p))
         state = State([v.copy() for v in V], bytearray(mem))
         expected = []
         for ins in prog:
             execute(state, ins)
             expected.append(state.copy())
         junk = random.Random(seed)
-        payloads = [cmd_payload(ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, ad=ins.ad, fd=ins.fd, addr=ins.addr,
-                                # fields this unit must ignore
-                                vt=junk.randrange(isa.N_VREGS), at=junk.randrange(isa.N_AREGS),
-                                s0=junk.randrange(1 << 20), s1=-junk.randrange(1 << 20),
-                                rows=junk.randrange(1 << 16),
-                                sf={"mantissa": junk.randrange(1 << 24), "exponent": junk.randrange(-99, 99)})
+        payloads = [unit.cmd_payload(ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, ad=ins.ad, fd=ins.fd, addr=ins.addr,
+                                     # fields this unit must ignore
+                                     vt=junk.randrange(isa.N_VREGS), at=junk.randrange(isa.N_AREGS),
+                                     s0=junk.randrange(1 << 20), s1=-junk.randrange(1 << 20),
+                                     rows=junk.randrange(1 << 16),
+                                     sf={"mantissa": junk.randrange(1 << 24), "exponent": junk.randrange(-99, 99)})
                     for ins in prog]
         slow = 1 / (1 - p) ** 2
         limit = 100 + int(sum(30 + slow * 3 * (ins.vl + 8) for ins in prog) * (1 + 3 * gap))
-        run = Run([], [], [[] for _ in prog], [[] for _ in prog], ram.commands)
+        run = Run(writes=[[] for _ in prog], beats=[[] for _ in prog], commands=ram.commands)
+        hold_wr, hold_cmd = HoldCheck("mem.wr"), HoldCheck("mem.cmd")
+        c = types.SimpleNamespace()
+
+        def every(s):
+            hold_wr(s.wr_valid, s.wr_ready, s.wr_payload)
+            hold_cmd(s.mc_valid, s.mc_ready, s.mc_payload)
+
+        def start(k):
+            c.nread = c.nwrite = 0
+            c.wb = None
+
+        def busy(s):
+            ins, where = prog[s.k], s.where
+            n_words = -(-ins.vl // lanes)
+            if s.rs_en:
+                assert ins.mn == "SV", f"{where}: rs read by a load"
+                assert s.rs_addr == c.nread < n_words, f"{where}: rs read word {s.rs_addr}, expected {c.nread}"
+                assert s.rs_reg == ins.vs, f"{where}: rs names V{s.rs_reg}"
+                c.nread += 1
+            if s.wd_en:
+                assert ins.mn in VECTOR_LOADS, f"{where}: wd written by {ins.mn}"
+                assert c.nwrite < n_words, f"{where}: write past word {n_words - 1}"
+                unit.check_write(where, s.wd_addr, s.wd_reg, s.wd_mask, word=c.nwrite, vd=ins.vd, lanes=lanes, n=ins.vl)
+                run.writes[s.k].append(s.cycle)
+                c.nwrite += 1
+            if (s.rd_valid and s.rd_ready) or (s.wr_valid and s.wr_ready):
+                run.beats[s.k].append(s.cycle)
+            assert not (s.awb_en and s.fwb_en), f"{where}: two write-backs"
+            if s.awb_en:
+                assert c.wb is None and ins.mn == "LDW", f"{where}: awb"
+                c.wb = ("A", s.awb_idx, s.awb_value)
+            if s.fwb_en:
+                assert c.wb is None and ins.mn == "LDF", f"{where}: fwb"
+                c.wb = ("F", s.fwb_idx, (s.fwb_value.mantissa, s.fwb_value.exponent))
+            if s.done:
+                if ins.mn in VECTOR_LOADS:
+                    assert s.wd_en and c.nwrite == n_words, f"{where}: done after {c.nwrite} writes"
+                if ins.mn == "SV":
+                    assert c.nread == n_words, f"{where}: done after {c.nread} reads"
+                    assert s.wr_valid and s.wr_ready, f"{where}: done without the last write beat"
+                if ins.mn in SCALAR:
+                    assert c.wb is not None, f"{where}: done without the write-back"
+                assert c.wb == expected[s.k].wb, f"{where}: write-back {c.wb}, expected {expected[s.k].wb}"
+                want = bursts(config, ins, max_burst)
+                got = ram.commands[-len(want):]
+                assert got == want, f"{where}: memory commands {got}, expected {want}"
+
+        def check(k):
+            want = expected[k]
+            unit.check_regs(regs, want.V, f"instruction {k} {prog[k]}")
+            if ram.mem != want.mem:
+                diff = [i for i in range(len(ram.mem)) if ram.mem[i] != want.mem[i]]
+                raise AssertionError(f"RAM after {k} {prog[k]}: bytes {diff[:16]} differ")
+
+        port = dut.mem
+        mon = unit.Monitor(
+            dut, prog, limit, start=start, busy=busy, check=check, every=every, run=run,
+            signals={"rs_en": dut.rs.en, "rs_addr": dut.rs.addr, "rs_reg": dut.rs.reg,
+                     "wd_en": dut.wd.en, "wd_addr": dut.wd.addr, "wd_reg": dut.wd.reg, "wd_mask": dut.wd.mask,
+                     "awb_en": dut.awb.en, "awb_idx": dut.awb.idx, "awb_value": dut.awb.value,
+                     "fwb_en": dut.fwb.en, "fwb_idx": dut.fwb.idx, "fwb_value": dut.fwb.value,
+                     "rd_valid": port.rd.valid, "rd_ready": port.rd.ready,
+                     "wr_valid": port.wr.valid, "wr_ready": port.wr.ready, "wr_payload": port.wr.payload,
+                     "mc_valid": port.cmd.valid, "mc_ready": port.cmd.ready, "mc_payload": port.cmd.payload},
+            idle=("rs_en", "wd_en", "awb_en", "fwb_en", "wr_valid"),
+            quiet=(6, [dut.rs.en, dut.wd.en, dut.done, dut.awb.en, dut.fwb.en, port.cmd.valid,
+                       port.rd.ready, port.wr.valid]))
 
         async def source(ctx):
-            await send(ctx, dut.cmd, payloads, Pauses(seed * 7 + 2, gap), name="cmd")
+            await unit.issue(ctx, dut.cmd, payloads, Pauses(seed * 7 + 2, gap))
 
-        async def monitor(ctx):
-            cur = None
-            check_at = None
-            nread = nwrite = 0
-            wb = None
-            ticks = ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.ready, dut.done,
-                dut.rs.en, dut.rs.addr, dut.rs.reg,
-                dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask,
-                dut.awb.en, dut.awb.idx, dut.awb.value,
-                dut.fwb.en, dut.fwb.idx, dut.fwb.value,
-                dut.mem.rd.valid, dut.mem.rd.ready, dut.mem.wr.valid, dut.mem.wr.ready, dut.mem.wr.payload,
-                dut.mem.cmd.valid, dut.mem.cmd.ready, dut.mem.cmd.payload)
-            hold_wr, hold_cmd = HoldCheck("mem.wr"), HoldCheck("mem.cmd")
-            cycle = -1
-            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, wd_en, wd_addr, wd_reg, wd_mask,
-                       awb_en, awb_idx, awb_value, fwb_en, fwb_idx, fwb_value,
-                       rd_valid, rd_ready, wr_valid, wr_ready, wr_payload, mc_valid, mc_ready, mc_payload) in ticks:
-                cycle += 1
-                hold_wr(wr_valid, wr_ready, wr_payload)
-                hold_cmd(mc_valid, mc_ready, mc_payload)
-                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(prog)})"
-                if check_at is not None and cycle == check_at[0]:
-                    k = check_at[1]
-                    want = expected[k]
-                    for r in range(isa.N_VREGS):
-                        np.testing.assert_array_equal(regs.V[r], want.V[r], err_msg=f"V{r} after {k} {prog[k]}")
-                    if ram.mem != want.mem:
-                        diff = [i for i in range(len(ram.mem)) if ram.mem[i] != want.mem[i]]
-                        raise AssertionError(f"RAM after {k} {prog[k]}: bytes {diff[:16]} differ")
-                    check_at = None
-                    if k == len(prog) - 1:
-                        for _ in range(6):
-                            _, _, ready, busy = await ctx.tick().sample(
-                                dut.cmd.ready,
-                                dut.rs.en | dut.wd.en | dut.done | dut.awb.en | dut.fwb.en | dut.mem.cmd.valid
-                                | dut.mem.rd.ready | dut.mem.wr.valid)
-                            assert ready and not busy, "activity after the last instruction"
-                        return
-                if cur is None:
-                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
-                    assert not (rs_en or wd_en or done or awb_en or fwb_en or wr_valid), \
-                        f"cycle {cycle}: activity while idle"
-                    if valid:
-                        cur = len(run.accepted)
-                        run.accepted.append(cycle)
-                        nread = nwrite = 0
-                        wb = None
-                    continue
-                ins = prog[cur]
-                n_words = -(-ins.vl // lanes)
-                where = f"cycle {cycle}, instruction {cur} {ins}"
-                assert not ready, f"{where}: cmd.ready while busy"
-                if rs_en:
-                    assert ins.mn == "SV", f"{where}: rs read by a load"
-                    assert rs_addr == nread < n_words, f"{where}: rs read word {rs_addr}, expected {nread}"
-                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
-                    nread += 1
-                if wd_en:
-                    assert ins.mn in VECTOR_LOADS, f"{where}: wd written by {ins.mn}"
-                    assert wd_addr == nwrite < n_words, f"{where}: write of word {wd_addr}, expected {nwrite}"
-                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
-                    mask = (1 << lanes) - 1 if nwrite < n_words - 1 else (1 << (ins.vl - (n_words - 1) * lanes)) - 1
-                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
-                    run.writes[cur].append(cycle)
-                    nwrite += 1
-                if (rd_valid and rd_ready) or (wr_valid and wr_ready):
-                    run.beats[cur].append(cycle)
-                assert not (awb_en and fwb_en), f"{where}: two write-backs"
-                if awb_en:
-                    assert wb is None and ins.mn == "LDW", f"{where}: awb"
-                    wb = ("A", awb_idx, awb_value)
-                if fwb_en:
-                    assert wb is None and ins.mn == "LDF", f"{where}: fwb"
-                    wb = ("F", fwb_idx, (fwb_value.mantissa, fwb_value.exponent))
-                if done:
-                    if ins.mn in VECTOR_LOADS:
-                        assert wd_en and nwrite == n_words, f"{where}: done after {nwrite} writes"
-                    if ins.mn == "SV":
-                        assert nread == n_words, f"{where}: done after {nread} reads"
-                        assert wr_valid and wr_ready, f"{where}: done without the last write beat"
-                    if ins.mn in SCALAR:
-                        assert wb is not None, f"{where}: done without the write-back"
-                    assert wb == expected[cur].wb, f"{where}: write-back {wb}, expected {expected[cur].wb}"
-                    want = [c for c in bursts(config, ins, max_burst)]
-                    got = ram.commands[-len(want):]
-                    assert got == want, f"{where}: memory commands {got}, expected {want}"
-                    run.done.append(cycle)
-                    check_at = (cycle + 1, cur)
-                    cur = None
-
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_process(regs.serve_read(dut.rs))
-        sim.add_process(regs.serve_write(dut.wd))
-        sim.add_process(ram.serve(dut.mem))
-        sim.add_testbench(source)
-        sim.add_testbench(monitor)
-        sim.run()
+        unit.simulator(dut, regs, ram, testbenches=[source, mon.watch]).run()
         assert len(run.done) == len(prog)
         assert len(ram.commands) == sum(len(bursts(config, i, max_burst)) for i in prog)
         return run
@@ -543,18 +506,10 @@ def test_signature_widths_come_from_config(cfg):
     assert len(dut.mem.wr.payload.mask) == config.beat_bytes
 
 
-def _rejects(exc: type, match: str, config) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(exc, match=match):
-            LoadStoreUnit(config)
-        gc.collect()
-
-
 def test_config_checks():
-    _rejects(TypeError, r"^config must be an AccelConfig, not 'ecp5'$", "ecp5")
-    _rejects(ValueError, r"beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
-    _rejects(ValueError, r"must divide beat_bytes", dataclasses.replace(get_config("ecp5"), vector_lanes=32))
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 'ecp5'$", LoadStoreUnit, "ecp5")
+    unit.rejects(ValueError, r"beat_bytes >= 8", LoadStoreUnit, unit.config("ice40", beat_bytes=4))
+    unit.rejects(ValueError, r"must divide beat_bytes", LoadStoreUnit, unit.config(vector_lanes=32))
 
 
 def test_unknown_opcode_is_done_at_once():
@@ -564,7 +519,7 @@ def test_unknown_opcode_is_done_at_once():
     seen = []
 
     async def bench(ctx):
-        ctx.set(dut.cmd.payload, cmd_payload("ADD", vl=4, addr=64))
+        ctx.set(dut.cmd.payload, unit.cmd_payload("ADD", vl=4, addr=64))
         ctx.set(dut.cmd.valid, 1)
         await ctx.tick()
         ctx.set(dut.cmd.valid, 0)
@@ -572,10 +527,7 @@ def test_unknown_opcode_is_done_at_once():
             _, _, done, cv, ready = await ctx.tick().sample(dut.done, dut.mem.cmd.valid, dut.cmd.ready)
             seen.append((done, cv, ready))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    unit.simulator(dut, testbenches=[bench]).run()
     assert seen == [(1, 0, 0), (0, 0, 1), (0, 0, 1), (0, 0, 1)]
 
 

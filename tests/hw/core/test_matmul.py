@@ -24,25 +24,20 @@ register file after every instruction.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import random
 import types
-import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
 
 from golden import ops as O
 from golden.kernels import matvec_numpy
-from hw.core import bench_matmul
-from hw.core.iface import FX, words
 from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
 from hw.mem.port import MAX_BURST
+from sim.benches import matmul as bench_matmul
+from sim.tb import unit
 from sim.tb.streams import Pauses
-from sim.tb.unit import RamModel, RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec import weight_image as wi
@@ -50,8 +45,7 @@ from spec.accel import AccelConfig, get_config
 
 
 def _config(packing: str, beat: int, lanes: int, vlen: int) -> AccelConfig:
-    return dataclasses.replace(get_config("ecp5"), packing=packing, beat_bytes=beat, vector_lanes=lanes,
-                               vlen=vlen)
+    return unit.config(packing=packing, beat_bytes=beat, vector_lanes=lanes, vlen=vlen)
 
 
 #: 1.6bit/16-byte beat/4 lanes (ecp5-like), 2bit/8/1, 1.6bit/64/16 with vlen not a multiple of B,
@@ -206,20 +200,18 @@ def trits_for(ins: Instr) -> np.ndarray:
 
 # -- the testbench -------------------------------------------------------------------------------
 @dataclasses.dataclass
-class Run:
-    accepted: list[int]      # cycle of each instruction's cmd transfer
-    done: list[int]          # cycle of each instruction's done pulse
-    beats: list[list[int]]   # cycles of each instruction's weight beats (mem.rd transfers)
-    commands: list[list[tuple[int, int, bool]]]
+class Run(unit.Run):
+    beats: list[list[int]] = dataclasses.field(default_factory=list)   # each instruction's mem.rd transfers
+    commands: list[list[tuple[int, int, bool]]] = dataclasses.field(default_factory=list)
 
 
 class Bench:
     """A MatmulUnit with RegModel and RamModel behind it, in one simulation kept for every run of
     the module (elaborating and compiling the unit for the simulator costs more than most runs).
 
-    Each `run` hands a job to the simulation's one background testbench: a command source with
-    seeded random idle gaps and a monitor that checks every cycle against the unit contract
-    (module docstring) and the register file against the golden formula after every instruction.
+    Each `run` hands a job to the simulation's two background testbenches: a command source with
+    seeded random idle gaps, and the contract watch (sim.tb.unit.Monitor) with the checks of the
+    module docstring and the register file against the golden formula after every instruction.
     The RAM contents and stalls and the register file are set per run; a run starts and ends with
     the unit idle. A failed run leaves the simulation unusable: the bench is then dropped.
     """
@@ -228,25 +220,25 @@ class Bench:
         self.config = config
         self.dut = MatmulUnit(config, max_burst=max_burst, overlap=overlap)
         self.max_burst = max_burst
-        self.regs = RegModel(config)
-        self.ram = RamModel(bytearray(), config.beat_bytes)
+        self.regs = unit.RegModel(config)
+        self.ram = unit.RamModel(bytearray(), config.beat_bytes)
         self.job = None
-        self.sim = Simulator(self.dut)
-        self.sim.add_clock(1e-6)
-        self.sim.add_process(self.regs.serve_read(self.dut.rs))
-        self.sim.add_process(self.regs.serve_write(self.dut.wd))
-        self.sim.add_process(self.ram.serve(self.dut.mem))
-        self.sim.add_testbench(self._driver, background=True)
+        self.sim = unit.simulator(self.dut, self.regs, self.ram)
+        for part in ("source", "watch"):
+            self.sim.add_testbench(self._serve(part), background=True)
         self.broken = False
 
-    async def _driver(self, ctx):
-        while True:
-            job = self.job
-            if job is None or job.finished:
-                await ctx.tick()
-                continue
-            await job.body(ctx)
-            job.finished = True
+    def _serve(self, part: str):
+        """A background testbench that runs `part` of each job once, from the edge it sees the job."""
+        async def testbench(ctx):
+            while True:
+                job = self.job
+                if job is None or part in job.finished:
+                    await ctx.tick()
+                    continue
+                await getattr(job, part)(ctx)
+                job.finished.add(part)
+        return testbench
 
     def run(self, init: list[np.ndarray], prog: list[Instr], *, mem_stall: float = 0.0, gap: float = 0.0,
             seed: int = 0) -> Run:
@@ -267,8 +259,7 @@ class Bench:
         prog = [p for p, _ in placed]
         ram.mem, ram.pauses, ram.commands = mem, Pauses(seed + 1, mem_stall), []
 
-        for r in range(isa.N_VREGS):
-            regs.V[r][:] = init[r]
+        regs.load(init)
         want = [v.copy() for v in init]
         expected = []
         for ins, packed in placed:
@@ -276,121 +267,84 @@ class Bench:
                 want[ins.vd][:ins.rows] = golden(packed, ins.rows, want[ins.vs][:ins.vl], ins.sf, cfg)
             expected.append([v.copy() for v in want])
         junk = random.Random(seed + 2)
-        payloads = [cmd_payload("TMATMUL", vl=ins.vl, vd=ins.vd, vs=ins.vs, addr=ins.addr, rows=ins.rows,
-                                sf={"mantissa": ins.mant, "exponent": ins.exp},
-                                # fields this unit must ignore
-                                vt=junk.randrange(isa.N_VREGS), ad=junk.randrange(isa.N_AREGS),
-                                s0=junk.randrange(1 << 20), s1=junk.randrange(1 << 20))
+        payloads = [unit.cmd_payload("TMATMUL", vl=ins.vl, vd=ins.vd, vs=ins.vs, addr=ins.addr, rows=ins.rows,
+                                     sf={"mantissa": ins.mant, "exponent": ins.exp},
+                                     # fields this unit must ignore
+                                     vt=junk.randrange(isa.N_VREGS), ad=junk.randrange(isa.N_AREGS),
+                                     s0=junk.randrange(1 << 20), s1=junk.randrange(1 << 20))
                     for ins in prog]
         beats_of = [-(-ins.rows // b) * -(-ins.vl // t) for ins in prog]
         work = sum(n + ins.vl + 2 * ins.rows + 30 for n, ins in zip(beats_of, prog, strict=True))
         limit = int(work / (1 - mem_stall) ** 2) * 3 + int(len(prog) * 50 * gap / (1 - gap)) + 200
-        run = Run([], [], [], [])
-        src = Pauses(seed, gap)
+        run = Run()
+        c = types.SimpleNamespace()
 
-        async def body(ctx):
-            cur = None                  # index of the instruction in flight
-            check_at = None             # (cycle, instruction) of a pending register-file check
-            nread = nwrite = 0
-            last_read = first_write = None
-            ncmd0 = 0
-            nsent, idle = 0, src.next()  # command source: next payload, idle cycles before it
+        def every(s):
+            assert not s.mwr, f"cycle {s.cycle}: mem.wr.valid"
 
-            def offer():
-                on = nsent < len(payloads) and idle == 0
-                if on:
-                    ctx.set(dut.cmd.payload, payloads[nsent])
-                ctx.set(dut.cmd.valid, on)
+        def start(k):
+            run.beats.append([])
+            c.nread = c.nwrite = 0
+            c.last_read = c.first_write = None
+            c.ncmd0 = len(ram.commands)
 
-            offer()
-            ticks = ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.ready, dut.done,
-                dut.rs.en, dut.rs.addr, dut.rs.reg, dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask,
-                dut.mem.cmd.valid, dut.mem.wr.valid, dut.mem.rd.valid & dut.mem.rd.ready)
-            cycle = -1
-            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, wd_en, wd_addr, wd_reg, wd_mask,
-                       mcmd, mwr, beat) in ticks:
-                cycle += 1
-                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(prog)})"
-                assert not mwr, f"cycle {cycle}: mem.wr.valid"
-                if valid and ready:
-                    nsent, idle = nsent + 1, src.next()
-                elif not valid and idle:
-                    idle -= 1
-                offer()
-                if check_at is not None and cycle == check_at[0]:
-                    k = check_at[1]
-                    for r in range(isa.N_VREGS):
-                        np.testing.assert_array_equal(
-                            regs.V[r], expected[k][r], err_msg=f"V{r} after instruction {k} {prog[k]}")
-                    check_at = None
-                    if k == len(prog) - 1:
-                        break
-                if cur is None:
-                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
-                    assert not (rs_en or wd_en or done or mcmd or beat), f"cycle {cycle}: activity while idle"
-                    if valid:
-                        cur = len(run.accepted)
-                        run.accepted.append(cycle)
-                        run.beats.append([])
-                        nread = nwrite = 0
-                        last_read = first_write = None
-                        ncmd0 = len(ram.commands)
-                    continue
-                ins = prog[cur]
-                n_reads = -(-ins.vl // lanes) if ins.rows else 0
-                n_writes = -(-ins.rows // lanes)
-                where = f"cycle {cycle}, instruction {cur} {ins}"
-                assert not ready, f"{where}: cmd.ready while busy"
-                if beat:
-                    run.beats[cur].append(cycle)
-                if rs_en:
-                    assert nread < n_reads, f"{where}: read past word {n_reads - 1}"
-                    assert rs_addr == nread, f"{where}: rs read word {rs_addr}, expected {nread}"
-                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
-                    nread += 1
-                    last_read = cycle
-                if wd_en:
-                    if first_write is None:
-                        first_write = cycle
-                        # matmul docstring: the first write >= 8 cycles after the last read
-                        assert nread == n_reads and last_read <= cycle - 8, f"{where}: write before the codes are in"
-                    assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
-                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
-                    full = (1 << lanes) - 1
-                    mask = full if nwrite < n_writes - 1 else (1 << (ins.rows - (n_writes - 1) * lanes)) - 1
-                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
-                    nwrite += 1
-                want_done = (wd_en and nwrite == n_writes) if ins.rows else cycle == run.accepted[cur] + 1
-                assert done == want_done, f"{where}: done {done} after {nwrite} writes"
-                if done:
-                    assert nread == n_reads, f"{where}: {nread} of {n_reads} reads"
-                    cmds = ram.commands[ncmd0:]
-                    run.commands.append(cmds)
-                    line = ins.addr // b
-                    for c_line, c_len, c_write in cmds:
-                        assert not c_write and c_line == line and 1 <= c_len <= self.max_burst, \
-                            f"{where}: command {(c_line, c_len, c_write)}, expected a read at line {line}"
-                        line += c_len
-                    assert line - ins.addr // b == beats_of[cur] == len(run.beats[cur]), \
-                        f"{where}: {line - ins.addr // b} beats requested, {len(run.beats[cur])} taken, " \
-                        f"matrix has {beats_of[cur]}"
-                    run.done.append(cycle)
-                    check_at = (cycle + 1, cur)
-                    cur = None
-            for _ in range(RESCALE_LATENCY + 4):                 # nothing after the last instruction
-                _, _, ready, en_any = await ctx.tick().sample(
-                    dut.cmd.ready, dut.rs.en | dut.wd.en | dut.done | dut.mem.cmd.valid | dut.mem.rd.ready)
-                assert ready and not en_any, "activity after the last instruction"
+        def busy(s):
+            ins, where = prog[s.k], s.where
+            n_reads = -(-ins.vl // lanes) if ins.rows else 0
+            n_writes = -(-ins.rows // lanes)
+            if s.beat:
+                run.beats[s.k].append(s.cycle)
+            if s.rs_en:
+                assert c.nread < n_reads, f"{where}: read past word {n_reads - 1}"
+                assert s.rs_addr == c.nread, f"{where}: rs read word {s.rs_addr}, expected {c.nread}"
+                assert s.rs_reg == ins.vs, f"{where}: rs names V{s.rs_reg}"
+                c.nread += 1
+                c.last_read = s.cycle
+            if s.wd_en:
+                if c.first_write is None:
+                    c.first_write = s.cycle
+                    # matmul docstring: the first write >= 8 cycles after the last read
+                    assert c.nread == n_reads and c.last_read <= s.cycle - 8, f"{where}: write before the codes are in"
+                unit.check_write(where, s.wd_addr, s.wd_reg, s.wd_mask, word=c.nwrite, vd=ins.vd, lanes=lanes,
+                                 n=ins.rows)
+                c.nwrite += 1
+            want_done = (s.wd_en and c.nwrite == n_writes) if ins.rows else s.cycle == run.accepted[s.k] + 1
+            assert s.done == want_done, f"{where}: done {s.done} after {c.nwrite} writes"
+            if s.done:
+                assert c.nread == n_reads, f"{where}: {c.nread} of {n_reads} reads"
+                cmds = ram.commands[c.ncmd0:]
+                run.commands.append(cmds)
+                line = ins.addr // b
+                for c_line, c_len, c_write in cmds:
+                    assert not c_write and c_line == line and 1 <= c_len <= self.max_burst, \
+                        f"{where}: command {(c_line, c_len, c_write)}, expected a read at line {line}"
+                    line += c_len
+                assert line - ins.addr // b == beats_of[s.k] == len(run.beats[s.k]), \
+                    f"{where}: {line - ins.addr // b} beats requested, {len(run.beats[s.k])} taken, " \
+                    f"matrix has {beats_of[s.k]}"
 
-        job = types.SimpleNamespace(body=body, finished=False)
+        mon = unit.Monitor(
+            dut, prog, limit, start=start, busy=busy, every=every, run=run,
+            check=lambda k: unit.check_regs(regs, expected[k], f"instruction {k} {prog[k]}"),
+            signals={"rs_en": dut.rs.en, "rs_addr": dut.rs.addr, "rs_reg": dut.rs.reg,
+                     "wd_en": dut.wd.en, "wd_addr": dut.wd.addr, "wd_reg": dut.wd.reg, "wd_mask": dut.wd.mask,
+                     "mcmd": dut.mem.cmd.valid, "mwr": dut.mem.wr.valid, "beat": dut.mem.rd.valid & dut.mem.rd.ready},
+            idle=("rs_en", "wd_en", "mcmd", "beat"),
+            # nothing after the last instruction
+            quiet=(RESCALE_LATENCY + 4, [dut.rs.en, dut.wd.en, dut.done, dut.mem.cmd.valid, dut.mem.rd.ready]))
+
+        async def source(ctx):
+            await unit.issue(ctx, dut.cmd, payloads, Pauses(seed, gap))
+
+        job = types.SimpleNamespace(source=source, watch=mon.watch, finished=set())
         self.job = job
         try:
-            while not job.finished:
+            while "watch" not in job.finished:
                 self.sim.advance()
         except BaseException:
             self.broken = True
             raise
+        assert job.finished == {"source", "watch"}
         assert len(run.done) == len(prog)
         return run
 
@@ -601,12 +555,9 @@ def test_bench_main_tiny(tmp_path):
 def test_signature_widths_come_from_config(cfg):
     config = CONFIGS[cfg]
     dut = MatmulUnit(config)
-    Fragment.get(dut, None)
-    assert dut.lanes == config.vector_lanes and dut.config is config and dut.max_burst == MAX_BURST
-    for chan in (dut.rs, dut.wd):
-        assert len(chan.data) == config.vector_lanes
-        assert chan.data[0].shape() == FX
-        assert chan.addr.shape().width == (max(2, words(config)) - 1).bit_length()
+    unit.check_elaborates(dut, config)
+    assert dut.max_burst == MAX_BURST
+    unit.check_channels(config, dut.rs, dut.wd)
     assert dut.mem.rd.payload.data.shape().width == 8 * config.beat_bytes
 
 
@@ -617,22 +568,14 @@ def test_ceil_div_const_exact():
                 [-(-x // d) for x in range(x_max + 1)], (d, x_max)
 
 
-def _rejects(exc: type, match: str, config, **kw) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(exc, match=match):
-            MatmulUnit(config, **kw)
-        gc.collect()
-
-
 def test_config_checks():
-    _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
-    _rejects(ValueError, r"beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
-    _rejects(ValueError, r"vector_lanes 3 must divide beat_bytes 16",
-             dataclasses.replace(get_config("ecp5"), vector_lanes=3))
-    _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=0)
-    _rejects(ValueError, r"max_burst", get_config("ecp5"), max_burst=MAX_BURST + 1)
-    _rejects(ValueError, r"^overlap must be None, True or False, got 1$", get_config("ecp5"), overlap=1)
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 4$", MatmulUnit, 4)
+    unit.rejects(ValueError, r"beat_bytes >= 8", MatmulUnit, unit.config("ice40", beat_bytes=4))
+    unit.rejects(ValueError, r"vector_lanes 3 must divide beat_bytes 16", MatmulUnit, unit.config(vector_lanes=3))
+    unit.rejects(ValueError, r"max_burst", MatmulUnit, get_config("ecp5"), max_burst=0)
+    unit.rejects(ValueError, r"max_burst", MatmulUnit, get_config("ecp5"), max_burst=MAX_BURST + 1)
+    unit.rejects(ValueError, r"^overlap must be None, True or False, got 1$", MatmulUnit, get_config("ecp5"),
+                 overlap=1)
     assert MatmulUnit(get_config("ddr4")).overlap and not MatmulUnit(get_config("ecp5")).overlap
     assert MatmulUnit(get_config("ecp5"), overlap=True).overlap
     assert copy_keeps_up(get_config("ddr4")) and not copy_keeps_up(get_config("ice40"))

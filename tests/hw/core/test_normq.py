@@ -21,20 +21,16 @@ with seeded random backpressure, and commands come after random idle gaps.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
-import warnings
+import types
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
 
 from golden import ops as O
-from hw.core.iface import FX, words
 from hw.core.normq import NormQuantUnit
+from sim.tb import unit
 from sim.tb.streams import Pauses
-from sim.tb.unit import RegModel, cmd_payload
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
@@ -42,15 +38,11 @@ from spec.accel import AccelConfig, get_config
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 
 
-def _config(lanes: int, beat: int, vlen: int) -> AccelConfig:
-    return dataclasses.replace(get_config("ecp5"), vector_lanes=lanes, beat_bytes=beat, vlen=vlen)
-
-
-#: (lanes, beat_bytes, vlen): one element per word, a 4-lane and a 16-lane core, small registers
+#: one element per word, a 4-lane and a 16-lane core, small registers
 CONFIGS = {
-    "l1": _config(1, 8, 32),
-    "l4": _config(4, 16, 64),
-    "l16": _config(16, 64, 256),
+    "l1": unit.config(vector_lanes=1, beat_bytes=8, vlen=32),
+    "l4": unit.config(vector_lanes=4, beat_bytes=16, vlen=64),
+    "l16": unit.config(vector_lanes=16, beat_bytes=64, vlen=256),
 }
 
 
@@ -88,19 +80,14 @@ G_CLASSES = ("block", "int16", "zero", "unit", "block")
 
 
 def _x(rng: random.Random, n: int, cls: str) -> list[int]:
-    if cls == "zero":
-        return [0] * n
-    if cls == "tiny":
-        return [rng.randint(-(1 << 8), 1 << 8) for _ in range(n)]
+    """The classes of sim.tb.unit.fx_vector, and typical (|x| around 2**24 .. 2**28), large, equal
+    and single."""
     if cls == "typical":
         top = 1 << rng.randint(N.FX_FRAC, N.FX_FRAC + 4)
         return [rng.randint(-top, top) for _ in range(n)]
     if cls == "large":
         top = 1 << rng.randint(N.FX_FRAC + 5, N.FX_BITS - 2)
         return [rng.randint(-top, top) for _ in range(n)]
-    if cls == "limit":
-        return [rng.choice([N.FX_MAX - rng.randrange(1 << 20), N.FX_MIN + rng.randrange(1 << 20),
-                            N.FX_MIN, N.FX_MAX, rng.randint(N.FX_MIN, N.FX_MAX)]) for _ in range(n)]
     if cls == "equal":
         return [rng.choice([N.FX_MIN, N.FX_MAX, 1, -1, rng.randint(N.FX_MIN, N.FX_MAX),
                             rng.randint(-(1 << 28), 1 << 28)])] * n
@@ -108,12 +95,7 @@ def _x(rng: random.Random, n: int, cls: str) -> list[int]:
         v = [0] * n
         v[rng.randrange(n)] = rng.choice([1, -1, N.FX_MIN, N.FX_MAX, rng.randint(N.FX_MIN, N.FX_MAX)])
         return v
-    if cls == "sumsq_edge":   # max|t| right at the pre-shift's edges: 2**24 - 1, 2**24, 2**24 + 1
-        edge = rng.choice([(1 << N.SUMSQ_IN_BITS) - 1, 1 << N.SUMSQ_IN_BITS, (1 << N.SUMSQ_IN_BITS) + 1])
-        v = [rng.randint(-edge, edge) for _ in range(n)]
-        v[rng.randrange(n)] = rng.choice([-edge, edge])
-        return v
-    return [rng.choice([-1, 1]) * rng.randrange(1 << rng.randrange(1, N.FX_BITS)) for _ in range(n)]
+    return unit.fx_vector(rng, n, cls)
 
 
 def _mant(rng: random.Random, n: int, cls: str) -> list[int]:
@@ -183,30 +165,21 @@ def program(config: AccelConfig, rng: random.Random, n: int, mns=("NORM", "QNT")
 
 
 # -- the testbench -------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Run:
-    accepted: list[int]
-    done: list[int]
-
-    def cycles(self) -> list[int]:
-        return [d - a for a, d in zip(self.accepted, self.done, strict=True)]
-
-
 class Bench:
-    """A NormQuantUnit (with its test `stall` input) and RegModel behind its channels; a driver that
-    refills registers while the unit is idle, sends each instruction after a random idle gap and
-    checks the register files after each `done`; a monitor that checks every cycle against the unit
-    contract (module docstring)."""
+    """A NormQuantUnit (with its test `stall` input) and RegModel behind its channels; a source that
+    refills registers while the unit is idle and sends each instruction after a random idle gap;
+    the contract watch (sim.tb.unit.Monitor) with the checks of the module docstring and the
+    register files after each `done`."""
 
     def __init__(self, config: AccelConfig):
         self.config = config
         self.dut = NormQuantUnit(config, test_stall=True)
 
     def run(self, steps: list[Step], *, gap: float = 0.0, stall: float = 0.0, seed: int = 0,
-            limit_per_instr: int = 2000) -> Run:
+            limit_per_instr: int = 2000) -> unit.Run:
         dut, config = self.dut, self.config
         lanes = config.vector_lanes
-        regs = RegModel(config)
+        regs = unit.RegModel(config)
         V = [v.copy() for v in regs.V]
         F = [O.SF_ZERO] * isa.N_FREGS
         expected, scales = [], []
@@ -216,135 +189,83 @@ class Bench:
             execute(V, F, st.ins)
             expected.append([v.copy() for v in V])
             scales.append(F[st.ins.fd] if st.ins.mn == "QNT" else None)
-        run = Run([], [])
         junk = random.Random(seed)
+        payloads = [unit.cmd_payload(ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, vt=ins.vt, fd=ins.fd, s0=ins.exp,
+                                # fields this unit must ignore
+                                ad=junk.randrange(isa.N_AREGS), at=junk.randrange(isa.N_AREGS),
+                                addr=junk.randrange(-(1 << 40), 1 << 40), s1=junk.randrange(-(1 << 40), 1 << 40),
+                                rows=junk.randrange(1 << 16))
+                    for ins in (st.ins for st in steps)]
         limit = len(steps) * limit_per_instr * (1 + 4 * stall) + 100
-        state = {"cur": None, "checked": -1}
+        c = types.SimpleNamespace()
 
-        async def driver(ctx):
-            pauses = Pauses(seed * 3 + 1, gap)
-            for k, st in enumerate(steps):
-                ins = st.ins
-                if st.refill or gap:
-                    # wait until the previous instruction is done and checked, then an idle gap
-                    while state["checked"] < k - 1:
-                        await ctx.tick()
-                    idle = pauses.next()
-                    if idle:
-                        await ctx.tick().repeat(idle)
-                    for r, vals in st.refill.items():
-                        regs.V[r][:] = vals
-                ctx.set(dut.cmd.payload, cmd_payload(
-                    ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, vt=ins.vt, fd=ins.fd, s0=ins.exp,
-                    # fields this unit must ignore
-                    ad=junk.randrange(isa.N_AREGS), at=junk.randrange(isa.N_AREGS),
-                    addr=junk.randrange(-(1 << 40), 1 << 40), s1=junk.randrange(-(1 << 40), 1 << 40),
-                    rows=junk.randrange(1 << 16)))
-                ctx.set(dut.cmd.valid, 1)
-                await ctx.tick().until(dut.cmd.ready)
-                ctx.set(dut.cmd.valid, 0)
+        def start(k):
+            c.reads, c.nwrite, c.fwrites = [[]], 0, 0      # reads: per pass, the cycle of each word's read
 
-        async def staller(ctx):
-            p = Pauses(seed * 3 + 2, stall)
-            while True:
-                ctx.set(dut.stall, p.stall())
-                await ctx.tick()
+        def busy(s):
+            ins, where = steps[s.k].ins, s.where
+            n_words = -(-ins.vl // lanes)
+            if s.rs_en:
+                if len(c.reads[-1]) == n_words:
+                    c.reads.append([])
+                p = len(c.reads) - 1
+                assert p < ins.passes, f"{where}: more than {ins.passes} passes over Vs"
+                assert s.rs_addr == len(c.reads[-1]), \
+                    f"{where}: pass {p} read word {s.rs_addr}, expected {len(c.reads[-1])}"
+                assert s.rs_reg == ins.vs, f"{where}: rs names V{s.rs_reg}"
+                c.reads[-1].append(s.cycle)
+                # gamma is read in every pass but NORM's second (SUMSQ)
+                assert s.rt_en == (ins.mn == "QNT" or p != 1), f"{where}: rt.en {s.rt_en} in pass {p}"
+            else:
+                assert not s.rt_en, f"{where}: rt.en without rs.en"
+            if s.rt_en:
+                assert s.rt_addr == s.rs_addr, f"{where}: rt reads word {s.rt_addr}, rs word {s.rs_addr}"
+                assert s.rt_reg == ins.vt, f"{where}: rt names V{s.rt_reg}"
+            if s.wd_en:
+                last_pass = ins.passes - 1
+                assert len(c.reads) == ins.passes and c.nwrite < len(c.reads[last_pass]) \
+                    and c.reads[last_pass][c.nwrite] < s.cycle, \
+                    f"{where}: write of word {c.nwrite} before its last read"
+                unit.check_write(where, s.wd_addr, s.wd_reg, s.wd_mask, word=c.nwrite, vd=ins.vd, lanes=lanes, n=ins.vl)
+                c.nwrite += 1
+            if s.f_en:
+                assert ins.mn == "QNT" and c.fwrites == 0, f"{where}: F write by {ins.mn} (#{c.fwrites + 1})"
+                assert s.f_idx == ins.fd, f"{where}: F{s.f_idx} written, expected F{ins.fd}"
+                got = (int(s.f_val.mantissa), int(s.f_val.exponent))
+                assert got == scales[s.k], f"{where}: F = {got}, expected {scales[s.k]}"
+                c.fwrites += 1
+            finished = c.nwrite == n_words and c.fwrites == (ins.mn == "QNT")
+            assert s.done == (finished and (s.wd_en or s.f_en)), \
+                f"{where}: done {s.done} after {c.nwrite} writes, {c.fwrites} F writes"
+            if s.done:
+                assert len(c.reads) == ins.passes and all(len(r) == n_words for r in c.reads), \
+                    f"{where}: done after reads {[len(r) for r in c.reads]}"
 
-        async def monitor(ctx):
-            cur = None
-            check_at = None
-            reads: list[list[int]] = []      # per pass, the cycle of each word's read
-            nwrite = 0
-            fwrites = 0
-            ticks = ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.ready, dut.done,
-                dut.rs.en, dut.rs.addr, dut.rs.reg, dut.rt.en, dut.rt.addr, dut.rt.reg,
-                dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask,
-                dut.fwb.en, dut.fwb.idx, dut.fwb.value)
-            cycle = -1
-            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, rt_en, rt_addr, rt_reg,
-                       wd_en, wd_addr, wd_reg, wd_mask, f_en, f_idx, f_val) in ticks:
-                cycle += 1
-                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(steps)})"
-                if check_at is not None and cycle == check_at[0]:
-                    k = check_at[1]
-                    for r in range(isa.N_VREGS):
-                        np.testing.assert_array_equal(
-                            regs.V[r], expected[k][r], err_msg=f"V{r} after instruction {k} {steps[k].ins}")
-                    state["checked"] = k
-                    check_at = None
-                    if k == len(steps) - 1:
-                        for _ in range(8):
-                            _, _, ready, busy_any = await ctx.tick().sample(
-                                dut.cmd.ready, dut.rs.en | dut.rt.en | dut.wd.en | dut.done | dut.fwb.en)
-                            assert ready and not busy_any, "activity after the last instruction"
-                        return
-                if cur is None:
-                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
-                    assert not (rs_en or rt_en or wd_en or done or f_en), \
-                        f"cycle {cycle}: channel activity while idle"
-                    if valid:
-                        cur = len(run.accepted)
-                        run.accepted.append(cycle)
-                        reads, nwrite, fwrites = [[]], 0, 0
-                    continue
-                ins = steps[cur].ins
-                n_words = -(-ins.vl // lanes)
-                where = f"cycle {cycle}, instruction {cur} {ins}"
-                assert not ready, f"{where}: cmd.ready while busy"
-                if rs_en:
-                    if len(reads[-1]) == n_words:
-                        reads.append([])
-                    p = len(reads) - 1
-                    assert p < ins.passes, f"{where}: more than {ins.passes} passes over Vs"
-                    assert rs_addr == len(reads[-1]), \
-                        f"{where}: pass {p} read word {rs_addr}, expected {len(reads[-1])}"
-                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
-                    reads[-1].append(cycle)
-                    # gamma is read in every pass but NORM's second (SUMSQ)
-                    assert rt_en == (ins.mn == "QNT" or p != 1), f"{where}: rt.en {rt_en} in pass {p}"
-                else:
-                    assert not rt_en, f"{where}: rt.en without rs.en"
-                if rt_en:
-                    assert rt_addr == rs_addr, f"{where}: rt reads word {rt_addr}, rs word {rs_addr}"
-                    assert rt_reg == ins.vt, f"{where}: rt names V{rt_reg}"
-                if wd_en:
-                    last_pass = ins.passes - 1
-                    assert len(reads) == ins.passes and nwrite < len(reads[last_pass]) \
-                        and reads[last_pass][nwrite] < cycle, f"{where}: write of word {nwrite} before its last read"
-                    assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
-                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
-                    full = (1 << lanes) - 1
-                    mask = full if nwrite < n_words - 1 else (1 << (ins.vl - (n_words - 1) * lanes)) - 1
-                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
-                    nwrite += 1
-                if f_en:
-                    assert ins.mn == "QNT" and fwrites == 0, f"{where}: F write by {ins.mn} (#{fwrites + 1})"
-                    assert f_idx == ins.fd, f"{where}: F{f_idx} written, expected F{ins.fd}"
-                    got = (int(f_val.mantissa), int(f_val.exponent))
-                    assert got == scales[cur], f"{where}: F = {got}, expected {scales[cur]}"
-                    fwrites += 1
-                finished = nwrite == n_words and fwrites == (ins.mn == "QNT")
-                assert done == (finished and (wd_en or f_en)), \
-                    f"{where}: done {done} after {nwrite} writes, {fwrites} F writes"
-                if done:
-                    assert len(reads) == ins.passes and all(len(r) == n_words for r in reads), \
-                        f"{where}: done after reads {[len(r) for r in reads]}"
-                    run.done.append(cycle)
-                    check_at = (cycle + 1, cur)
-                    cur = None
+        prog = [st.ins for st in steps]
+        mon = unit.Monitor(
+            dut, prog, limit, start=start, busy=busy,
+            check=lambda k: unit.check_regs(regs, expected[k], f"instruction {k} {prog[k]}"),
+            signals={"rs_en": dut.rs.en, "rs_addr": dut.rs.addr, "rs_reg": dut.rs.reg,
+                     "rt_en": dut.rt.en, "rt_addr": dut.rt.addr, "rt_reg": dut.rt.reg,
+                     "wd_en": dut.wd.en, "wd_addr": dut.wd.addr, "wd_reg": dut.wd.reg, "wd_mask": dut.wd.mask,
+                     "f_en": dut.fwb.en, "f_idx": dut.fwb.idx, "f_val": dut.fwb.value},
+            idle=("rs_en", "rt_en", "wd_en", "f_en"),
+            quiet=(8, [dut.rs.en, dut.rt.en, dut.wd.en, dut.done, dut.fwb.en]))
 
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_process(regs.serve_read(dut.rs))
-        sim.add_process(regs.serve_read(dut.rt))
-        sim.add_process(regs.serve_write(dut.wd))
-        sim.add_process(staller)
-        sim.add_testbench(driver)
-        sim.add_testbench(monitor)
-        sim.run()
-        assert len(run.done) == len(steps)
-        return run
+        async def refill(ctx, k):
+            st = steps[k]
+            if st.refill or gap:
+                # the previous instruction done and checked, then an idle gap (none when back to back)
+                await unit.until(ctx, lambda: mon.checked >= k - 1)
+                for r, vals in st.refill.items():
+                    regs.V[r][:] = vals
+
+        async def source(ctx):
+            await unit.issue(ctx, dut.cmd, payloads, Pauses(seed * 3 + 1, gap), before=refill)
+
+        unit.simulator(dut, regs, stall=Pauses(seed * 3 + 2, stall), testbenches=[source, mon.watch]).run()
+        assert len(mon.run.done) == len(steps)
+        return mon.run
 
 
 STALLS = [pytest.param(0.0, 0.0, id="nostall"), pytest.param(0.3, 0.3, id="stall")]
@@ -487,23 +408,11 @@ def test_full_size_ecp5():
 def test_signature(cfg):
     config = CONFIGS[cfg]
     dut = NormQuantUnit(config)
-    Fragment.get(dut, None)
-    assert dut.lanes == config.vector_lanes and dut.config is config
-    for chan in (dut.rs, dut.rt, dut.wd):
-        assert len(chan.data) == config.vector_lanes
-        assert chan.data[0].shape() == FX
-        assert chan.addr.shape().width == (max(2, words(config)) - 1).bit_length()
-    assert "stall" not in dut.signature.members
-    stalled = NormQuantUnit(config, test_stall=True)
-    Fragment.get(stalled, None)
-    assert "stall" in stalled.signature.members
+    unit.check_elaborates(dut, config)
+    unit.check_channels(config, dut.rs, dut.rt, dut.wd)
+    unit.check_test_stall(dut, NormQuantUnit(config, test_stall=True))
 
 
 def test_config_checks():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(TypeError, match=r"^config must be an AccelConfig, not 4$"):
-            NormQuantUnit(4)
-        with pytest.raises(ValueError, match=r"beat_bytes >= 8"):
-            NormQuantUnit(dataclasses.replace(get_config("ice40"), beat_bytes=4))
-        gc.collect()
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 4$", NormQuantUnit, 4)
+    unit.rejects(ValueError, r"beat_bytes >= 8", NormQuantUnit, unit.config("ice40", beat_bytes=4))

@@ -8,28 +8,25 @@ a stored vector. Every test runs with and without random idle cycles and output 
 """
 from __future__ import annotations
 
-import dataclasses
-import gc
 import random
-import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable, signed, unsigned
-from amaranth.sim import Simulator
+from amaranth.hdl import Fragment, signed, unsigned
 
 from golden import ops as O
 from hw.core.reduce import QUANT_LATENCY, Pass, QuantizeUnit, ReductionUnit
-from sim.tb.streams import Pauses, assert_quiet, receive, send
+from sim.tb import unit
+from sim.tb.streams import Pauses
 from spec import isa
 from spec import numerics as N
-from spec.accel import AccelConfig, get_config
+from spec.accel import AccelConfig
 
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 
 
 def _config(lanes: int, vlen: int = 256) -> AccelConfig:
-    return dataclasses.replace(get_config("ice40"), vector_lanes=lanes, vlen=vlen)
+    return unit.config("ice40", vector_lanes=lanes, vlen=vlen)
 
 
 # -- the naive model -----------------------------------------------------------------------------
@@ -57,22 +54,10 @@ def model_codes(t: list[int], mant: list[int]) -> list[int]:
 
 # -- vectors -------------------------------------------------------------------------------------
 def _vector(rng: random.Random, n: int, cls: str) -> list[int]:
-    if cls == "zero":
-        return [0] * n
-    if cls == "tiny":
-        return [rng.randint(-(1 << 8), 1 << 8) for _ in range(n)]
+    """The classes of sim.tb.unit.fx_vector, and typical (|x| < 16)."""
     if cls == "typical":
         return [rng.randint(-(1 << (N.FX_FRAC + 4)), 1 << (N.FX_FRAC + 4)) for _ in range(n)]
-    if cls == "limit":
-        return [rng.choice([N.FX_MAX - rng.randrange(1 << 20), N.FX_MIN + rng.randrange(1 << 20),
-                            N.FX_MIN, N.FX_MAX, rng.randint(N.FX_MIN, N.FX_MAX)]) for _ in range(n)]
-    if cls == "sumsq_edge":   # max|t| right at the pre-shift's edges: 2**24 - 1, 2**24, 2**24 + 1
-        edge = rng.choice([(1 << N.SUMSQ_IN_BITS) - 1, 1 << N.SUMSQ_IN_BITS, (1 << N.SUMSQ_IN_BITS) + 1])
-        v = [rng.randint(-edge, edge) for _ in range(n)]
-        v[rng.randrange(n)] = rng.choice([-edge, edge])
-        return v
-    # mixed: every element its own bit length
-    return [rng.choice([-1, 1]) * rng.randrange(1 << rng.randrange(1, N.FX_BITS)) for _ in range(n)]
+    return unit.fx_vector(rng, n, cls)
 
 
 CLASSES = ("zero", "tiny", "typical", "limit", "sumsq_edge", "mixed")
@@ -118,25 +103,11 @@ def _beats(rng: random.Random, t: list[int], mant: list[int], lanes: int, *, emp
 
 
 # -- the testbench -------------------------------------------------------------------------------
-def run_stream(dut, beats: list[dict], n_results: int, *, idle: float, stall: float, seed: int,
-               drain: int = 2 * QUANT_LATENCY + 4) -> list:
-    """Drive `beats` into dut.i with a pause generator, collect n_results from dut.o under random
-    backpressure, and check the stream rules on o (valid and payload held until the transfer)."""
-    results = []
-
-    async def producer(ctx):
-        await send(ctx, dut.i, beats, Pauses(seed * 2 + 1, idle), name="i")
-
-    async def consumer(ctx):
-        results.extend(await receive(ctx, dut.o, n_results, Pauses(seed * 2 + 2, stall), name="o"))
-        await assert_quiet(ctx, dut.o, drain, "a result with no input")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return results
+def run_stream(dut, beats: list[dict], n_results: int, *, idle: float, stall: float, seed: int) -> list:
+    """`beats` into dut.i after random idle cycles, n_results out of dut.o under random
+    backpressure, the stream rules checked on o, then nothing more (sim.tb.unit.run_stream)."""
+    return unit.run_stream(dut, beats, n_results, idle=Pauses(seed * 2 + 1, idle),
+                           backpressure=Pauses(seed * 2 + 2, stall), drain=2 * QUANT_LATENCY + 4)
 
 
 STALLS = [pytest.param(0.0, 0.0, id="nostall"), pytest.param(0.3, 0.4, id="stall")]
@@ -215,26 +186,14 @@ def test_reduction_back_to_back_throughput():
             accepted.append(cycle)
         ctx.set(dut.i.valid, 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    unit.simulator(dut, testbenches=[bench]).run()
     per_packet = len(beats) // 2
     assert accepted == list(range(1, per_packet + 1)) + list(range(per_packet + 2, 2 * per_packet + 2))
 
 
-def _rejects(cls, exc: type, match: str, config) -> None:
-    """cls(config) raises; the half-built component's UnusedElaboratable warning is expected."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(exc, match=match):
-            cls(config)
-        gc.collect()
-
-
 @pytest.mark.parametrize("cls", [ReductionUnit, QuantizeUnit])
 def test_config_must_be_an_accel_config(cls):
-    _rejects(cls, TypeError, r"^config must be an AccelConfig, not 'ice40'$", "ice40")
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 'ice40'$", cls, "ice40")
 
 
 @pytest.mark.parametrize("lanes", [1, 4])
@@ -342,11 +301,7 @@ def test_quantize_latency_and_rate():
             if valid:
                 out_cycles.append(cycle)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    unit.simulator(dut, testbenches=[producer, consumer]).run()
     assert out_cycles == [QUANT_LATENCY + 1 + k for k in range(len(beats))]
 
 

@@ -17,11 +17,11 @@ import random
 
 import pytest
 from amaranth.back import verilog
-from amaranth.sim import Simulator
 
 from golden import ops as O
 from hw.core.sfu import Op, ScalarUnit, Status
-from sim.tb.streams import Pauses, receive, send
+from sim.tb import unit
+from sim.tb.streams import Pauses
 from spec.numerics import SF_BITS
 
 LO, HI = 1 << (SF_BITS - 1), 1 << SF_BITS
@@ -82,14 +82,7 @@ class TB:
 
     def run(self, cmds: list[Cmd]) -> tuple[list[tuple[tuple[int, int], Status]], list[int]]:
         dut = self.dut
-        results, latencies = [], []
-
-        async def producer(ctx):
-            await send(ctx, dut.cmd, (c.payload() for c in cmds), self.pauses, name="cmd")
-
-        async def consumer(ctx):
-            for p in await receive(ctx, dut.result, len(cmds), self.pauses, name="result"):
-                results.append(((p.value.mantissa, p.value.exponent), Status(p.status)))
+        latencies = []
 
         async def monitor(ctx):
             cycle, start = 0, None
@@ -101,12 +94,9 @@ class TB:
                     start = None
                 cycle += 1
 
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_testbench(producer)
-        sim.add_testbench(consumer)
-        sim.add_testbench(monitor, background=True)
-        sim.run()
+        got = unit.run_stream(dut, (c.payload() for c in cmds), len(cmds), idle=self.pauses,
+                              backpressure=self.pauses, i="cmd", o="result", background=[monitor])
+        results = [((p.value.mantissa, p.value.exponent), Status(p.status)) for p in got]
         assert len(results) == len(cmds) == len(latencies)
         return results, latencies
 

@@ -337,7 +337,7 @@ def test_array_has_no_multiplier(config):
 
 
 def test_bench_reports_full_rate_in_simulated_cycles(tmp_path):
-    from hw.core import bench_tmac
+    from sim.benches import tmac as bench_tmac
 
     out = tmp_path / "tmac.json"
     assert bench_tmac.main(["--config", "ice40", "--stalls", "0.5", "-o", str(out)]) == 0

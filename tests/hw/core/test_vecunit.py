@@ -16,24 +16,21 @@ VL included) after every instruction.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
-import warnings
+import types
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
 
 from golden import ops as O
-from hw.core.iface import FX, words
+from hw.core.iface import words
 from hw.core.vecunit import MNEMONICS, TWO_OPERAND, VectorOpUnit, div_cycles, pipelined_cycles
 from hw.core.vpu import LATENCY
-from sim.tb.streams import Pauses, send
-from sim.tb.unit import RegModel, cmd_payload
+from sim.tb import unit
+from sim.tb.streams import Pauses
 from spec import isa
 from spec import numerics as N
-from spec.accel import AccelConfig, get_config
+from spec.accel import AccelConfig
 from tests.hw.core.test_vpu import golden
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
@@ -41,15 +38,11 @@ SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
 PIPELINED = tuple(mn for mn in MNEMONICS if mn != "DIV")
 
 
-def _config(lanes: int, beat: int, vlen: int) -> AccelConfig:
-    return dataclasses.replace(get_config("ecp5"), vector_lanes=lanes, beat_bytes=beat, vlen=vlen)
-
-
-#: (lanes, beat_bytes, vlen): one element per word, a 4-lane and a 16-lane core, small registers
+#: one element per word, a 4-lane and a 16-lane core, small registers
 CONFIGS = {
-    "l1": _config(1, 8, 64),
-    "l4": _config(4, 16, 128),
-    "l16": _config(16, 64, 128),
+    "l1": unit.config(vector_lanes=1, beat_bytes=8, vlen=64),
+    "l4": unit.config(vector_lanes=4, beat_bytes=16, vlen=128),
+    "l16": unit.config(vector_lanes=16, beat_bytes=64, vlen=128),
 }
 #: the largest DIV, in words, of the default run (the divider takes ~50 cycles a word)
 DIV_WORDS = 3
@@ -180,125 +173,75 @@ def program(config: AccelConfig, rng: random.Random, mns: tuple[str, ...], n: in
 
 
 # -- the testbench -------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Run:
-    accepted: list[int]      # cycle of each instruction's cmd transfer
-    done: list[int]          # cycle of each instruction's done pulse
-
-
 class Bench:
     """A VectorOpUnit with RegModel behind its channels, a command source with seeded random idle
-    gaps, and a monitor that checks every cycle against the unit contract (module docstring) and
+    gaps, and the contract watch (sim.tb.unit.Monitor) with the checks of the module docstring and
     the register file against the golden machine after every instruction."""
 
     def __init__(self, config: AccelConfig):
         self.config = config
         self.dut = VectorOpUnit(config)
 
-    def run(self, init: list[np.ndarray], prog: list[Instr], *, gap: float = 0.0, seed: int = 0) -> Run:
+    def run(self, init: list[np.ndarray], prog: list[Instr], *, gap: float = 0.0, seed: int = 0) -> unit.Run:
         dut, config = self.dut, self.config
         lanes = config.vector_lanes
-        regs = RegModel(config)
-        for r in range(isa.N_VREGS):
-            regs.V[r][:] = init[r]
+        regs = unit.RegModel(config, init)
         want = [v.copy() for v in init]
         expected = []
         for ins in prog:
             execute(want, ins.mn, ins.vl, ins.vd, ins.vs, ins.vt)
             expected.append([v.copy() for v in want])
         junk = random.Random(seed)
-        payloads = [cmd_payload(ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, vt=ins.vt,
-                                # fields this unit must ignore
-                                ad=junk.randrange(isa.N_AREGS), addr=junk.randrange(-(1 << 40), 1 << 40),
-                                s0=junk.randrange(1 << 20), rows=junk.randrange(1 << 16))
+        payloads = [unit.cmd_payload(ins.mn, vl=ins.vl, vd=ins.vd, vs=ins.vs, vt=ins.vt,
+                                     # fields this unit must ignore
+                                     ad=junk.randrange(isa.N_AREGS), addr=junk.randrange(-(1 << 40), 1 << 40),
+                                     s0=junk.randrange(1 << 20), rows=junk.randrange(1 << 16))
                     for ins in prog]
         limit = 20 + sum(div_cycles(-(-i.vl // lanes)) + 2 if i.mn == "DIV"
                          else pipelined_cycles(-(-i.vl // lanes)) + 2 for i in prog)
         limit += int(len(prog) * 50 * gap / (1 - gap)) + 100
-        run = Run([], [])
+        c = types.SimpleNamespace()
+
+        def start(k):
+            c.nread = c.nwrite = 0
+            c.read_cycle = []
+
+        def busy(s):
+            ins, where = prog[s.k], s.where
+            n_words = -(-ins.vl // lanes)
+            if s.rs_en:
+                assert c.nread < n_words, f"{where}: read past word {n_words - 1}"
+                assert s.rs_addr == c.nread, f"{where}: rs read word {s.rs_addr}, expected {c.nread}"
+                assert s.rs_reg == ins.vs, f"{where}: rs names V{s.rs_reg}"
+                c.read_cycle.append(s.cycle)
+                c.nread += 1
+            assert s.rt_en == (s.rs_en and ins.reads_vt), f"{where}: rt.en {s.rt_en} with rs.en {s.rs_en}"
+            if s.rt_en:
+                assert s.rt_addr == s.rs_addr, f"{where}: rt reads word {s.rt_addr}, rs word {s.rs_addr}"
+                assert s.rt_reg == ins.vt, f"{where}: rt names V{s.rt_reg}"
+            if s.wd_en:
+                assert c.nwrite < c.nread and c.read_cycle[c.nwrite] < s.cycle - 1, \
+                    f"{where}: write of word {c.nwrite} before its read data"
+                unit.check_write(where, s.wd_addr, s.wd_reg, s.wd_mask, word=c.nwrite, vd=ins.vd, lanes=lanes, n=ins.vl)
+                c.nwrite += 1
+            assert s.done == (s.wd_en and c.nwrite == n_words), f"{where}: done {s.done} after {c.nwrite} writes"
+
+        mon = unit.Monitor(
+            dut, prog, limit, start=start, busy=busy,
+            check=lambda k: unit.check_regs(regs, expected[k], f"instruction {k} {prog[k]}"),
+            signals={"rs_en": dut.rs.en, "rs_addr": dut.rs.addr, "rs_reg": dut.rs.reg,
+                     "rt_en": dut.rt.en, "rt_addr": dut.rt.addr, "rt_reg": dut.rt.reg,
+                     "wd_en": dut.wd.en, "wd_addr": dut.wd.addr, "wd_reg": dut.wd.reg, "wd_mask": dut.wd.mask},
+            idle=("rs_en", "rt_en", "wd_en"),
+            # a few quiet cycles: nothing after the last instruction
+            quiet=(LATENCY + 4, [dut.rs.en, dut.rt.en, dut.wd.en, dut.done]))
 
         async def source(ctx):
-            await send(ctx, dut.cmd, payloads, Pauses(seed, gap), name="cmd")
+            await unit.issue(ctx, dut.cmd, payloads, Pauses(seed, gap))
 
-        async def monitor(ctx):
-            cur = None                  # index of the instruction in flight
-            check_at = None             # (cycle, instruction) of a pending register-file check
-            nread = nwrite = 0
-            read_cycle: list[int] = []
-            ticks = ctx.tick().sample(
-                dut.cmd.valid, dut.cmd.ready, dut.done,
-                dut.rs.en, dut.rs.addr, dut.rs.reg, dut.rt.en, dut.rt.addr, dut.rt.reg,
-                dut.wd.en, dut.wd.addr, dut.wd.reg, dut.wd.mask)
-            cycle = -1
-            async for (_, _, valid, ready, done, rs_en, rs_addr, rs_reg, rt_en, rt_addr, rt_reg,
-                       wd_en, wd_addr, wd_reg, wd_mask) in ticks:
-                cycle += 1
-                assert cycle < limit, f"cycle {cycle}: no progress (instruction {cur} of {len(prog)})"
-                if check_at is not None and cycle == check_at[0]:
-                    k = check_at[1]
-                    for r in range(isa.N_VREGS):
-                        np.testing.assert_array_equal(
-                            regs.V[r], expected[k][r], err_msg=f"V{r} after instruction {k} {prog[k]}")
-                    check_at = None
-                    if k == len(prog) - 1:
-                        # a few quiet cycles: nothing after the last instruction
-                        for _ in range(LATENCY + 4):
-                            _, _, ready, en_any = await ctx.tick().sample(
-                                dut.cmd.ready, dut.rs.en | dut.rt.en | dut.wd.en | dut.done)
-                            assert ready and not en_any, "activity after the last instruction"
-                        return
-                if cur is None:
-                    assert ready, f"cycle {cycle}: idle but cmd.ready low"
-                    assert not (rs_en or rt_en or wd_en or done), f"cycle {cycle}: channel activity while idle"
-                    if valid:
-                        cur = len(run.accepted)
-                        run.accepted.append(cycle)
-                        nread = nwrite = 0
-                        read_cycle = []
-                    continue
-                ins = prog[cur]
-                n_words = -(-ins.vl // lanes)
-                where = f"cycle {cycle}, instruction {cur} {ins}"
-                assert not ready, f"{where}: cmd.ready while busy"
-                if rs_en:
-                    assert nread < n_words, f"{where}: read past word {n_words - 1}"
-                    assert rs_addr == nread, f"{where}: rs read word {rs_addr}, expected {nread}"
-                    assert rs_reg == ins.vs, f"{where}: rs names V{rs_reg}"
-                    read_cycle.append(cycle)
-                    nread += 1
-                assert rt_en == (rs_en and ins.reads_vt), f"{where}: rt.en {rt_en} with rs.en {rs_en}"
-                if rt_en:
-                    assert rt_addr == rs_addr, f"{where}: rt reads word {rt_addr}, rs word {rs_addr}"
-                    assert rt_reg == ins.vt, f"{where}: rt names V{rt_reg}"
-                if wd_en:
-                    assert nwrite < nread and read_cycle[nwrite] < cycle - 1, \
-                        f"{where}: write of word {nwrite} before its read data"
-                    assert wd_addr == nwrite, f"{where}: write of word {wd_addr}, expected {nwrite}"
-                    assert wd_reg == ins.vd, f"{where}: wd names V{wd_reg}"
-                    full = (1 << lanes) - 1
-                    mask = full if nwrite < n_words - 1 else (1 << (ins.vl - (n_words - 1) * lanes)) - 1
-                    assert wd_mask == mask, f"{where}: mask {wd_mask:#x}, expected {mask:#x}"
-                    nwrite += 1
-                assert done == (wd_en and nwrite == n_words), f"{where}: done {done} after {nwrite} writes"
-                if done:
-                    run.done.append(cycle)
-                    check_at = (cycle + 1, cur)
-                    cur = None
-
-        sim = Simulator(dut)
-        sim.add_clock(1e-6)
-        sim.add_process(regs.serve_read(dut.rs))
-        sim.add_process(regs.serve_read(dut.rt))
-        sim.add_process(regs.serve_write(dut.wd))
-        sim.add_testbench(source)
-        sim.add_testbench(monitor)
-        sim.run()
-        assert len(run.done) == len(prog)
-        return run
-
-
-def _bench(name: str) -> Bench:
-    return Bench(CONFIGS[name])
+        unit.simulator(dut, regs, testbenches=[source, mon.watch]).run()
+        assert len(mon.run.done) == len(prog)
+        return mon.run
 
 
 # -- every op against the golden machine ---------------------------------------------------------
@@ -376,27 +319,16 @@ def test_mnemonics_are_the_vector_group():
 def test_signature_widths_come_from_config(cfg):
     config = CONFIGS[cfg]
     dut = VectorOpUnit(config)
-    Fragment.get(dut, None)
-    assert dut.lanes == config.vector_lanes and dut.config is config
-    for chan in (dut.rs, dut.rt, dut.wd):
-        assert len(chan.data) == config.vector_lanes
-        assert chan.data[0].shape() == FX
-        assert chan.addr.shape().width == (max(2, words(config)) - 1).bit_length()
+    unit.check_elaborates(dut, config)
+    unit.check_channels(config, dut.rs, dut.rt, dut.wd)
     assert dut.wd.mask.shape().width == config.vector_lanes
 
 
-def _rejects(exc: type, match: str, config) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(exc, match=match):
-            VectorOpUnit(config)
-        gc.collect()
-
-
 def test_config_checks():
-    _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
-    _rejects(ValueError, r"^the core needs beat_bytes >= 8", dataclasses.replace(get_config("ice40"), beat_bytes=4))
-    _rejects(ValueError, r"^vector_lanes 4 must divide vlen 66$", _config(4, 16, 66))
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 4$", VectorOpUnit, 4)
+    unit.rejects(ValueError, r"^the core needs beat_bytes >= 8", VectorOpUnit, unit.config("ice40", beat_bytes=4))
+    unit.rejects(ValueError, r"^vector_lanes 4 must divide vlen 66$", VectorOpUnit,
+                 unit.config(vector_lanes=4, beat_bytes=16, vlen=66))
 
 
 # -- long sweeps ---------------------------------------------------------------------------------

@@ -8,28 +8,26 @@ sigmoid table's grid points, midpoints and clamp edges). Nothing here is a store
 from __future__ import annotations
 
 import dataclasses
-import gc
 import random
-import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Fragment, UnusedElaboratable
-from amaranth.sim import Simulator
+from amaranth.hdl import Fragment
 
 from golden import ops as O
 from hw.core.vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorOp, VectorUnit
-from sim.tb.streams import Pauses, assert_quiet, receive, send
+from sim.tb import unit
+from sim.tb.streams import Pauses
 from spec import isa
 from spec import numerics as N
-from spec.accel import AccelConfig, get_config
+from spec.accel import AccelConfig
 
 SIG_FRAC = N.FX_FRAC - N.SIG_STEP_LOG2
 SIG_LIMIT = N.SIG_RANGE << N.FX_FRAC
 
 
 def _config(lanes: int) -> AccelConfig:
-    return dataclasses.replace(get_config("ice40"), vector_lanes=lanes)
+    return unit.config("ice40", vector_lanes=lanes)
 
 
 # -- the naive model: one golden call per op -----------------------------------------------------
@@ -139,6 +137,16 @@ def operands(op: VectorOp, rng: random.Random, lanes: int) -> tuple[list[int], l
     return a, b
 
 
+def mixed_requests(rng: random.Random, lanes: int, n: int) -> list[tuple[VectorOp, list[int], list[int]]]:
+    """n requests of random ops."""
+    ops = list(VectorOp)
+    requests = []
+    for _ in range(n):
+        op = rng.choice(ops)
+        requests.append((op, *operands(op, rng, lanes)))
+    return requests
+
+
 # -- the testbench -------------------------------------------------------------------------------
 class TB:
     """A VectorUnit with a pause generator on each side and the stream rules checked on `o`.
@@ -156,27 +164,13 @@ class TB:
         self.idle, self.stall, self.seed = idle, stall, seed
 
     def run(self, requests: list[tuple[VectorOp, list[int], list[int]]], *, drain: int = 2 * LATENCY + 4):
-        dut, lanes = self.dut, self.lanes
-        results: list[list[int]] = []
-        puts, gets = Pauses(self.seed * 2 + 1, self.idle), Pauses(self.seed * 2 + 2, self.stall)
-
-        async def producer(ctx):
-            await send(ctx, dut.i, ({k: v for k, v in zip(("op", "a", "b"), (op, a, b), strict=True)
-                                     if k in self.fields} for op, a, b in requests), puts, name="i")
-
-        async def consumer(ctx):
-            # stream rules on o (valid and payload held until the transfer) checked on every cycle
-            for payload in await receive(ctx, dut.o, len(requests), gets, name="o"):
-                results.append([payload.data[j] for j in range(lanes)])
-            # nothing more may come out: no duplicated or invented results
-            await assert_quiet(ctx, dut.o, drain, "a result with no request")
-
-        sim = Simulator(self.dut)
-        sim.add_clock(1e-6)
-        sim.add_testbench(producer)
-        sim.add_testbench(consumer)
-        sim.run()
-        return results
+        # the stream rules on o (valid and payload held until the transfer) checked on every cycle;
+        # then nothing more may come out: no duplicated or invented results
+        payloads = ({k: v for k, v in zip(("op", "a", "b"), (op, a, b), strict=True) if k in self.fields}
+                    for op, a, b in requests)
+        got = unit.run_stream(self.dut, payloads, len(requests), idle=Pauses(self.seed * 2 + 1, self.idle),
+                              backpressure=Pauses(self.seed * 2 + 2, self.stall), drain=drain)
+        return [[p.data[j] for j in range(self.lanes)] for p in got]
 
 
 def check(requests, results) -> None:
@@ -203,12 +197,7 @@ def test_op_matches_golden(mnemonic, idle, stall):
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_mixed_ops_in_order(lanes):
     """Random ops back to back: each result belongs to its own request, in order."""
-    rng = random.Random(f"vpu-mixed-{lanes}")
-    ops = list(VectorOp)
-    requests = []
-    for _ in range(96):
-        op = rng.choice(ops)
-        requests.append((op, *operands(op, rng, lanes)))
+    requests = mixed_requests(random.Random(f"vpu-mixed-{lanes}"), lanes, 96)
     check(requests, TB(lanes, idle=0.2, stall=0.5, seed=lanes).run(requests))
 
 
@@ -305,10 +294,7 @@ def test_div_cycles():
             if valid:
                 seen.append((cycle, out))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    unit.simulator(dut, testbenches=[bench]).run()
     assert seen == [(VectorDivider.DIV_CYCLES, 7 << (N.FX_FRAC - 1))]
 
 
@@ -331,10 +317,7 @@ def test_latency_and_full_throughput():
             if o_fire:
                 emitted.append((cycle, out))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    unit.simulator(dut, testbenches=[bench]).run()
     assert accepted == list(range(count))
     assert emitted == [(c + LATENCY, c) for c in range(count)]
 
@@ -353,22 +336,11 @@ def test_stalled_output_fills_bubbles():
             if fire:
                 taken.append(cycle)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    unit.simulator(dut, testbenches=[bench]).run()
     assert taken == list(range(LATENCY))
 
 
 # -- interface -----------------------------------------------------------------------------------
-def _rejects(exc: type, match: str, config) -> None:
-    """VectorUnit(config) raises; the half-built component's UnusedElaboratable warning is expected."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(exc, match=match):
-            VectorUnit(config)
-        gc.collect()
-
 def test_vector_op_is_the_isa_opcode():
     for op in VectorOp:
         assert op.value == isa.BY_MNEMONIC[op.name].code
@@ -389,7 +361,7 @@ def test_signature_widths_come_from_config(lanes):
 
 
 def test_config_must_be_an_accel_config():
-    _rejects(TypeError, r"^config must be an AccelConfig, not 4$", 4)
+    unit.rejects(TypeError, r"^config must be an AccelConfig, not 4$", VectorUnit, 4)
 
 
 def test_config_fx_bits_must_match_numerics():
@@ -400,7 +372,7 @@ def test_config_fx_bits_must_match_numerics():
             return 64
 
     cfg = Wide(**dataclasses.asdict(_config(1)))
-    _rejects(ValueError, r"^config.fx_bits must be the numerics' FX_BITS 48, got 64$", cfg)
+    unit.rejects(ValueError, r"^config.fx_bits must be the numerics' FX_BITS 48, got 64$", VectorUnit, cfg)
 
 
 # -- long sweeps ---------------------------------------------------------------------------------
@@ -408,10 +380,5 @@ def test_config_fx_bits_must_match_numerics():
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("lanes", [2, 4])
 def test_mixed_ops_long(lanes, seed):
-    rng = random.Random(f"vpu-long-{lanes}-{seed}")
-    ops = list(VectorOp)
-    requests = []
-    for _ in range(1000):
-        op = rng.choice(ops)
-        requests.append((op, *operands(op, rng, lanes)))
+    requests = mixed_requests(random.Random(f"vpu-long-{lanes}-{seed}"), lanes, 1000)
     check(requests, TB(lanes, idle=0.3, stall=0.3, seed=seed).run(requests))
