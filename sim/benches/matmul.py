@@ -2,7 +2,7 @@
 
     python -m sim.benches.matmul [--config ecp5] [--shapes 192x192,1024x192,192x512]
                                    [--stalls 0.3] [--overlap auto|on|off] [--seed S]
-                                   [-o build/bench_matmul.json]
+                                   [-o build/bench/matmul.json]
 
 Builds MatmulUnit from a spec.accel configuration and runs one TMATMUL per shape (rows x cols) in
 the Amaranth simulator, with the register-file and RAM models of sim/tb/unit.py behind
@@ -44,6 +44,7 @@ from sim.tb.streams import Pauses
 from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import CONFIGS, AccelConfig, get_config
+from sw.artifacts import build_dir
 
 UNIT = "simulated cycles (Amaranth sim)"
 TARGET = 0.95
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--overlap", default="auto", choices=["auto", "on", "off"],
                     help="weights overlap the codes copy (auto: when vector_lanes >= T)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("-o", "--output", type=Path, default=Path("build/bench_matmul.json"))
+    ap.add_argument("-o", "--output", type=Path, default=build_dir("bench", "matmul.json"))
     a = ap.parse_args(argv)
 
     cfg = get_config(a.config)

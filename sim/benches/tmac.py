@@ -28,6 +28,7 @@ from hw.core.tmac import TernaryArray
 from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import CONFIGS, get_config
+from sw.artifacts import build_dir
 
 UNIT = "simulated cycles"
 
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cols", type=int, default=None, help="matrix columns (default 64 groups - 2)")
     ap.add_argument("--stalls", default="0.5,0.9", help="acc not-ready probabilities to run besides 0")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("-o", "--output", type=Path, default=Path("build/bench/tmac.json"))
+    ap.add_argument("-o", "--output", type=Path, default=build_dir("bench", "tmac.json"))
     a = ap.parse_args(argv)
 
     cfg = get_config(a.config)
