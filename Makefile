@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# test workers (pytest-xdist): the suite on both cores of the CI machine; JOBS=0 runs it in one process
+JOBS ?= 2
 
 .PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity bitstream verilog clean help
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
-	@echo "make test           the default regression (slow tests excluded)"
+	@echo "make test [JOBS=2]  the default regression (slow tests excluded), on JOBS test workers"
 	@echo "make test-all       every test, including those marked slow"
 	@echo "make sim MODEL=370m [TOKENS=4] [PROMPT=text] [CHECKPOINT=dir] [CORES=1] [CHANNELS=1] [PACKING=1.6bit] [CONFIG=name] [TRACE=1]"
 	@echo "                    the model on the full-system simulator, every token checked against the golden model"
@@ -31,10 +33,10 @@ setup: $(PY)
 	@$(PY) -c "import torch, numpy, numba; print('setup ok: torch', torch.__version__, 'numpy', numpy.__version__, 'numba', numba.__version__)"
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
 test-all: lint
-	$(PY) -m pytest -m '' $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) -m '' $(PYTEST_ARGS)
 
 # ruff, then the layering: import contracts of pyproject.toml [tool.importlinter] (a wrong-way import fails)
 lint:
