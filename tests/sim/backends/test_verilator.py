@@ -92,7 +92,7 @@ def _fake_build(tmp_path: Path, script: str):
     exe = tmp_path / "fake_sim"
     exe.write_text("#!/bin/sh\n" + script)
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    return SystemBuild(CONFIG, 1, 1, Channel(), 1, False, tmp_path, exe)
+    return SystemBuild(CONFIG, 1, Channel(), 1, False, tmp_path, exe)      # CONFIG.cores = 1, 1 channel
 
 
 def _fake_run(tmp_path: Path, script: str, **kw):
