@@ -15,6 +15,10 @@ board's default oscillator, or with ``--clock-mhz`` an ECP5 PLL's output (hw/boa
 that frequency is the report's target. The UART is the board's ``uart``
 resource, or, on boards without one, two header pins (BOARDS: `uart_pins`, docs/boards.md).
 
+Before synthesis the design's resources are estimated from its RTLIL in seconds (bitstreams/estimate.py);
+a design that cannot fit the board's device is refused then, naming the estimated and available
+LUTs, block RAMs and DSPs (`--no-fit-check` builds it anyway).
+
 Exit status: 0 built and timing met; 1 a failure (the model does not fit, a tool failed, or the
 achieved Fmax is below the target: the report is written all the same); 2 a usage error (an
 unknown board lists the supported ones).
@@ -102,6 +106,26 @@ def load_model(name: str, cfg: AccelConfig) -> Artifacts:
         return prepare(name, config=cfg, log=_log)
     except ArtifactError as e:
         raise BuildError(str(e)) from None
+
+
+def estimate_board(top, device: str) -> dict[str, Any]:
+    """bitstreams.estimate of the board design on `device` (seconds: elaboration and RTLIL text,
+    no synthesis): the estimated LUTs, block RAMs and DSPs, and `over`, what does not fit."""
+    from amaranth.back import rtlil
+
+    from bitstreams.estimate import DEVICES, estimate, fits
+
+    dev = DEVICES.get(device)
+    if dev is None:
+        raise BuildError(f"no resource table for the device {device!r} (bitstreams.estimate.DEVICES)")
+    text = rtlil.convert(top, name="top", emit_src=False,
+                         ports=[top.rx, top.tx, top.waiting, top.fault, top.halted, top.mem_error])
+    # iCE40 builds leave multiplications in logic (the default synth_ice40 does not map SB_MAC16)
+    est = estimate(text, dev.family, 0 if dev.family == "ice40" else None)
+    return {"device": dev.name, "luts": est.luts, "brams": est.brams, "dsps": est.dsps,
+            "available": {"luts": dev.luts, "brams": dev.brams, "dsps": dev.dsps}, "over": fits(est, dev),
+            "what": "estimated from the design's RTLIL before synthesis (bitstreams.estimate), within about 25 % "
+                    "of yosys's counts"}
 
 
 # -- manifest --------------------------------------------------------------------------------------
@@ -313,8 +337,15 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     _log(f"clock {freq / 1e6:g} MHz: {clock_source}")
     top = BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq, baud=baud or HL.DEFAULT_BAUD,
                    state_bytes=m.state_bytes)
+    est = estimate_board(top, plat.device)
+    _log(f"estimated for the {est['device']}: {est['luts']:,} LUTs, {est['brams']} block RAMs, {est['dsps']} DSPs "
+         f"(bitstreams.estimate, before synthesis)")
+    if check_fit and est["over"]:
+        raise BuildError(f"the design cannot fit the {board.name}'s {est['device']}: " + "; ".join(est["over"])
+                         + ". Choose a smaller config (--config, --vector-lanes, --beat-bytes) or model")
     pnr_opts = " ".join([f"--report {REPORT} --timing-allow-fail", *map(shlex.quote, shlex.split(nextpnr_opts))])
     man = manifest(board, cfg, m, top, overrides=overrides, nextpnr_opts=pnr_opts, clock_source=clock_source)
+    man["estimate"] = est
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
 
     env = {**os.environ, **dict(board.env), **{k: _tool(v) for k, v in TOOLS.items()}}
@@ -369,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the design's clock in MHz, made by an ECP5 PLL from the board clock (default: the board "
                          "clock); the report's Fmax target")
     ap.add_argument("--out", type=Path, help="output directory (default build/bitstreams/<board>)")
+    ap.add_argument("--no-fit-check", action="store_true",
+                    help="synthesize even when the estimate before synthesis says the design cannot fit the board")
     args = ap.parse_args(argv)
     if args.beat_bytes is not None and args.beat_bytes not in BEAT_BYTES_ALLOWED:
         ap.error(f"--beat-bytes must be one of {', '.join(map(str, BEAT_BYTES_ALLOWED))}, got {args.beat_bytes}")
@@ -388,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         over = {k: v for k, v in (("beat_bytes", args.beat_bytes), ("vector_lanes", args.vector_lanes),
                                   ("vlen", args.vlen)) if v is not None}
         man, rep = build(args.board, config=args.config, model=args.model, baud=args.baud, out_dir=args.out,
-                         overrides=over, nextpnr_opts=args.nextpnr_opts, clock_mhz=args.clock_mhz)
+                         overrides=over, nextpnr_opts=args.nextpnr_opts, clock_mhz=args.clock_mhz,
+                         check_fit=not args.no_fit_check)
     except (BuildError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
