@@ -194,6 +194,15 @@ def _decode_tables(packing: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 _TABLES = {p: _decode_tables(p) for p in PACKINGS}
+
+
+def decode_table(packing: str) -> tuple[np.ndarray, np.ndarray]:
+    """The trit code of `packing` as a table: (trits of every byte value: int8 [256, T], valid:
+    bool [256]); an invalid byte decodes to T zero trits. The hardware's decoder ROM is built from
+    it (hw.core.tmac)."""
+    check_packing(packing, DEFAULT_BEAT_BYTES)
+    lut, valid = _TABLES[packing]
+    return lut[:, :PACKINGS[packing]].copy(), valid.copy()
 _LUT64 = {p: np.ascontiguousarray(_TABLES[p][0]).view("<u8").reshape(256) for p in PACKINGS}
 
 

@@ -39,24 +39,25 @@ Datapath (one instruction at a time, three overlapping phases):
 
 Throughput: the array's output register and running sums double-buffer the tile sums, so while the
 memory streams without stalls the array takes one beat per cycle for the whole matrix as long as
-``B / lanes <= G`` (a tile's write-back is hidden behind the next tile's G beats). With
-``G < B / lanes`` (short vectors on a wide beat with few vector lanes) the write-back limits: a
-tile takes ``B / lanes`` cycles instead of G. Measured figures: sim/benches/matmul.py.
+``B / lanes + ARRAY_LATENCY - 1 <= G`` (a tile's write-back is hidden behind the next tile's G
+beats; hw.core.tmac.ARRAY_LATENCY is the array's pipeline). With shorter tiles (short vectors on a
+wide beat with few vector lanes) the write-back limits: a tile takes ``B / lanes + ARRAY_LATENCY
+- 1`` cycles instead of G. Measured figures: sim/benches/matmul.py.
 
 Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
 simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,
 ``FIRST_BEAT = 4`` cycles from acceptance to the first beat (G, the beat count, the command: 3
 cycles of setup, then the memory's latency), whatever VL; without,
 ``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4`` (the codes copy). Then ``ceil(rows / B) * G``
-beats in as many cycles, then ``words of the last tile + RESCALE_LATENCY + 1`` cycles to ``done``.
-ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 8 = 3292 cycles (without overlap
-208 + 3280 + 8 = 3496); K = 2816, rows = 1024: 4 + 9024 + 8 = 9036 (was 9599). ecp5 config (no
-overlap by default), K = 192, rows = 192: 52 + 468 + 8 = 528 cycles, 100 % of the weight phase
-with a beat.
+beats in as many cycles, then ``words of the last tile + RESCALE_LATENCY + ARRAY_LATENCY - 1``
+cycles to ``done``. ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 11 = 3295 cycles
+(without overlap 208 + 3280 + 11 = 3499); K = 2816, rows = 1024: 4 + 9024 + 11 = 9039. ecp5 config
+(no overlap by default), K = 192, rows = 192: 52 + 468 + 11 = 531 cycles, 100 % of the weight
+phase with a beat.
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
-with or without overlap. The first write is tile 0's (RESCALE_LATENCY + 2 cycles after its last
-beat); that beat is group G - 1's, which the array takes only after the group was written, which
+with or without overlap. The first write is tile 0's (RESCALE_LATENCY + ARRAY_LATENCY cycles after
+its last beat); that beat is group G - 1's, which the array takes only after the group was written, which
 is after the gearbox took the last word of Vs, the cycle after its read. So every code is read
 before any element is written, whatever the stalls (the register channels do not stall; memory
 stalls only delay the beats).

@@ -4,7 +4,7 @@ Implements the weight layout of docs/weight-image.md, section "Trit packing" (sp
 `pack_trits` / `unpack_trits`): one memory beat = one column group of one row tile, `beat_bytes`
 rows x T columns (T = 4 at "2bit", 5 at "1.6bit"); byte i of a beat is row ``tile * B + i``; within
 a tile the groups g = 0 .. G-1 come in order, G = ceil(cols / T). The reference is
-sim/golden/kernels.matvec: ``acc[r] = sum_k W[r, k] * codes[k]`` (int32). DESIGN.md section 5: the
+golden/kernels.matvec: ``acc[r] = sum_k W[r, k] * codes[k]`` (int32). DESIGN.md section 5: the
 array consumes a full memory beat per cycle (B * T ternary products), without multipliers.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec import weight_image as wi
 from spec.accel import TRITS_PER_BYTE, AccelConfig
 
-__all__ = ["TritDecoder", "TernaryArray", "CODE_BITS", "codes_groups", "trit_layout"]
+__all__ = ["ARRAY_LATENCY", "CODE_BITS", "TernaryArray", "TritDecoder", "codes_groups", "trit_layout"]
 
 #: Width of one activation code (int8; the numerics keep codes in [-127, 127]).
 CODE_BITS = 8
@@ -98,6 +99,12 @@ class TritDecoder(wiring.Component):
         return m
 
 
+#: Cycles from the cycle a tile's last beat is accepted to the cycle its sums are valid on ``acc``:
+#: the codes group and the trits are read at the acceptance edge and registered (edge 1), then the
+#: products and first sums (2), the lane sum (3) and the accumulation (4) are register stages.
+ARRAY_LATENCY = 5
+
+
 class TernaryArray(wiring.Component):
     """Adder-only ternary matrix x int8 vector array: one weight beat (B rows x T columns) per cycle.
 
@@ -127,25 +134,33 @@ class TernaryArray(wiring.Component):
         the memory: once the vector is loaded, every beat; while it is still being loaded (the
         first tile), beat g from the cycle after group g was written (the weights overlap the
         load: beat g of the first tile needs only groups 0 .. g, and later tiles come after the
-        first tile's last beat, which needs the whole vector). A tile must have exactly as many
-        groups as the vector has codes transfers (G = ceil(cols / T)); ``end`` may be set on the
-        last beat of one matrix or of several that share the vector.
+        first tile's last beat, which needs the whole vector). A beat with ``last`` is taken only
+        while no other tile's last beat is in the pipeline and the ``acc`` register is free or
+        being read (so its sums find the register free when they arrive): ``ready``
+        depends on ``payload.last``, on ``acc.ready`` and on nothing else of the streams. A tile
+        must have exactly as many groups as the vector has codes transfers (G = ceil(cols / T));
+        ``end`` may be set on the last beat of one matrix or of several that share the vector.
     acc : Out(stream.Signature(StructLayout({"data": ArrayLayout(signed(acc_bits), B), "last": 1})))
         One transfer per row tile, in tile order: ``data[i]`` = ``sum_k W[tile * B + i, k] *
         code[k]`` (padded rows give 0), ``last`` = the tile's last beat had ``end`` set.
 
     Handshakes are those of amaranth.lib.stream: a transfer happens in a cycle where ``valid`` and
     ``ready`` are both high; ``valid`` never waits for ``ready``, and once asserted stays with its
-    payload until the transfer. Here ``weights.ready`` depends combinationally on ``acc.ready``
-    (a tile's last beat may only retire into a free output register), never on ``weights.valid``.
+    payload until the transfer.
 
-    Throughput: with a vector loaded and ``acc`` ready, one beat per cycle, across tile boundaries
-    and from one matrix to the next (B * T products per cycle); while it loads at one group per
-    cycle, one beat per cycle one cycle behind the load (group g written at an edge, beat g taken
-    from the next cycle on). Latency: a tile's sums are on
-    ``acc`` two cycles after its last beat was accepted. The output register plus the running
-    accumulators double-buffer the sums: only when a tile ends while the previous tile's sums still
-    wait on ``acc`` does ``weights`` stall; nothing is dropped.
+    Pipeline (hardware: one carry chain or one LUT level and a register per stage, no stall
+    inside; docs/core.md): a beat's codes group and, at 1.6 bits, its trits (a 256-entry ROM per
+    lane pair, spec.weight_image.decode_table) are read at its acceptance and registered; the
+    products (+code, -code or 0: muxes, no multiplier) and the first sums, then the lane sum,
+    then the accumulation are each a register stage. The control never stalls the pipeline: a
+    beat, once taken, reaches the accumulators four edges later.
+
+    Throughput: with a vector loaded and ``acc`` read as soon as it is valid, one beat per cycle
+    across tile boundaries and from one matrix to the next for tiles of at least ARRAY_LATENCY
+    beats (a shorter tile's last beat waits for the previous tile's sums to leave: last beats are at
+    least ARRAY_LATENCY cycles apart); while the codes load at one group per cycle, one beat per
+    cycle one cycle behind the load. Latency: a tile's sums are on ``acc`` ARRAY_LATENCY cycles
+    after the cycle its last beat was accepted.
     """
 
     def __init__(self, config: AccelConfig):
@@ -200,72 +215,109 @@ class TernaryArray(wiring.Component):
             with m.If(self.codes.payload.last):
                 m.d.sync += [wptr.eq(0), loaded.eq(1)]
 
-        # -- stage 0: accept a beat, read its codes group (data valid next cycle) --
-        s1_valid = Signal()
-        s1_beat = Signal(cfg.beat_bits)
-        s1_last = Signal()
-        s1_end = Signal()
-        # stage 1 can retire unless it holds a tile's last beat and the output register is full
-        s1_go = ~s1_valid | ~s1_last | ~self.acc.valid | self.acc.ready
-        take = self.weights.valid & self.weights.ready
-        # the next beat's codes group is in the memory: the whole vector is (loaded), or, while
-        # the vector is still being loaded (first tile, gptr <= G - 2), group gptr was written at an
-        # earlier edge (gptr < wptr; the read port is not transparent, so not in the same cycle)
+        # -- admission (edge 0): the beat's codes group must be in the memory, and a tile's last beat
+        # needs the output register free when its sums arrive (no other last beat in flight)
+        last_pending = Signal()             # a last beat is in the pipeline, its sums not yet out
+        slot_free = Signal()
+        m.d.comb += slot_free.eq(~last_pending & (~self.acc.valid | self.acc.ready))
         group_in = Signal()
         m.d.comb += group_in.eq(loaded | (gptr < wptr))
-        m.d.comb += [
-            self.weights.ready.eq(group_in & s1_go),
-            rd.addr.eq(gptr),
-            rd.en.eq(s1_go),                # hold the read data while stage 1 stalls
-        ]
+        m.d.comb += self.weights.ready.eq(group_in & (~self.weights.payload.last | slot_free))
+        take = Signal()
+        m.d.comb += take.eq(self.weights.valid & self.weights.ready)
+        m.d.comb += [rd.addr.eq(gptr), rd.en.eq(1)]
         with m.If(take):
             m.d.sync += gptr.eq(Mux(self.weights.payload.last, 0, gptr + 1))
             with m.If(self.weights.payload.end):
-                # the end beat's codes were read at this edge; later writes cannot reach it
+                # the end beat's codes are read at this edge; later writes cannot reach it
                 m.d.sync += loaded.eq(0)
-        with m.If(s1_go):
-            m.d.sync += [
-                s1_valid.eq(take),
-                s1_beat.eq(self.weights.payload.data),
-                s1_last.eq(self.weights.payload.last),
-                s1_end.eq(self.weights.payload.end),
-            ]
 
-        # -- stage 1: decode, select +code / -code / 0, add T products per lane, accumulate --
-        pos = [rd.data[j] for j in range(t)]
+        # the beat's flags down the pipeline: stage k holds them after edge k (k = 1 .. 4)
+        n = ARRAY_LATENCY - 1
+        valid = [Signal(name=f"v{k}") for k in range(n + 1)]
+        last = [Signal(name=f"last{k}") for k in range(n + 1)]
+        end = [Signal(name=f"end{k}") for k in range(n + 1)]
+        m.d.comb += [valid[0].eq(take), last[0].eq(self.weights.payload.last), end[0].eq(self.weights.payload.end)]
+        for k in range(1, n + 1):
+            m.d.sync += [valid[k].eq(valid[k - 1]), last[k].eq(last[k - 1]), end[k].eq(end[k - 1])]
+
+        # -- edge 1: the codes group and every lane's trits, registered ------------------------------
+        trits = self._trits(m, b, t, take)  # per lane: T trits valid after edge 1 (data.View)
+        codes1 = Signal(data.ArrayLayout(signed(CODE_BITS), t))
+        m.d.sync += codes1.eq(rd.data)
+
+        # -- edge 2: products (muxes of +code, -code, 0) and the first sums --------------------------
+        pos = [codes1[j] for j in range(t)]
         neg = []
         for j in range(t):                  # negated codes shared by all B lanes
-            n = Signal(signed(CODE_BITS + 1), name=f"neg_code{j}")
-            m.d.comb += n.eq(-pos[j])
-            neg.append(n)
-        retire = s1_valid & s1_go
-        tile_done = retire & s1_last
+            nc = Signal(signed(CODE_BITS + 1), name=f"neg_code{j}")
+            m.d.comb += nc.eq(-pos[j])
+            neg.append(nc)
+        sum_shape = signed(CODE_BITS + 1 + (t - 1).bit_length())
         with m.If(self.acc.valid & self.acc.ready):
             m.d.sync += self.acc.valid.eq(0)
-        with m.If(tile_done):
-            m.d.sync += [self.acc.valid.eq(1), self.acc.payload.last.eq(s1_end)]
-        sum_shape = signed(CODE_BITS + 1 + (t - 1).bit_length())
+        with m.If(valid[n] & last[n]):
+            m.d.sync += [self.acc.valid.eq(1), self.acc.payload.last.eq(end[n])]
+        with m.If(take & self.weights.payload.last):
+            m.d.sync += last_pending.eq(1)
+        with m.Elif(valid[n] & last[n]):
+            m.d.sync += last_pending.eq(0)
         for i in range(b):
-            dec = m.submodules[f"dec{i}"] = TritDecoder(cfg.packing)
-            m.d.comb += dec.byte.eq(s1_beat[8 * i:8 * i + 8])
             products = []
             for j in range(t):
-                trit = dec.trits[j]
+                trit = trits[i][j]
                 p = Signal(signed(CODE_BITS + 1), name=f"p{i}_{j}")
                 # bit 0 = non-zero, bit 1 = negative (TritDecoder): a mux, not a multiplier
                 m.d.comb += p.eq(Mux(trit[0], Mux(trit[1], neg[j], pos[j]), 0))
                 products.append(p)
+            pairs = []
+            for k in range(0, t, 2):
+                s2 = Signal(signed(CODE_BITS + 2), name=f"s{i}_{k}")
+                m.d.sync += s2.eq(products[k] + products[k + 1] if k + 1 < t else products[k])
+                pairs.append(s2)
+            # -- edge 3: the lane sum --------------------------------------------------------------------
             lane_sum = Signal(sum_shape, name=f"lane_sum{i}")
-            m.d.comb += lane_sum.eq(_adder_tree(products))
+            m.d.sync += lane_sum.eq(_adder_tree(pairs))
+            # -- edge 4: accumulate; a tile's last beat moves the total to the output register and clears
+            # the lane, so the next tile's first beat (one edge behind) starts from zero
             acc = Signal(signed(cfg.acc_bits), name=f"acc{i}")
             total = acc + lane_sum
-            with m.If(retire):
-                # a tile's last beat moves the total to the output register and clears the lane,
-                # so the next tile's first beat (accepted this same cycle) starts from zero
-                m.d.sync += acc.eq(Mux(s1_last, 0, total))
-            with m.If(tile_done):
+            with m.If(valid[n]):
+                m.d.sync += acc.eq(Mux(last[n], 0, total))
+            with m.If(valid[n] & last[n]):
                 m.d.sync += self.acc.payload.data[i].eq(total)
         return m
+
+    def _trits(self, m: Module, b: int, t: int, take) -> list:
+        """Every lane's T trits, registered at edge 1 like the codes group: at 1.6 bits read at the
+        acceptance edge from a decoder ROM (the weight image's decode table; a block RAM in
+        hardware, two lanes per RAM), at 2 bits the beat registered at acceptance and its bit
+        pairs decoded (TritDecoder)."""
+        beat = self.weights.payload.data
+        layout = trit_layout(self._config.packing)
+        out = []
+        if self._config.packing == "1.6bit":
+            table, _ = wi.decode_table(self._config.packing)
+            init = [[int(v) for v in row] for row in table]
+            for pair in range(-(-b // 2)):
+                rom = m.submodules[f"trit_rom{pair}"] = memory.Memory(
+                    shape=layout, depth=256, init=init, attrs={"rom_style": "block"})
+                for i in range(2 * pair, min(2 * pair + 2, b)):
+                    port = rom.read_port()
+                    m.d.comb += [port.addr.eq(beat[8 * i:8 * i + 8]), port.en.eq(1)]
+                    r = Signal(layout, name=f"trits{i}")
+                    m.d.sync += r.eq(port.data)
+                    out.append(r)
+            return out
+        beat1 = Signal.like(beat, name="beat1")
+        m.d.sync += beat1.eq(beat)
+        for i in range(b):
+            dec = m.submodules[f"dec{i}"] = TritDecoder(self._config.packing)
+            m.d.comb += dec.byte.eq(beat1[8 * i:8 * i + 8])
+            r = Signal(layout, name=f"trits{i}")
+            m.d.sync += r.eq(dec.trits)
+            out.append(r)
+        return out
 
 
 def _adder_tree(values):

@@ -24,7 +24,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from golden.kernels import matvec_numpy
-from hw.core.tmac import TernaryArray
+from hw.core.tmac import ARRAY_LATENCY, TernaryArray
 from spec import numerics as N
 from spec import weight_image as wi
 from spec.accel import CONFIGS, get_config
@@ -136,8 +136,9 @@ def main(argv=None) -> int:
         ap.error(f"need rows >= 1 and 1 <= cols <= vlen ({cfg.vlen})")
     rng = np.random.default_rng(a.seed)
     stalls = [0.0] + [float(s) for s in a.stalls.split(",") if s.strip()]
-    # the requested matrix, and one of many short tiles (2 groups each) where output stalls bite
-    shapes = [(rows, cols), (16 * cfg.row_lanes + 3, 2 * cfg.trits_per_byte - 1)]
+    # the requested matrix, and one of many short tiles where output stalls bite: the shortest that
+    # still runs at a beat a cycle (ARRAY_LATENCY groups: the array's contract)
+    shapes = [(rows, cols), (16 * cfg.row_lanes + 3, ARRAY_LATENCY * cfg.trits_per_byte - 1)]
     cases = []
     for r, k in shapes:
         trits = rng.choice(np.array([-1, 0, 1], np.int8), size=(r, k))

@@ -34,6 +34,7 @@ import pytest
 from golden import ops as O
 from golden.kernels import matvec_numpy
 from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
+from hw.core.tmac import ARRAY_LATENCY
 from hw.mem.port import MAX_BURST
 from sim.benches import matmul as bench_matmul
 from sim.tb import unit
@@ -432,14 +433,15 @@ def _copy_cycles(config: AccelConfig, vl: int) -> int:
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_one_beat_per_cycle(cfg):
-    """No memory stalls, G >= B / lanes: every weight beat in consecutive cycles (the rescale of a
-    tile is hidden behind the next tile), done B / lanes + RESCALE_LATENCY + 1 cycles after the
-    last beat, the next command taken the cycle after done. With overlap (lanes >= T) the first
-    beat comes FIRST_BEAT cycles after acceptance, whatever VL; without, after the codes copy."""
+    """No memory stalls, G >= B / lanes + ARRAY_LATENCY - 1: every weight beat in consecutive
+    cycles (the rescale of a tile is hidden behind the next tile), done B / lanes + RESCALE_LATENCY
+    + ARRAY_LATENCY - 1 cycles after the last beat, the next command taken the cycle after done.
+    With overlap (lanes >= T) the first beat comes FIRST_BEAT cycles after acceptance, whatever VL;
+    without, after the codes copy."""
     config = CONFIGS[cfg]
     lanes, b, t, vlen = config.vector_lanes, config.beat_bytes, config.trits_per_byte, config.vlen
     wpt = b // lanes
-    k_min = wpt * t
+    k_min = (wpt + ARRAY_LATENCY - 1) * t
     assert k_min <= vlen
     prog = [Instr(vlen, vlen, 1, 0, 1 << 23, -N.FX_FRAC - 8, seed=1),
             Instr(k_min, vlen, 2, 2, 1 << 23, -N.FX_FRAC - 8, seed=2),
@@ -452,7 +454,7 @@ def test_one_beat_per_cycle(cfg):
         beats = run.beats[k]
         assert beats[-1] - beats[0] + 1 == len(beats), f"{ins}: bubbles in the weight phase"
         last_words = -(-(ins.rows - (-(-ins.rows // b) - 1) * b) // lanes)
-        drain = last_words + RESCALE_LATENCY + 1
+        drain = last_words + RESCALE_LATENCY + ARRAY_LATENCY - 1
         assert run.done[k] - beats[-1] == drain, f"{ins}: drain"
         codes = beats[0] - run.accepted[k]
         if bench.dut.overlap:
@@ -475,7 +477,7 @@ def test_weights_overlap_the_codes_copy():
     config = EXTRA_CONFIGS["ddr4s"]
     lanes, b, t = config.vector_lanes, config.beat_bytes, config.trits_per_byte
     groups = -(-1024 // t)
-    drain = b // lanes + RESCALE_LATENCY + 1
+    drain = b // lanes + RESCALE_LATENCY + ARRAY_LATENCY - 1
     prog = [Instr(1024, 64, 1, 0, 1 << 23, -N.FX_FRAC - 9, seed=21),
             Instr(1024, 64, 3, 3, 1 << 23, -N.FX_FRAC - 9, seed=22)]
     init = fill(config, np.random.default_rng(21))
@@ -491,8 +493,8 @@ def test_weights_overlap_the_codes_copy():
                 assert beats[0] - run.accepted[k] == FIRST_BEAT
             else:
                 assert beats[0] - run.accepted[k] > groups                  # after the whole copy
-    assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain == 217
-    assert totals[False, 0] == groups + 3 + groups + drain == 421
+    assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain == 217 + ARRAY_LATENCY - 2
+    assert totals[False, 0] == groups + 3 + groups + drain == 421 + ARRAY_LATENCY - 2
 
 
 @pytest.mark.parametrize(("cfg", "overlap"), [("ecp5s", None), ("ecp5s", True), ("b8l1", None), ("b8l1", True),
@@ -517,13 +519,14 @@ def test_in_place_under_stalls(cfg, overlap):
 
 def test_write_back_limits_short_vectors():
     """G < B / lanes (2bit, 8-byte beats, 1 lane, K = 5: G = 2, 8 words a tile): a tile every
-    B / lanes cycles, nothing lost."""
+    B / lanes + ARRAY_LATENCY - 1 cycles (a tile's last beat waits until the previous tile's sums
+    are read), nothing lost."""
     config = CONFIGS["b8l1"]
     prog = [Instr(5, 40, 1, 0, 1 << 23, -N.FX_FRAC - 3, seed=4)]
     run = _bench("b8l1").run(fill(config, np.random.default_rng(4)), prog)
     beats = run.beats[0]
     span = beats[-1] - beats[0] + 1
-    assert len(beats) == 10 and span <= 8 * 4 + 2 + 2
+    assert len(beats) == 10 and span <= (8 + ARRAY_LATENCY - 1) * 4 + 2 + 2
 
 
 # -- the benchmark ---------------------------------------------------------------------------------

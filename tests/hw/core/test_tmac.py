@@ -20,7 +20,7 @@ from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from golden.kernels import matvec_numpy
-from hw.core.tmac import TernaryArray, TritDecoder, codes_groups
+from hw.core.tmac import ARRAY_LATENCY, TernaryArray, TritDecoder, codes_groups
 from sim.tb.streams import HoldCheck, Pauses, send
 from spec import weight_image as wi
 from spec.accel import CONFIGS, TRITS_PER_BYTE, AccelConfig
@@ -267,11 +267,13 @@ def test_array_extremes_do_not_overflow(packing, stalls):
 @pytest.mark.parametrize("packing", PACKINGS)
 def test_array_takes_one_beat_per_cycle_across_tiles(packing):
     # no stalls: the beats of a matrix are accepted in consecutive cycles, tile boundaries
-    # included (double-buffered output); the next matrix's first beat follows its first codes
-    # group (the load overlaps the first tile)
+    # included for tiles of at least ARRAY_LATENCY beats (the running sums and the output
+    # register double-buffer them); the next matrix's first beat follows its first codes group
+    # (the load overlaps the first tile)
     cfg = small_config(8, packing)
+    t = cfg.trits_per_byte
     rng = np.random.default_rng(11)
-    jobs = [random_job(rng, 8 * 5 - 2, 31), random_job(rng, 8 * 3, 17)]
+    jobs = [random_job(rng, 8 * 5 - 2, 31), random_job(rng, 8 * 3, ARRAY_LATENCY * t)]
     tb = TB(cfg, jobs).run()
     tb.check()
     n0 = len(beats_of(jobs[0][0], cfg))
@@ -280,6 +282,23 @@ def test_array_takes_one_beat_per_cycle_across_tiles(packing):
     second = tb.accepted_cycles[n0:]
     assert second == list(range(second[0], second[0] + len(second)))
     assert second[0] - first[-1] == 2             # end beat; next cycle group 0 written; beat 0
+
+
+@pytest.mark.parametrize("packing", PACKINGS)
+def test_a_short_tile_waits_for_the_previous_tiles_sums(packing):
+    # tiles of G < ARRAY_LATENCY beats: a last beat is taken only when the previous tile's sums
+    # are in the output register and leaving it, so last beats are ARRAY_LATENCY cycles apart; the
+    # other beats are not held
+    cfg = small_config(8, packing)
+    t = cfg.trits_per_byte
+    rng = np.random.default_rng(13)
+    jobs = [random_job(rng, 8 * 4, 2 * t)]             # G = 2: four tiles
+    tb = TB(cfg, jobs).run()
+    tb.check()
+    cyc = tb.accepted_cycles
+    lasts = cyc[1::2]
+    assert [b - a for a, b in zip(lasts, lasts[1:], strict=False)] == [ARRAY_LATENCY] * 3
+    assert all(cyc[k] - cyc[k - 1] == 1 for k in range(2, len(cyc), 2))       # a first beat right after a last
 
 
 @pytest.mark.parametrize("stalls", ["none", "codes", "light", "heavy"])
@@ -308,8 +327,8 @@ def test_array_takes_first_tile_beats_while_codes_load(packing, stalls):
         for g in range(groups):
             assert beats[g] > written[g], f"beat {g} taken in cycle {beats[g]}, group written in {written[g]}"
         assert beats[groups - 1] > written[-1]
-        if stalls == "none":
-            assert beats[:groups] == [c + 1 for c in written]    # one cycle behind the load
+        if stalls == "none":                                       # one cycle behind the load (a tile's
+            assert beats[:groups - 1] == [c + 1 for c in written[:groups - 1]]  # last beat may wait)
         overlapped += beats[0] < written[-1]
     assert overlapped >= (3 if stalls in ("none", "codes") else 1)
     assert next(codes_at, None) is None and next(beats_at, None) is None
