@@ -100,6 +100,7 @@ class UnitReport:
     brams: int
     path_ns: float              # estimated worst path
     path: list[str]             # the cell types along it
+    nets: list[str]             # the nets along it, from the start point to the end point
     synth_s: float              # wall time of the synthesis here
     mapper: str                 # the LUT mapper: "abc9" (as the board builds) or "abc" (SCRIPTS)
     cells: dict[str, int]       # every cell type's count
@@ -189,7 +190,7 @@ def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | No
     a = analyse(netlist, unit)
     c = a["cells"]
     return UnitReport(unit, cfg.name, c.get("LUT4", 0) + 2 * c.get("CCU2C", 0), c.get("TRELLIS_FF", 0),
-                      c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], round(secs, 1),
+                      c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], a["nets"], round(secs, 1),
                       netlist["mapper"], c)
 
 
@@ -324,11 +325,25 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
         a = arrival.get(b, start.get(b, 0.0)) + route(b)
         if a > worst:
             worst, wb = a, b
-    path = []
+    names = _bit_names(mod)
+    path, nets = [], [names.get(wb, "?")] if wb is not None else []
     while wb in prev:
         wb, t = prev[wb]
         path.append(t)
-    return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path[::-1], "unknown": sorted(unknown)}
+        nets.append(names.get(wb, "?"))
+    return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path[::-1], "nets": nets[::-1],
+            "unknown": sorted(unknown)}
+
+
+def _bit_names(mod: dict) -> dict[int, str]:
+    """A readable name per net bit (`signal[i]`), preferring names the design gave over yosys's own."""
+    names: dict[int, tuple[int, str]] = {}
+    for name, n in mod.get("netnames", {}).items():
+        rank = 1 if n.get("hide_name") else 0
+        for i, b in enumerate(n["bits"]):
+            if isinstance(b, int) and (b not in names or rank < names[b][0]):
+                names[b] = (rank, f"{name}[{i}]" if len(n["bits"]) > 1 else name)
+    return {b: v for b, (_, v) in names.items()}
 
 
 def check_budget(rep: UnitReport, budget: UnitBudget | None = None) -> list[str]:
@@ -339,8 +354,9 @@ def check_budget(rep: UnitReport, budget: UnitBudget | None = None) -> list[str]
         if getattr(rep, field) > getattr(b, field):
             over.append(f"{rep.unit}: {getattr(rep, field)} {field}, budget {getattr(b, field)}")
     if rep.path_ns > b.path_ns:
+        ends = f", from {rep.nets[0]} to {rep.nets[-1]}" if rep.nets else ""
         over.append(f"{rep.unit}: worst path {rep.path_ns:.2f} ns estimated, budget {b.path_ns:.2f} ns "
-                    f"(through {_summary(rep.path)})")
+                    f"(through {_summary(rep.path)}{ends})")
     return over
 
 
@@ -391,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"[units]   {rep.luts:,} LUTs, {rep.dsps} DSPs, worst path {rep.path_ns:.1f} ns est. "
               f"({rep.synth_s:.0f} s)", file=sys.stderr, flush=True)
+        if rep.nets:
+            print(f"[units]   from {rep.nets[0]} to {rep.nets[-1]}", file=sys.stderr, flush=True)
         reports.append(rep)
         if cfg.name == "ecp5":
             over += check_budget(rep)

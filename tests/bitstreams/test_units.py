@@ -43,6 +43,9 @@ def test_a_lut_chain_between_two_flip_flops():
     a = U.analyse(n)
     assert a["path_ns"] == pytest.approx(D["clk_q"] + 2 * (R + D["lut"]) + R)
     assert a["path"] == ["LUT4", "LUT4"] and a["cells"] == {"TRELLIS_FF": 2, "LUT4": 2}
+    n["modules"]["top"]["netnames"] = {"q": {"bits": [10]}, "sum": {"bits": [11, 12]},
+                                       "$abc$7": {"hide_name": 1, "bits": [12]}}
+    assert U.analyse(n)["nets"] == ["q", "sum[0]", "sum[1]"]     # named by the design, not by yosys
 
 
 def test_a_carry_chain_costs_little_per_bit():
@@ -73,11 +76,13 @@ def test_a_combinational_loop_is_an_error():
 
 def test_over_budget_lines():
     rep = U.UnitReport("argmax", "ecp5", luts=900, ffs=10, dsps=2, brams=0, path_ns=12.5,
-                       path=["LUT4", "LUT4", "CCU2C"], synth_s=1.0, mapper="abc9", cells={})
+                       path=["LUT4", "LUT4", "CCU2C"], nets=["count[0]", "$n1", "$n2", "best[3]"], synth_s=1.0,
+                       mapper="abc9", cells={})
     assert U.check_budget(rep, UnitBudget(luts=1000, ffs=100, dsps=2, brams=0, path_ns=13.0)) == []
     over = U.check_budget(rep, UnitBudget(luts=800, ffs=100, dsps=1, brams=0, path_ns=10.0))
     assert over[0] == "argmax: 900 luts, budget 800" and over[1] == "argmax: 2 dsps, budget 1"
-    assert "worst path 12.50 ns estimated, budget 10.00 ns (through LUT4 x2, CCU2C)" == over[2].split(": ", 1)[1]
+    want = "worst path 12.50 ns estimated, budget 10.00 ns (through LUT4 x2, CCU2C, from count[0] to best[3])"
+    assert over[2].split(": ", 1)[1] == want
 
 
 def test_every_unit_has_a_builder_and_a_budget():
