@@ -101,6 +101,7 @@ class UnitReport:
     path_ns: float              # estimated worst path
     path: list[str]             # the cell types along it
     nets: list[str]             # the nets along it, from the start point to the end point
+    blocks: dict[str, float]    # the worst path ending in each submodule ("(top)": the unit's own logic)
     synth_s: float              # wall time of the synthesis here
     mapper: str                 # the LUT mapper: "abc9" (as the board builds) or "abc" (SCRIPTS)
     cells: dict[str, int]       # every cell type's count
@@ -190,8 +191,8 @@ def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | No
     a = analyse(netlist, unit)
     c = a["cells"]
     return UnitReport(unit, cfg.name, c.get("LUT4", 0) + 2 * c.get("CCU2C", 0), c.get("TRELLIS_FF", 0),
-                      c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], a["nets"], round(secs, 1),
-                      netlist["mapper"], c)
+                      c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], a["nets"], a["blocks"],
+                      round(secs, 1), netlist["mapper"], c)
 
 
 # -- the timing estimate --------------------------------------------------------------------------
@@ -321,17 +322,32 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
     if seen < len(nodes):
         raise ValueError(f"{top}: the mapped netlist has a combinational loop ({len(nodes) - seen} bits on it)")
     worst, wb = 0.0, None
+    names = _bit_names(mod)
+    scopes = sorted((n for n, c in cells.items() if c["type"] == "$scopeinfo" and n.count(".") == 1),
+                    key=len, reverse=True)
+    blocks: dict[str, tuple[float, int | None]] = defaultdict(lambda: (0.0, None))
     for b in ends:
         a = arrival.get(b, start.get(b, 0.0)) + route(b)
         if a > worst:
             worst, wb = a, b
-    names = _bit_names(mod)
-    path, nets = [], [names.get(wb, "?")] if wb is not None else []
-    while wb in prev:
-        wb, t = prev[wb]
-        path.append(t)
-        nets.append(names.get(wb, "?"))
-    return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path[::-1], "nets": nets[::-1],
+        net = names.get(b, "?")
+        blk = next((sc.split(".")[1] for sc in scopes if net.startswith(sc + ".")), "(top)")
+        if a > blocks[blk][0]:
+            blocks[blk] = (a, b)
+
+    def trace(b):
+        path, nets = [], [names.get(b, "?")] if b is not None else []
+        while b in prev:
+            b, t = prev[b]
+            path.append(t)
+            nets.append(names.get(b, "?"))
+        return path[::-1], nets[::-1]
+
+    path, nets = trace(wb)
+    ranked = sorted(blocks.items(), key=lambda kv: -kv[1][0])
+    return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path, "nets": nets,
+            "blocks": {k: round(a, 2) for k, (a, _) in ranked},
+            "block_paths": {k: trace(b)[1] for k, (_, b) in ranked},
             "unknown": sorted(unknown)}
 
 
@@ -409,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({rep.synth_s:.0f} s)", file=sys.stderr, flush=True)
         if rep.nets:
             print(f"[units]   from {rep.nets[0]} to {rep.nets[-1]}", file=sys.stderr, flush=True)
+        if len(rep.blocks) > 1:
+            worst = ", ".join(f"{k} {v:.1f}" for k, v in list(rep.blocks.items())[:8])
+            print(f"[units]   worst path ending in each block (ns): {worst}", file=sys.stderr, flush=True)
         reports.append(rep)
         if cfg.name == "ecp5":
             over += check_budget(rep)

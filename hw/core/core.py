@@ -5,21 +5,23 @@ The paper's core (Zhu et al. 2024, section 5) issues in order and stalls the pro
 while a functional unit or a register it needs is busy. So does this one:
 
 * Fetch: the ROM (`rom_words` words, contents from `rom` at elaboration, rewritable through
-  `rom_wr`) is read one word per cycle; a taken branch costs no bubble (the read address is the
-  next PC, known at issue).
+  `rom_wr`) is read one word per cycle, ahead of the PC; the word is decoded as it leaves the
+  block RAM and the decoded instruction registered, so issue starts from registers. Straight-line
+  code issues one instruction per cycle; a taken branch costs one bubble.
 * Decode is derived from spec.isa: every opcode of spec.isa.OPS has a case, built from its
   operand list (which fields are registers, which are read or written); a word spec.isa.decode
   would reject (unknown opcode, non-zero unused field, register index out of range, bad
   immediate) stops the core with `fault` set.
 * Issue: scalar and control instructions (SCALAR_OPS) execute in the sequencer in the cycle they
-  issue. The others go to their unit (UNIT_OF) with their operands read at issue. An
-  instruction issues when its unit is idle and none of its registers is reserved by an
-  instruction in flight: vector registers it reads or writes must be neither read nor written in
-  flight (one read and one write port per register), A and F registers it reads or writes must
-  not be pending a write. Each unit reserves its registers at issue and releases them with its
-  `done` pulse. Memory order: SV waits for TMATMUL's weight reads to finish and TMATMUL waits for
-  a store in progress; loads and stores share one unit and stay in order. HALT and BARRIER wait
-  until every unit is idle.
+  issue; MULS, FMUL and LDE's address wait first for the sequencer's multiplier
+  (hw.core.scalar_mul: one 17x17 product per cycle, `scalar_mul.CYCLES`). The others go to their
+  unit (UNIT_OF) with their operands read at issue. An instruction issues when its unit is idle
+  and none of its registers is reserved by an instruction in flight: vector registers it reads or
+  writes must be neither read nor written in flight (one read and one write port per register), A
+  and F registers it reads or writes must not be pending a write. Each unit reserves its registers
+  at issue and releases them with its `done` pulse. Memory order: SV waits for TMATMUL's weight
+  reads to finish and TMATMUL waits for a store in progress; loads and stores share one unit and
+  stay in order. HALT and BARRIER wait until every unit is idle.
 * Units: `lsu` (LDV SV LDG LDGT LDE LDW LDF), `vec` (ADD SUB MUL DIV EXP SIG SILU GMUL ONEM MOVV),
   `nq` (NORM QNT), `mm` (TMATMUL), `arg` (ARGMAX). They run concurrently.
 
@@ -32,13 +34,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from hw.mem.port import MemPortSignature
 from spec import isa
-from spec import numerics as N
 from spec.accel import AccelConfig
 
 from .argmax import ArgmaxUnit
@@ -47,6 +48,7 @@ from .lsu import LoadStoreUnit
 from .matmul import MatmulUnit
 from .normq import NormQuantUnit
 from .regfile import RegisterFile
+from .scalar_mul import MulOp, ScalarMultiplier
 from .vecunit import VectorOpUnit
 
 __all__ = ["Core", "SCALAR_OPS", "UNITS", "UNIT_OF", "TOKEN_BITS", "rom_write_signature"]
@@ -174,53 +176,57 @@ class Core(wiring.Component):
         fault = Signal()
         m.d.comb += [self.pc.eq(pc), self.halted.eq(halted), self.fault.eq(fault)]
 
-        # ---- fetch --------------------------------------------------------------------------------
+        # ---- fetch ------------------------------------------------------------------------------
+        # The ROM's read data (a block RAM output, late in its cycle) is decoded and registered: the
+        # issue logic below starts from registers. The read address runs ahead of the PC: pc + 1
+        # while the instruction at pc waits, pc + 2 in a cycle it issues, the target of a taken
+        # branch (one bubble) -- so straight-line code issues one instruction per cycle.
         m.submodules.rom = rom = memory.Memory(shape=isa.WORD_BITS, depth=cfg.rom_words, init=self._rom)
         rom_rd = rom.read_port()
         rom_wp = rom.write_port()
         m.d.comb += [rom_wp.en.eq(self.rom_wr.en), rom_wp.addr.eq(self.rom_wr.addr), rom_wp.data.eq(self.rom_wr.data)]
         next_pc = Signal.like(pc)
-        fetched = Signal.like(pc)            # address the ROM read port read last cycle
-        fetched_ok = Signal()                # ... and no ROM write could have changed it
-        m.d.comb += [rom_rd.addr.eq(next_pc), rom_rd.en.eq(1)]
-        m.d.sync += [fetched.eq(next_pc), fetched_ok.eq(~self.rom_wr.en)]
-        ir = Signal(isa.WORD_BITS)
-        m.d.comb += ir.eq(rom_rd.data)
+        fetch = Signal.like(pc)              # the ROM read address this cycle
+        q_addr = Signal.like(pc)             # address the ROM read port read last cycle
+        q_ok = Signal()                      # ... and no ROM write could have changed it
+        m.d.comb += [rom_rd.addr.eq(fetch), rom_rd.en.eq(1)]
+        m.d.sync += [q_addr.eq(fetch), q_ok.eq(~self.rom_wr.en)]
+        ir_ok = Signal()                     # the decoded registers hold the instruction at pc
+        pc1, pc2 = Signal.like(pc, init=1), Signal.like(pc, init=2)     # pc + 1 and pc + 2, kept with pc
+        q_is_pc1 = Signal()                  # the ROM data is the word at pc + 1
+        m.d.comb += q_is_pc1.eq(q_ok & (q_addr == pc1))
         ir_valid = Signal()
-        m.d.comb += ir_valid.eq(fetched_ok & (fetched == pc) & ~halted & ~regs.clearing)
+        m.d.comb += ir_valid.eq(ir_ok & ~halted & ~regs.clearing)
 
-        # ---- decode (from spec.isa) -------------------------------------------------------------
-        fld = {name: Signal(width, name=f"f_{name}") for name, (_, width) in isa.FIELDS.items()}
+        # ---- decode (from spec.isa) of the ROM data, registered -------------------------------------
+        word = rom_rd.data
+        d_fld = {name: Signal(width, name=f"d_{name}") for name, (_, width) in isa.FIELDS.items()}
         for name, (lsb, width) in isa.FIELDS.items():
-            m.d.comb += fld[name].eq(ir[lsb:lsb + width])
-        imm_s = Signal(signed(isa.IMM_BITS))
-        m.d.comb += imm_s.eq(fld["imm"])
+            m.d.comb += d_fld[name].eq(word[lsb:lsb + width])
 
-        known = Signal()
-        fields_ok = Signal()
-        rv, wv = Signal(isa.N_VREGS), Signal(isa.N_VREGS)
-        ra, wa = Signal(isa.N_AREGS), Signal(isa.N_AREGS)
-        rf, wf = Signal(isa.N_FREGS), Signal(isa.N_FREGS)
-        unit_sel = {u: Signal(name=f"is_{u}") for u in UNITS}
-        is_op = {op.mnemonic: Signal(name=f"is_{op.mnemonic.lower()}") for op in isa.OPS}
-        vd, vs, vt = (Signal(range(isa.N_VREGS), name=n) for n in ("vd", "vs", "vt"))
-        fd_idx = Signal(range(isa.N_FREGS))
-        base_val = Signal(signed(A_BITS))    # A[base] + offset of a MEM operand
+        shapes = {
+            "known": 1, "fields_ok": 1, "rv": isa.N_VREGS, "wv": isa.N_VREGS, "ra": isa.N_AREGS,
+            "wa": isa.N_AREGS, "rf": isa.N_FREGS, "wf": isa.N_FREGS, "vd": range(isa.N_VREGS),
+            "vs": range(isa.N_VREGS), "vt": range(isa.N_VREGS), "fd": range(isa.N_FREGS), "base": range(isa.N_AREGS),
+        }
+        shapes |= {f"u_{u}": 1 for u in UNITS}
+        shapes |= {f"op_{op.mnemonic}": 1 for op in isa.OPS}
+        dec = {k: Signal(v, name=f"dec_{k}") for k, v in shapes.items()}
 
         def onehot(idx, n):
             return (Const(1, n) << idx)[:n]
 
-        with m.Switch(fld["opcode"]):
+        with m.Switch(d_fld["opcode"]):
             for op in isa.OPS:
                 with m.Case(op.code):
-                    m.d.comb += [known.eq(1), is_op[op.mnemonic].eq(1)]
+                    m.d.comb += [dec["known"].eq(1), dec[f"op_{op.mnemonic}"].eq(1)]
                     if op.mnemonic in UNIT_OF:
-                        m.d.comb += unit_sel[UNIT_OF[op.mnemonic]].eq(1)
+                        m.d.comb += dec[f"u_{UNIT_OF[op.mnemonic]}"].eq(1)
                     used = {"opcode"}
                     conds = []
                     masks = {"rv": [], "wv": [], "ra": [], "wa": [], "rf": [], "wf": []}
                     for opd in op.operands:
-                        f = fld[opd.field]
+                        f = d_fld[opd.field]
                         used.add(opd.field)
                         r, w = _role(op, opd)
                         if opd.kind is isa.Kind.V:
@@ -230,11 +236,11 @@ class Core(wiring.Component):
                             if w:
                                 masks["wv"].append(onehot(f[:3], isa.N_VREGS))
                             if opd.name == "Vd":
-                                m.d.comb += vd.eq(f[:3])
+                                m.d.comb += dec["vd"].eq(f[:3])
                             elif opd.name == "Vs":
-                                m.d.comb += vs.eq(f[:3])
+                                m.d.comb += dec["vs"].eq(f[:3])
                             else:                       # Vt, Vg
-                                m.d.comb += vt.eq(f[:3])
+                                m.d.comb += dec["vt"].eq(f[:3])
                         elif opd.kind is isa.Kind.A:
                             if r:
                                 masks["ra"].append(onehot(f, isa.N_AREGS))
@@ -246,11 +252,11 @@ class Core(wiring.Component):
                                 masks["rf"].append(onehot(f[:3], isa.N_FREGS))
                             if w:
                                 masks["wf"].append(onehot(f[:3], isa.N_FREGS))
-                                m.d.comb += fd_idx.eq(f[:3])
+                                m.d.comb += dec["fd"].eq(f[:3])
                         elif opd.kind is isa.Kind.MEM:
                             used.add("imm")
                             masks["ra"].append(onehot(f, isa.N_AREGS))
-                            m.d.comb += base_val.eq(A[f] + imm_s)
+                            m.d.comb += dec["base"].eq(f)
                         elif opd.kind is isa.Kind.U16:
                             conds.append(f != 0)
                             conds.append(f <= isa.VL_MAX)
@@ -259,18 +265,34 @@ class Core(wiring.Component):
                         # S32: any value
                     for name in isa.FIELDS:
                         if name not in used:
-                            conds.append(fld[name] == 0)
+                            conds.append(d_fld[name] == 0)
                     ok = Const(1)
                     for c in conds:
                         ok = ok & c
-                    m.d.comb += fields_ok.eq(ok)
-                    sigs = {"rv": rv, "wv": wv, "ra": ra, "wa": wa, "rf": rf, "wf": wf}
+                    m.d.comb += dec["fields_ok"].eq(ok)
                     for key, parts in masks.items():
                         if parts:
                             v = parts[0]
                             for part in parts[1:]:
                                 v = v | part
-                            m.d.comb += sigs[key].eq(v)
+                            m.d.comb += dec[key].eq(v)
+
+        # the registered copies the issue logic works on, loaded with the ROM data when `load`
+        load = Signal()
+        fld = {name: Signal(width, name=f"f_{name}") for name, (_, width) in isa.FIELDS.items()}
+        reg = {k: Signal.like(v, name=f"ir_{k}") for k, v in dec.items()}
+        with m.If(load):
+            m.d.sync += [fld[k].eq(d_fld[k]) for k in fld]
+            m.d.sync += [reg[k].eq(dec[k]) for k in dec]
+        known, fields_ok = reg["known"], reg["fields_ok"]
+        rv, wv, ra, wa, rf, wf = (reg[k] for k in ("rv", "wv", "ra", "wa", "rf", "wf"))
+        unit_sel = {u: reg[f"u_{u}"] for u in UNITS}
+        is_op = {op.mnemonic: reg[f"op_{op.mnemonic}"] for op in isa.OPS}
+        vd, vs, vt, fd_idx = reg["vd"], reg["vs"], reg["vt"], reg["fd"]
+        imm_s = Signal(signed(isa.IMM_BITS))
+        m.d.comb += imm_s.eq(fld["imm"])
+        base_val = Signal(signed(A_BITS))    # A[base] + offset of a MEM operand
+        m.d.comb += base_val.eq(A[reg["base"]] + imm_s)
 
         # ---- scoreboard ---------------------------------------------------------------------------
         held = {u: {k: Signal(n, name=f"held_{k}_{u}") for k, n in
@@ -308,8 +330,26 @@ class Core(wiring.Component):
         with m.If(is_op["TMATMUL"]):
             m.d.comb += special_ok.eq(~(busy["lsu"] & lsu_store))
 
+        ready_to_go = Signal()  # everything but a multiply's result and the unit's readiness
+        br_wait = Signal()      # the cycle after a conditional branch issued: it resolves (below)
+        m.d.comb += ready_to_go.eq(ir_valid & known & fields_ok & ~hazard & special_ok & ~br_wait)
+
+        # ---- MULS, FMUL and LDE's address: one 17x17 multiplier, a partial product per cycle -----------
+        long_op = Signal()
+        m.d.comb += long_op.eq(is_op["MULS"] | is_op["FMUL"] | is_op["LDE"])
+        m.submodules.smul = mul = ScalarMultiplier()
+        # the start is registered: the operands are still the instruction's in the next cycle
+        m.d.sync += mul.start.eq(ready_to_go & long_op & ~mul.busy & ~mul.ready & ~mul.start)
+        m.d.comb += [mul.op.eq(Mux(is_op["FMUL"], MulOp.FMUL, Mux(is_op["LDE"], MulOp.LDE, MulOp.MULS))),
+                     mul.x.eq(A[fld["b"]]), mul.y.eq(A[fld["c"]]), mul.base.eq(base_val),
+                     mul.fb.eq(F[fld["b"][:3]]), mul.fc.eq(F[fld["c"][:3]])]
+        with m.If(is_op["LDE"]):
+            m.d.comb += [mul.x.eq(A[fld["c"]]), mul.y.eq(VL)]
+        with m.If(is_op["FMUL"]):
+            m.d.comb += [mul.x.eq(F[fld["b"][:3]].mantissa), mul.y.eq(F[fld["c"][:3]].mantissa)]
+
         can = Signal()          # everything but the unit's readiness
-        m.d.comb += can.eq(ir_valid & known & fields_ok & ~hazard & special_ok)
+        m.d.comb += can.eq(ready_to_go & (~long_op | mul.ready))
         unit_ready = Signal()
         is_unit = Signal()
         for u in UNITS:
@@ -327,15 +367,21 @@ class Core(wiring.Component):
 
         # ---- unit commands --------------------------------------------------------------------------
         cmd = Signal(unit_cmd_layout(cfg))
-        m.d.comb += [
-            cmd.op.eq(fld["opcode"]), cmd.vl.eq(VL),
-            cmd.vd.eq(vd), cmd.vs.eq(vs), cmd.vt.eq(vt),
-            cmd.fd.eq(fd_idx),
-            cmd.addr.eq(base_val),
-            cmd.rows.eq(fld["imm"][:16]),
-        ]
+        # The common fields, assigned under a condition: yosys writes a field assigned alone from a
+        # register as a bare `always @*` with nothing to start it, and Icarus never evaluates one
+        # whose register keeps its initial value (ir_fd stays 0 until an instruction writes an F
+        # register other than F0), so the field would stay X there; a process with a condition
+        # gets yosys's time-0 trigger.
+        with m.If(ir_ok):
+            m.d.comb += [
+                cmd.op.eq(fld["opcode"]), cmd.vl.eq(VL),
+                cmd.vd.eq(vd), cmd.vs.eq(vs), cmd.vt.eq(vt),
+                cmd.fd.eq(fd_idx),
+                cmd.addr.eq(base_val),
+                cmd.rows.eq(fld["imm"][:16]),
+            ]
         with m.If(is_op["LDE"]):
-            m.d.comb += cmd.addr.eq(base_val + ((A[fld["c"]] * VL) << 1))
+            m.d.comb += cmd.addr.eq(mul.result)
         with m.If(is_op["LDW"]):
             m.d.comb += cmd.ad.eq(fld["a"])
         with m.If(is_op["TMATMUL"]):
@@ -367,20 +413,26 @@ class Core(wiring.Component):
         f_wval = Signal(sf_layout())
         a_b = A[fld["b"]]
         a_c = A[fld["c"]]
+        # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
+        # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
+        taken = Signal()                    # JMP issues, or a branch resolves taken
+        br_cond, br_target = Signal(), Signal.like(pc)
+        m.d.comb += mul.ack.eq(issue & long_op)
+        m.d.sync += br_wait.eq(0)
+        with m.If(br_wait & br_cond):
+            m.d.comb += [next_pc.eq(br_target), taken.eq(1)]
         with m.If(issue):
-            m.d.comb += next_pc.eq(pc + 1)
+            m.d.comb += next_pc.eq(pc1)
             with m.If(is_op["HALT"]):
                 m.d.comb += next_pc.eq(pc)
                 m.d.sync += halted.eq(1)
             with m.If(is_op["JMP"]):
-                m.d.comb += next_pc.eq(fld["imm"])
+                m.d.comb += [next_pc.eq(fld["imm"]), taken.eq(1)]
+            with m.If(is_op["DJNZ"] | is_op["BLTZ"]):
+                m.d.sync += [br_wait.eq(1), br_target.eq(fld["imm"]),
+                             br_cond.eq(Mux(is_op["DJNZ"], a_b != 1, a_b < 0))]
             with m.If(is_op["DJNZ"]):
-                dec = a_b - 1
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["b"]), a_wval.eq(dec)]
-                with m.If(dec != 0):
-                    m.d.comb += next_pc.eq(fld["imm"])
-            with m.If(is_op["BLTZ"] & (a_b < 0)):
-                m.d.comb += next_pc.eq(fld["imm"])
+                m.d.comb += [a_we.eq(1), a_widx.eq(fld["b"]), a_wval.eq(a_b - 1)]
             with m.If(is_op["SETVL"]):
                 m.d.sync += VL.eq(fld["imm"][:16])
             with m.If(is_op["MOVI"]):
@@ -392,21 +444,48 @@ class Core(wiring.Component):
             with m.If(is_op["SUBS"]):
                 m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(a_b - a_c)]
             with m.If(is_op["MULS"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq((a_b * a_c)[:A_BITS])]
+                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(mul.result)]
             with m.If(is_op["TOKIN"]):
                 m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(self.tok_in.payload)]
             with m.If(is_op["FMUL"]):
-                m.d.comb += [f_we.eq(1), f_wval.eq(_sf_mul(m, F[fld["b"][:3]], F[fld["c"][:3]]))]
+                m.d.comb += [f_we.eq(1), f_wval.eq(mul.f_result)]
             with m.If(is_op["TOKOUT"]):
                 m.d.sync += [self.tok_out.valid.eq(1), self.tok_out.payload.eq(a_b)]
         with m.If(self.tok_out.valid & self.tok_out.ready):
             m.d.sync += self.tok_out.valid.eq(0)
         m.d.comb += self.tok_in.ready.eq(issue & is_op["TOKIN"])
 
+        # the next fetch address and the instruction register (see "fetch" above)
+        q_here = Signal()                   # the ROM data is the word at pc
+        m.d.comb += q_here.eq(q_ok & (q_addr == pc))
+        # while halted the instruction at 0 is loaded, so a start issues in the next cycle
+        ir_zero = Signal()                  # (halted) the decoded registers hold the word at 0
         with m.If(self.start & halted):
-            m.d.sync += [halted.eq(0), fault.eq(0)]
-            m.d.comb += next_pc.eq(0)
+            m.d.sync += [halted.eq(0), fault.eq(0), ir_ok.eq(ir_zero), ir_zero.eq(0)]
+            m.d.comb += [next_pc.eq(0), fetch.eq(ir_zero)]
+        with m.Elif(self.rom_wr.en):
+            m.d.sync += [ir_ok.eq(0), ir_zero.eq(0)]
+            m.d.comb += fetch.eq(pc)
+        with m.Elif(halted):
+            m.d.sync += [ir_ok.eq(0), ir_zero.eq(ir_zero | (q_ok & (q_addr == 0)))]
+            m.d.comb += [load.eq(~ir_zero & q_ok & (q_addr == 0)), fetch.eq(0)]
+        with m.Elif(taken):
+            m.d.sync += ir_ok.eq(0)
+            m.d.comb += fetch.eq(next_pc)
+        with m.Elif(issue & ~is_op["HALT"]):
+            m.d.sync += ir_ok.eq(q_is_pc1)
+            m.d.comb += [load.eq(q_is_pc1), fetch.eq(pc2)]
+        with m.Elif(ir_ok):
+            m.d.comb += fetch.eq(pc1)
+        with m.Else():
+            m.d.sync += ir_ok.eq(q_here)
+            m.d.comb += [load.eq(q_here), fetch.eq(Mux(q_here, pc1, pc))]
+        # pc + 1 and pc + 2 of the next pc: from the same choice, each from registers
         m.d.sync += pc.eq(next_pc)
+        with m.If(next_pc == pc1):
+            m.d.sync += [pc1.eq(pc2), pc2.eq(pc2 + 1)]
+        with m.Elif(next_pc != pc):
+            m.d.sync += [pc1.eq(next_pc + 1), pc2.eq(next_pc + 2)]
 
         # register writes: the sequencer's own, then the units' write-backs (ARGMAX's Ai last)
         wbs = [(a_we, a_widx, a_wval), (units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
@@ -423,23 +502,4 @@ class Core(wiring.Component):
                 with m.If(en & (idx == i)):
                     m.d.sync += F[i].eq(val)
         return m
-
-
-def _sf_mul(m: Module, a, b):
-    """golden.ops.sf_mul of two canonical SF values, combinational (one multiplier)."""
-    B = N.SF_BITS
-    out = Signal(sf_layout(), name="fmul")
-    p = Signal(unsigned(2 * B), name="fmul_p")
-    m.d.comb += p.eq(a.mantissa * b.mantissa)
-    top = p[2 * B - 1]
-    # product of two mantissas in [2**(B-1), 2**B): 2B-1 or 2B bits; round half up to B bits
-    r = Signal(unsigned(B + 1), name="fmul_r")
-    m.d.comb += r.eq(Mux(top, (p + (1 << (B - 1))) >> B, (p + (1 << (B - 2))) >> (B - 1)))
-    carry = r[B]
-    exp = a.exponent + b.exponent + Mux(top, B, B - 1) + carry
-    with m.If((a.mantissa == 0) | (b.mantissa == 0)):
-        m.d.comb += [out.mantissa.eq(0), out.exponent.eq(0)]
-    with m.Else():
-        m.d.comb += [out.mantissa.eq(Mux(carry, r >> 1, r)), out.exponent.eq(exp)]
-    return out
 

@@ -76,8 +76,8 @@ def test_a_combinational_loop_is_an_error():
 
 def test_over_budget_lines():
     rep = U.UnitReport("argmax", "ecp5", luts=900, ffs=10, dsps=2, brams=0, path_ns=12.5,
-                       path=["LUT4", "LUT4", "CCU2C"], nets=["count[0]", "$n1", "$n2", "best[3]"], synth_s=1.0,
-                       mapper="abc9", cells={})
+                       path=["LUT4", "LUT4", "CCU2C"], nets=["count[0]", "$n1", "$n2", "best[3]"], blocks={},
+                       synth_s=1.0, mapper="abc9", cells={})
     assert U.check_budget(rep, UnitBudget(luts=1000, ffs=100, dsps=2, brams=0, path_ns=13.0)) == []
     over = U.check_budget(rep, UnitBudget(luts=800, ffs=100, dsps=1, brams=0, path_ns=10.0))
     assert over[0] == "argmax: 900 luts, budget 800" and over[1] == "argmax: 2 dsps, budget 1"

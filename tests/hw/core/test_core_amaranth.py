@@ -56,6 +56,7 @@ from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 
 from golden.machine import GoldenMachine, ListHost
+from hw.core import scalar_mul as smul
 from hw.core.core import UNIT_OF, UNITS, Core
 from sim import fuzz
 from sim.tb.streams import HoldCheck, Pauses
@@ -446,7 +447,8 @@ def run_decode(cases: list[tuple[int, bool, str]]) -> dict[str, int]:
             name = f"{why}: 0x{word:016x} at pc {p}"
             seen = issued = faulted = False
             after = 0
-            for _ in range(SMALL.vlen // SMALL.vector_lanes + p + 10):
+            # long enough for a unit to take one pass over a register, or a multiply to finish
+            for _ in range(max(SMALL.vlen // SMALL.vector_lanes, *smul.CYCLES.values()) + p + 10):
                 s = b.sample(ctx)
                 if s.fault and not faulted:
                     faulted = True
