@@ -11,14 +11,16 @@ in the same cycle, and the sequencer (hw.core.core) applies ``awb2`` after ``awb
 the same index.
 
 Datapath: words are read in order, one per cycle (the read port is the one-word stage in front of
-the datapath, as in hw.core.vecunit); each word is reduced by a comparison tree to its first
-maximum among the lanes below VL (ties keep the lower lane), registered, then compared strictly
-with the running maximum (ties keep the earlier word). The write-backs and ``done`` come in the
-cycle the last word's result is compared.
+the datapath, as in hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
+first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
+(a compare and the select it drives, registered: one carry chain per stage), then compared strictly
+with the running maximum (ties keep the earlier word); Ao + index is added beside that compare and
+kept with the maximum. The write-backs and ``done`` come from registers, the cycle after the last
+word's compare.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
@@ -28,14 +30,21 @@ from spec.accel import AccelConfig
 from .common import CoreUnit
 from .iface import A_BITS, FX, AWriteBack, ReadChannel, unit_cmd_layout, words
 
-__all__ = ["ArgmaxUnit", "argmax_cycles"]
+__all__ = ["ArgmaxUnit", "argmax_cycles", "tree_levels"]
 
 
-def argmax_cycles(n_words: int) -> int:
-    """The ``done`` cycle of an ARGMAX of `n_words` words, counted from the cycle ``cmd`` is
-    accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the tree register, the compare with
-    the running maximum in cycle W + 2. The next instruction can be accepted one cycle later."""
-    return n_words + 2
+def tree_levels(lanes: int) -> int:
+    """Stages of the lane tree: one per level of pairwise compares, log2(lanes)."""
+    return (lanes - 1).bit_length()
+
+
+def argmax_cycles(n_words: int, lanes: int) -> int:
+    """The ``done`` cycle of an ARGMAX of `n_words` words of `lanes` lanes, counted from the cycle
+    ``cmd`` is accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the words in the read
+    port in cycles 2 .. W + 1, the lane tree's :func:`tree_levels` registers, the compare with the
+    running maximum in cycle W + 1 + levels and the write-backs from registers one cycle later.
+    The next instruction can be accepted one cycle after ``done``."""
+    return n_words + 2 + tree_levels(lanes)
 
 
 class ArgmaxUnit(CoreUnit):
@@ -67,7 +76,7 @@ class ArgmaxUnit(CoreUnit):
         condition. The sequencer applies it after ``awb``: with ``ad == at`` this value wins, as in
         the golden machine.
 
-    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 2) when nothing stalls.
+    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 2 + log2(lanes)) when nothing stalls.
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):
@@ -90,6 +99,7 @@ class ArgmaxUnit(CoreUnit):
 
     def elaborate(self, platform):
         m = Module()
+        fx_bits = FX.width
         lanes = self._lanes
         shift = lanes.bit_length() - 1          # lanes divides beat_bytes: a power of two
         assert 1 << shift == lanes
@@ -109,7 +119,7 @@ class ArgmaxUnit(CoreUnit):
         plast = Signal()
         pbase = Signal(index)                   # element index of its lane 0
         best = Signal(signed(A_BITS))           # running maximum (Am)
-        bidx = Signal(index)                    # its element index
+        bsum = Signal(A_BITS)                   # Ao + its element index (64-bit wrap)
         found = Signal()                        # some element exceeded A[Am]
         ao = Signal(signed(A_BITS))
 
@@ -147,52 +157,60 @@ class ArgmaxUnit(CoreUnit):
         with m.Elif(take):
             m.d.sync += pend.eq(0)
 
-        # -- stage 1: the word's first maximum among its valid lanes ----------------------------------
+        # -- the lane tree: one level per stage (compare, then select, registered) -------------------
+        # items: (ok, value, lane index) of the candidates; the tree keeps the first maximum among
+        # the valid lanes (ties keep the lower lane)
         count = Mux(plast, last_count, lanes)
-        items = [(Signal(1, name=f"ok{j}"), self.rs.data[j], j) for j in range(lanes)]
+        items = [(Signal(1, name=f"ok{j}"), self.rs.data[j], C(j, range(lanes))) for j in range(lanes)]
         for ok, _, j in items:
             m.d.comb += ok.eq(j < count)
+        tvalid, tlast, tword = take, plast, pbase >> shift
         level = 0
         while len(items) > 1:
             nxt = []
             for k in range(0, len(items), 2):
-                if k + 1 == len(items):
-                    nxt.append(items[k])
-                    continue
-                (ao_, av, ai), (bo, bv, bi) = items[k], items[k + 1]
-                pick_b = bo & (~ao_ | (bv > av))        # b is later: only a strictly larger value wins
                 o = Signal(1, name=f"ok_l{level}_{k}")
                 v = Signal(FX, name=f"v_l{level}_{k}")
                 i = Signal(range(lanes), name=f"i_l{level}_{k}")
-                m.d.comb += [o.eq(ao_ | bo), v.eq(Mux(pick_b, bv, av)), i.eq(Mux(pick_b, bi, ai))]
+                if k + 1 == len(items):
+                    ao_, av_, ai = items[k]
+                    m.d.sync += [o.eq(ao_), v.eq(av_), i.eq(ai)]
+                else:
+                    (ao_, av_, ai), (bo, bv, bi) = items[k], items[k + 1]
+                    d = Signal(signed(fx_bits + 1), name=f"d_l{level}_{k}")
+                    m.d.comb += d.eq(av_ - bv)              # av - bv < 0: bv > av, one carry chain
+                    pick_b = bo & (~ao_ | d[-1])             # b is later: only a strictly larger value wins
+                    m.d.sync += [o.eq(ao_ | bo), v.eq(Mux(pick_b, bv, av_)), i.eq(Mux(pick_b, bi, ai))]
                 nxt.append((o, v, i))
             items = nxt
+            nv = Signal(name=f"valid_l{level}")
+            nl = Signal(name=f"last_l{level}")
+            nw = Signal.like(tword, name=f"word_l{level}")
+            m.d.sync += [nv.eq(tvalid), nl.eq(tlast), nw.eq(tword)]
+            tvalid, tlast, tword = nv, nl, nw
             level += 1
-        w_ok, w_v, w_i = items[0]
-
-        avalid = Signal()
-        aok = Signal()
-        av = Signal(FX)
+        aok, av, ai = items[0]
         aidx = Signal(index)
-        alast = Signal()
-        m.d.sync += avalid.eq(take)
-        with m.If(take):
-            m.d.sync += [aok.eq(w_ok), av.eq(w_v), aidx.eq(pbase + w_i), alast.eq(plast)]
+        m.d.comb += aidx.eq(Cat(ai, tword) if shift else tword)      # word * lanes + lane: wiring
+        avalid, alast = tvalid, tlast
 
-        # -- stage 2: strict compare with the running maximum -----------------------------------------
+        # -- the strict compare with the running maximum ----------------------------------------------
+        # Ao + index is added beside the compare (registers to registers), kept with the maximum
         upd = Signal()
-        m.d.comb += upd.eq(avalid & aok & (av > best))
+        diff = Signal(signed(A_BITS + 1))
+        m.d.comb += [diff.eq(best - av), upd.eq(avalid & aok & diff[-1])]     # best - av < 0: one carry chain
         with m.If(upd):
-            m.d.sync += [best.eq(av), bidx.eq(aidx), found.eq(1)]
+            m.d.sync += [best.eq(av), bsum.eq(ao + aidx), found.eq(1)]
 
-        fin = avalid & alast
-        win = found | upd
+        # -- the write-backs, from registers, the cycle after the last compare -------------------------
+        fin = Signal()
+        m.d.sync += fin.eq(avalid & alast)
         m.d.comb += [
             self.done.eq(fin),
-            self.awb.en.eq(fin & win),
-            self.awb.value.eq(Mux(upd, av, best)),
-            self.awb2.en.eq(fin & win),
-            self.awb2.value.eq((ao + Mux(upd, aidx, bidx))[:A_BITS]),
+            self.awb.en.eq(fin & found),
+            self.awb.value.eq(best),
+            self.awb2.en.eq(fin & found),
+            self.awb2.value.eq(bsum),
         ]
         with m.If(fin):
             m.d.sync += busy.eq(0)

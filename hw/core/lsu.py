@@ -286,7 +286,8 @@ class LoadStoreUnit(CoreUnit):
 
         s = SimpleNamespace(L=L, beat=beat, bbits=bbits, lb=lb, llog=llog, sizes=sizes, P=P, SA=SA, SW=SW,
                             grp=grp, loading=loading, storing=storing, scalar=scalar, is_lde=is_lde,
-                            is_ldw=is_ldw, is_ldf=is_ldf, off=off, n_raw=n_raw, n_aligned=n_aligned,
+                            is_ldw=is_ldw, is_ldf=is_ldf, off=off, a_grp=a_grp, n_raw=n_raw,
+                            n_aligned=n_aligned,
                             left=left, ad=ad, fd=fd, done_r=done_r, done_sv=done_sv, commanded=commanded)
         self._elaborate_load(m, s)
         self._elaborate_store(m, s)
@@ -314,12 +315,14 @@ class LoadStoreUnit(CoreUnit):
         p_cur = Signal(range(max(P) + 1))
         sa_last = Signal.like(ab_step)
         sw_last = Signal.like(word_step)
-        with m.Switch(grp):
-            for g in range(3):
-                with m.Case(g):
-                    m.d.comb += [p_cur.eq(P[g]), sa_last.eq(SA[g] - 1), sw_last.eq(SW[g] - 1)]
-
         last_elems = Signal()                # this step holds the vector's last element
+        # registered at acceptance, from the command's group
+        with m.If(accept):
+            with m.Switch(s.a_grp):
+                for g in range(3):
+                    with m.Case(g):
+                        m.d.sync += [p_cur.eq(P[g]), sa_last.eq(SA[g] - 1), sw_last.eq(SW[g] - 1)]
+
         ab_last = Signal()                   # this step empties the aligned beat
         word_last = Signal()                 # this step completes a register word
         step = Signal()

@@ -34,8 +34,10 @@ Datapath (one instruction at a time, three overlapping phases):
    there makes the first tile take beats at the copy's pace instead.
 3. **rescale / write-back**: each tile's B sums are taken from the array's output register one
    register word (``lanes`` sums) per cycle, ``B / lanes`` cycles per tile, through ``lanes``
-   multipliers (acc x m) and a clamped shifter (3 register stages), and written to Vd with the lane
-   mask ``row < rows``; words holding no row below ``rows`` are neither computed nor written.
+   multipliers (acc x m: 18x18 partial products and an adder level per stage, 3 stages), a clamped
+   shifter (a shift by a multiple of 8, then by the rest with the rounding add) and the saturation
+   (RESCALE_LATENCY = 6 register stages), and written to Vd with the lane mask ``row < rows``;
+   words holding no row below ``rows`` are neither computed nor written.
 
 Throughput: the array's output register and running sums double-buffer the tile sums, so while the
 memory streams without stalls the array takes one beat per cycle for the whole matrix as long as
@@ -50,9 +52,9 @@ simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly):
 cycles of setup, then the memory's latency), whatever VL; without,
 ``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4`` (the codes copy). Then ``ceil(rows / B) * G``
 beats in as many cycles, then ``words of the last tile + RESCALE_LATENCY + ARRAY_LATENCY - 1``
-cycles to ``done``. ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 11 = 3295 cycles
-(without overlap 208 + 3280 + 11 = 3499); K = 2816, rows = 1024: 4 + 9024 + 11 = 9039. ecp5 config
-(no overlap by default), K = 192, rows = 192: 52 + 468 + 11 = 531 cycles, 100 % of the weight
+cycles to ``done``. ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 14 = 3298 cycles
+(without overlap 208 + 3280 + 14 = 3502); K = 2816, rows = 1024: 4 + 9024 + 14 = 9042. ecp5 config
+(no overlap by default), K = 192, rows = 192: 52 + 468 + 14 = 534 cycles, 100 % of the weight
 phase with a beat.
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
@@ -76,7 +78,7 @@ from __future__ import annotations
 
 import functools
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
@@ -84,14 +86,19 @@ from hw.mem.port import LEN_BITS, MAX_BURST, MemPortSignature
 from spec import numerics as N
 from spec.accel import AccelConfig
 
+from .arith import LIMB, pipelined_product, product_stages
 from .common import CoreUnit
 from .iface import FX, ReadChannel, WriteChannel, unit_cmd_layout, words
 from .tmac import CODE_BITS, TernaryArray
 
 __all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const", "copy_keeps_up"]
 
-#: Register stages from a tile's sums on the array output to their write on ``wd``.
-RESCALE_LATENCY = 3
+#: Register stages of the product acc * m (hw.core.arith.pipelined_product: the 18x18 partial
+#: products, then one adder level per stage; 3 for accumulators of 18 .. 35 bits, fewer padded).
+_PRODUCT_STAGES = 3
+#: Register stages from a tile's sums on the array output to their write on ``wd``: the product,
+#: the shift by a multiple of 8, the shift by the rest with the rounding add, the saturation.
+RESCALE_LATENCY = _PRODUCT_STAGES + 3
 #: Left-shift clamp of z = floor(p * 2**t): t = FX_BITS + 1 (one guard bit for the rounding)
 #: already saturates any non-zero product.
 _T_MAX = N.FX_BITS + 1
@@ -122,6 +129,30 @@ def ceil_div_const(x, d: int, x_max: int):
         return (x + (d - 1)) >> (d.bit_length() - 1)
     c, s = _reciprocal(d, x_max + d - 1)
     return ((x + (d - 1)) * c) >> s
+
+
+def _product(a, mant, reg, name):
+    """(acc * m, its last stage): stages 1 .. at most _PRODUCT_STAGES. An accumulator of at most
+    2 bits above an unsigned 17-bit limb (ecp5: 19 bits) has its top bits' product built from
+    LUTs (one add) beside the DSPs of ``a[:17] * m``, so it takes 2 DSPs, not 4; wider
+    accumulators go through hw.core.arith.pipelined_product whole."""
+    h = len(a) - LIMB
+    if h < 1 or h > 2:
+        k = product_stages(a.shape(), mant.shape())
+        assert k <= _PRODUCT_STAGES, (k, _PRODUCT_STAGES)
+        return pipelined_product(a, mant, reg, 1, name), k
+    a_lo, a_hi = a.as_unsigned()[:LIMB], a.as_unsigned()[LIMB:]
+    assert product_stages(a_lo.shape(), mant.shape()) == 2
+    lo = pipelined_product(a_lo, mant, reg, 1, f"{name}_lo")                 # stages 1, 2
+    hw_ = signed(len(mant) + 2)
+    # a_hi as signed: -2 * a_hi[1] + a_hi[0] (h = 2) or -a_hi[0] (h = 1)
+    if h == 2:
+        hi_val = Mux(a_hi[0], mant, 0) - Mux(a_hi[1], mant << 1, 0)
+    else:
+        hi_val = -Mux(a_hi[0], mant, 0)
+    hi = reg(2, f"{name}_hi2", hw_, reg(1, f"{name}_hi1", hw_, hi_val))
+    shape = signed(len(a) + len(mant))
+    return reg(3, f"{name}_sum", shape, lo + (hi << LIMB)), 3
 
 
 class MatmulUnit(CoreUnit):
@@ -237,9 +268,10 @@ class MatmulUnit(CoreUnit):
         groups_m1 = Signal.like(groups)
         tiles_m1 = Signal(range(-(-_ROWS_MAX // b)))          # ceil(R / B) - 1
         m.d.comb += tiles_m1.eq((rows - 1) >> b_log2)
+        tiles = Signal(range(-(-_ROWS_MAX // b) + 1))         # ceil(R / B)
         with m.If(st1):
             g = ceil_div_const(k_cols, t, vl_max)
-            m.d.sync += [groups.eq(g), groups_m1.eq(g - 1)]
+            m.d.sync += [groups.eq(g), groups_m1.eq(g - 1), tiles.eq(tiles_m1 + 1)]
 
         # -- memory read commands: consecutive bursts of up to max_burst beats ----------------
         creq_left = Signal(32)             # beats not yet requested
@@ -254,23 +286,26 @@ class MatmulUnit(CoreUnit):
             self.mem.wr.valid.eq(0),
         ]
         with m.If(st2):                    # the whole matrix: ceil(R / B) * G beats
-            m.d.sync += [creq_left.eq((tiles_m1 + 1) * groups), cline.eq(line0)]
+            m.d.sync += [creq_left.eq(tiles * groups), cline.eq(line0)]
         with m.Elif(self.mem.cmd.valid & self.mem.cmd.ready):
             m.d.sync += [creq_left.eq(creq_left - burst), cline.eq(cline + burst)]
 
         # -- phase 1: Vs words -> gearbox -> groups of T codes -> array.codes -----------------
-        n_reads = Signal(range(-(-vl_max // lanes) + 1))
-        m.d.comb += n_reads.eq((k_cols + (lanes - 1)) >> lane_log2)
         codes_on = Signal()                # groups still to send
         raddr = Signal(range(-(-vl_max // lanes) + 1))
+        last_read = Signal.like(raddr)     # ceil(VL / lanes) - 1, from the command
+        rmore = Signal()                   # words of Vs still to read (raddr <= last_read)
         rpend = Signal()                   # rs.data holds a word not yet taken into the gearbox
         slots = lanes + t - 1
         buf = [Signal(signed(CODE_BITS), name=f"code_slot{i}") for i in range(slots)]
         nbuf = Signal(range(slots + 1))
         gsent = Signal.like(groups)        # groups sent to the array
 
-        all_in = (raddr == n_reads) & ~rpend
-        cv = codes_on & ((nbuf >= t) | all_in)
+        all_in = ~rmore & ~rpend
+        # nbuf's one-hot code, registered beside it: the gearbox's decisions are LUTs of registers
+        nb_oh = Signal(slots + 1, init=1)
+        ge_t = Signal()                    # nbuf >= t
+        cv = codes_on & (ge_t | all_in)
         emit = cv & arr.codes.ready
         m.d.comb += [
             arr.codes.valid.eq(cv),
@@ -279,12 +314,16 @@ class MatmulUnit(CoreUnit):
         for j in range(t):
             m.d.comb += arr.codes.payload.data[j].eq(buf[j])
         n_after = Signal(range(slots + 1))
-        m.d.comb += n_after.eq(Mux(emit, Mux(nbuf >= t, nbuf - t, 0), nbuf))
+        m.d.comb += n_after.eq(Mux(emit, Mux(ge_t, nbuf - t, 0), nbuf))
+        # n_after == k, from the one-hot code
+        after_is = [Mux(emit, Mux(ge_t, nb_oh[k + t] if k + t <= slots else 0, k == 0), nb_oh[k]) for k in range(t)]
         take = Signal()                    # the word on rs.data goes into the gearbox this cycle
-        m.d.comb += take.eq(codes_on & rpend & (n_after <= t - 1))
+        # n_after <= t - 1: without an emit nbuf < t; with one nbuf < 2 t (or nbuf < t: n_after = 0)
+        lt_2t = Cat(nb_oh[:min(2 * t, slots + 1)]).any()
+        m.d.comb += take.eq(codes_on & rpend & Mux(emit, ~ge_t | lt_2t, ~ge_t))
         ren = Signal()
         m.d.comb += [
-            ren.eq(codes_on & (raddr != n_reads) & (~rpend | take)),
+            ren.eq(codes_on & rmore & (~rpend | take)),
             self.rs.en.eq(ren),
             self.rs.addr.eq(raddr),
             self.rs.reg.eq(vs),
@@ -295,18 +334,23 @@ class MatmulUnit(CoreUnit):
             val = shifted
             for k in range(t):             # n_after == k: the word lands in slots k .. k+lanes-1
                 if 0 <= i - k < lanes:
-                    val = Mux(take & (n_after == k), word_codes[i - k], val)
+                    val = Mux(take & after_is[k], word_codes[i - k], val)
             m.d.sync += buf[i].eq(val)
-        m.d.sync += nbuf.eq(n_after + Mux(take, lanes, 0))
+        n_next = Signal.like(nbuf)
+        m.d.comb += n_next.eq(n_after + Mux(take, lanes, 0))
+        m.d.sync += [nbuf.eq(n_next), ge_t.eq(n_next >= t)]
+        m.d.sync += [nb_oh[n].eq(n_next == n) for n in range(slots + 1)]
         with m.If(ren):
-            m.d.sync += raddr.eq(raddr + 1)
+            m.d.sync += [raddr.eq(raddr + 1), rmore.eq(raddr != last_read)]
         m.d.sync += rpend.eq(ren | (rpend & ~take))
         with m.If(emit):
             m.d.sync += gsent.eq(gsent + 1)
             with m.If(arr.codes.payload.last):
                 m.d.sync += codes_on.eq(0)
         with m.If(accept):
-            m.d.sync += [codes_on.eq(p.rows != 0), raddr.eq(0), rpend.eq(0), nbuf.eq(0), gsent.eq(0)]
+            m.d.sync += [codes_on.eq(p.rows != 0), raddr.eq(0), rpend.eq(0), nbuf.eq(0), gsent.eq(0),
+                         nb_oh.eq(1), ge_t.eq(0),
+                         rmore.eq(1), last_read.eq((p.vl - 1) >> lane_log2)]
 
         # -- phase 2: memory beats -> array.weights (last per tile, end on the final beat) ----
         bgrp = Signal.like(groups)
@@ -354,37 +398,47 @@ class MatmulUnit(CoreUnit):
             m.d.sync += [wsel.eq(0), rows_left.eq(p.rows), waddr.eq(0)]
 
         acc_word = arr.acc.payload.data.as_value().word_select(wsel, lanes * cfg.acc_bits)
-        # stage 1: products
-        v1, final1 = Signal(), Signal()
-        addr1 = Signal.like(waddr)
-        mask1 = Signal(lanes)
-        prod = [Signal(p_shape, name=f"prod{j}") for j in range(lanes)]
-        m.d.sync += [v1.eq(go0), final1.eq(go0 & final), addr1.eq(waddr),
-                     mask1.eq(Cat(rows_left > j for j in range(lanes)))]
+
+        # the rescale pipeline: registers loaded every cycle, the word's valid/final/addr/mask
+        # travelling beside the data (stage k holds what entered RESCALE_LATENCY - k stages ago)
+        def reg(k, name, shape, value):
+            r = Signal(shape, name=f"{name}_r{k}")
+            m.d.sync += r.eq(value)
+            return r
+
+        z_shape = signed(p_bits + _T_MAX)
+        side = [(go0, "valid"), (go0 & final, "final"), (waddr, "addr"),
+                (Cat(rows_left > j for j in range(lanes)), "mask")]
+        cur = [v for v, _ in side]
+        ys = []
         for j in range(lanes):
             a = acc_word[j * cfg.acc_bits:(j + 1) * cfg.acc_bits].as_signed()
-            m.d.sync += prod[j].eq(a * mant)
-        # stage 2: z = floor(p * 2**t) = (p << _T_MAX) >> rsa (arithmetic)
-        v2, final2 = Signal(), Signal()
-        addr2 = Signal.like(waddr)
-        mask2 = Signal(lanes)
-        z_shape = signed(p_bits + _T_MAX)
-        zs = [Signal(z_shape, name=f"z{j}") for j in range(lanes)]
-        m.d.sync += [v2.eq(v1), final2.eq(final1), addr2.eq(addr1), mask2.eq(mask1)]
-        for j in range(lanes):
+            # stages 1 .. _PRODUCT_STAGES: p = acc * m, 18x18 partial products and one adder level
+            # per stage (hw.core.arith), padded to _PRODUCT_STAGES stages
+            pr, pk = _product(a, mant, reg, f"prod{j}")
+            for k in range(pk + 1, _PRODUCT_STAGES + 1):
+                pr = reg(k, f"prod{j}_pad", pr.shape(), pr)
+            # z = floor(p * 2**t) = (p << _T_MAX) >> rsa (arithmetic), a shift by a multiple of 8 ...
             wide = Signal(z_shape, name=f"wide{j}")
-            m.d.comb += wide.eq(prod[j] << _T_MAX)
-            m.d.sync += zs[j].eq(wide >> rsa)
-        # stage 3: y = (z + 1) >> 1, saturated to FX; the write
-        v3, final3 = Signal(), Signal()
-        addr3 = Signal.like(waddr)
-        mask3 = Signal(lanes)
-        ys = [Signal(FX, name=f"y{j}") for j in range(lanes)]
-        m.d.sync += [v3.eq(v2), final3.eq(final2), addr3.eq(addr2), mask3.eq(mask2)]
-        for j in range(lanes):
-            r = Signal(signed(z_shape.width), name=f"round{j}")
-            m.d.comb += r.eq((zs[j] + 1) >> 1)
-            m.d.sync += ys[j].eq(Mux(r > N.FX_MAX, N.FX_MAX, Mux(r < N.FX_MIN, N.FX_MIN, r)))
+            m.d.comb += wide.eq(pr << _T_MAX)
+            k = _PRODUCT_STAGES + 1
+            z1 = reg(k, f"zc{j}", z_shape, wide >> Cat(C(0, 3), rsa[3:]))
+            # ... then by rsa % 8 and y = (z + 1) >> 1 on the low FX_BITS + 2 bits of z; a z beyond
+            # them saturates whatever the rounding (|z| >= 2**(FX_BITS + 1))
+            z = Signal(z_shape, name=f"z{j}")
+            m.d.comb += z.eq(z1 >> rsa[:3])
+            zl = z[:N.FX_BITS + 2].as_signed()
+            r = reg(k + 1, f"round{j}", signed(N.FX_BITS + 2), (zl + 1) >> 1)
+            top = z[N.FX_BITS + 1:]
+            ovf = reg(k + 1, f"ovf{j}", 1, ~((top == 0) | (top == (1 << len(top)) - 1)))
+            neg = reg(k + 1, f"neg{j}", 1, z[-1])
+            # saturation to FX: r (FX_BITS + 1 bits at most) fits when its top 3 bits agree
+            fits = (r[N.FX_BITS - 1:] == 0) | (r[N.FX_BITS - 1:] == 0b111)
+            y = reg(k + 2, f"y{j}", FX, Mux(ovf | ~fits, Mux(neg, N.FX_MIN, N.FX_MAX), r[:N.FX_BITS]))
+            ys.append(y)
+        for k in range(1, RESCALE_LATENCY + 1):
+            cur = [reg(k, name, v.shape(), v) for v, (_, name) in zip(cur, side, strict=True)]
+        v3, final3, addr3, mask3 = cur
         m.d.comb += [
             self.wd.reg.eq(vd),
             self.wd.addr.eq(addr3),

@@ -23,7 +23,7 @@ import types
 import numpy as np
 import pytest
 
-from hw.core.argmax import ArgmaxUnit, argmax_cycles
+from hw.core.argmax import ArgmaxUnit, argmax_cycles, tree_levels
 from hw.core.iface import A_BITS, FX, words
 from sim.tb import unit
 from sim.tb.streams import Pauses
@@ -235,7 +235,8 @@ def test_negative_only_and_no_write():
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_cycles(cfg):
-    """No stalls: one word per cycle, done in cycle W + 2 after cmd, the next cmd the cycle after."""
+    """No stalls: one word per cycle, done in cycle W + 2 + log2(lanes) after cmd (one stage per level
+    of the lane tree), the next cmd the cycle after."""
     config = CONFIGS[cfg]
     lanes = config.vector_lanes
     rng = random.Random(f"argmax-cycles-{cfg}")
@@ -245,8 +246,9 @@ def test_cycles(cfg):
         cases.append((v, dataclasses.replace(ins, vl=vl)))
     run = Bench(config).run(cases)
     for (_, ins), took in zip(cases, run.cycles(), strict=True):
-        assert took == argmax_cycles(-(-ins.vl // lanes)), f"{ins}: {took} cycles"
-    assert argmax_cycles(words(config)) == words(config) + 2
+        assert took == argmax_cycles(-(-ins.vl // lanes), lanes), f"{ins}: {took} cycles"
+    assert argmax_cycles(words(config), lanes) == words(config) + 2 + tree_levels(lanes)
+    assert tree_levels(lanes) == (lanes - 1).bit_length() and (1 << tree_levels(lanes)) >= lanes
 
 
 @pytest.mark.slow

@@ -493,8 +493,9 @@ def test_weights_overlap_the_codes_copy():
                 assert beats[0] - run.accepted[k] == FIRST_BEAT
             else:
                 assert beats[0] - run.accepted[k] > groups                  # after the whole copy
-    assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain == 217 + ARRAY_LATENCY - 2
-    assert totals[False, 0] == groups + 3 + groups + drain == 421 + ARRAY_LATENCY - 2
+    assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain
+    assert FIRST_BEAT + groups + drain == 214 + RESCALE_LATENCY + ARRAY_LATENCY - 2
+    assert totals[False, 0] == groups + 3 + groups + drain == 418 + RESCALE_LATENCY + ARRAY_LATENCY - 2
 
 
 @pytest.mark.parametrize(("cfg", "overlap"), [("ecp5s", None), ("ecp5s", True), ("b8l1", None), ("b8l1", True),
