@@ -5,21 +5,29 @@ Specification: ``golden.machine``'s ``_norm`` / ``_qnt`` handlers, i.e. ``golden
 ``golden.ops.quantize`` on ``Vs[:VL]`` with the gamma mantissas ``int16(Vg[:VL])`` (the low
 GAMMA_BITS bits of each element, signed) and the exponent ``A[Ae]`` (``cmd.s0``), bit for bit.
 
-The unit is built from the existing blocks:
+The unit is one lane pipeline shared by every pass, plus :class:`hw.core.sfu.ScalarUnit` for the
+soft-float sequence (a fixed list of commands, below). Each lane has two multipliers
+(:func:`hw.core.arith.pipelined_product`: registered 18x18 partial products, one adder level per
+stage), each serving the pass that needs it:
 
-* :class:`hw.core.reduce.ReductionUnit` — max|t|, M = max|t * mant| and the exact pre-shifted sum of
-  squares, from a MAX packet and a SUMSQ packet of the same vector (two passes over Vs);
-* :class:`hw.core.sfu.ScalarUnit` — the soft-float sequence (a fixed list of commands, below);
-* :class:`hw.core.reduce.QuantizeUnit` — QNT's exact int8 codes (M only, no scale needed);
-* for NORM, its own four-stage output pipeline: ``t = apply_sf(x, rms_inv)`` then
-  ``y = mul_round(t, mant, exp)``, both products exact before the rounding.
+* A (FX x SF_BITS, 6 DSPs): SUMSQ: ``(|t| >> k)**2``; OUT: ``x * rms_inv.mantissa``;
+* B (FX x GAMMA_BITS, 3 DSPs): MAX and SUMSQ: ``p = t * mant`` (max|p|, QNT's codes); OUT:
+  ``t * mant`` of the rounded ``t = apply_sf(x, rms_inv)``.
+
+Around them, in stages of their own (one carry chain or a few LUT levels each): |t|, the pre-shift
+(:func:`hw.core.reduce.shift_stages`), the lane trees and accumulators of max|t|, max|p| and the
+sum of squares (:func:`hw.core.reduce.reduce_tree`), QNT's exact division, one quotient bit per
+stage (:func:`hw.core.reduce.code_stages`), and NORM's two roundings (a shifter in two halves, the
+rounding add, the saturation). The stage numbers are the module's ``_S_*`` constants; a word's
+results are written :data:`NORM_LATENCY` cycles after it left the read ports.
 
 Passes over the registers (W = ceil(VL / lanes) words, one word per cycle each):
 
 * NORM: MAX (Vs, Vg) -> SUMSQ (Vs) -> scalar sequence -> OUT (Vs, Vg -> Vd);
-* QNT: MAX (Vs, Vg) -> SUMSQ (Vs, Vg), which also feeds the codes to the QuantizeUnit (they need
-  only M, known after the MAX pass) and writes them to Vd -> the scalar sequence, whose last
-  result is F[fd].
+* QNT: MAX (Vs, Vg) -> SUMSQ (Vs, Vg), which also computes the codes (they need only M, known
+  after the MAX pass) and writes them to Vd -> the scalar sequence, whose last result is F[fd].
+
+The SUMSQ pass starts when the MAX pass's results (max|t|, hence k, and M) have left the pipeline.
 
 ScalarUnit commands (``sf_inv_int(VL)`` is computed while the passes stream, gated steps wait for
 the reduction result they need)::
@@ -40,18 +48,16 @@ golden one; the statuses are not looked at.
 
 Flow control. A read channel's ``data`` is the word addressed in the previous cycle with ``en``
 high and holds while ``en`` is low, so the read ports are the one-word stage in front of the
-consumers: the unit keeps a ``valid`` bit for that word and raises ``en`` for the next one only when
-the stage is empty or handed on in the same cycle. A word that goes to two consumers (QNT's second
-pass: the ReductionUnit and the QuantizeUnit) is handed to each as it becomes ready (an eager fork,
-``valid`` never depends on ``ready``) and released when both have it. Downstream backpressure (the
-ReductionUnit's result handshake between its packets, a stalled pipeline) therefore holds the word
-in the read port and never loses one. The write channel cannot stall, so outputs are written in the
-cycle they appear. Words are read in order and every word is written after its last read, so
-in-place operation (vd == vs or vd == vt) is exact.
+pipeline: the unit keeps a ``valid`` bit for that word and raises ``en`` for the next one only when
+the stage is empty or handed on in the same cycle. The pipeline takes a word every cycle (a SUMSQ
+word once the MAX pass's results are in); only the test-only ``stall`` holds it (every stage at
+once), and then the word waits in the read port. The write channel cannot stall, so results are
+written in the cycle they reach the last stage. Words are read in order and every word is written
+after its last read, so in-place operation (vd == vs or vd == vt) is exact.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import enum, stream
 from amaranth.lib.wiring import In, Out
 
@@ -59,19 +65,31 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
+from .arith import pipelined_product, product_stages
 from .common import CoreUnit
 from .iface import FWriteBack, ReadChannel, WriteChannel, unit_cmd_layout, words
-from .reduce import Pass, QuantizeUnit, ReductionUnit
+from .reduce import (
+    ABS,
+    CODE,
+    CODE_STAGES,
+    PABS,
+    SHIFT,
+    SUMSQ,
+    _abs,
+    _max,
+    code_stages,
+    pre_shift,
+    reduce_tree,
+    shift_stages,
+    tree_levels,
+)
 from .sfu import Op, ScalarUnit, sf_layout
 
-__all__ = ["NORM_LATENCY", "NormQuantUnit", "Step"]
+__all__ = ["NORM_LATENCY", "NormQuantUnit", "Step", "pipeline_cycles"]
 
 FX = signed(N.FX_BITS)
 MANT = signed(N.GAMMA_BITS)
 
-#: Register stages of NORM's output pipeline: the product x * r, its rounding, the product with
-#: the gamma mantissa, its rounding.
-NORM_LATENCY = 4
 
 #: apply_sf's product p = x * r.mantissa is formed, then shifted left by _L1 (wiring) and rounded right
 #: by n + _L1, n = -r.exponent: one rounding right shifter covers every left shift up to _L1 - 1 as
@@ -83,9 +101,41 @@ _V1 = signed(_P1.width + _L1)
 #: mul_round(t, mant, exp) the same way: shifted left by _L2 so that exp + _L2 >= 1 for every allowed
 #: exponent (exp >= GAMMA_EXP_MIN).
 _L2 = 1 - N.GAMMA_EXP_MIN
-_P2 = signed(N.FX_BITS + N.GAMMA_BITS)
-_V2 = signed(_P2.width + _L2)
 _GSH = unsigned((N.GAMMA_EXP_MAX + _L2 - 1).bit_length())
+#: stages of `_round_stages`: two shifter halves, the rounding add, the saturation
+_ROUND = 4
+
+# The pipeline's stages (the registers of stage k hold a word k cycles after it left the read ports,
+# without stalls). Per lane, two multipliers (hw.core.arith.pipelined_product) serve every pass:
+#   A (FX x SF_BITS): SUMSQ: (|t| >> k)**2; OUT: x * r.mantissa
+#   B (FX x GAMMA):   MAX, SUMSQ: t * mant (max|t * mant|, QNT's codes); OUT: t2 * mant
+#:  stage 1: the word (lanes past VL as 0); 2: |t|; 3, 4: |t| >> k (shift_stages)
+_S_IN = 1
+#: product A's first stage (operands from stage 4) and the stage it is valid at
+_S_A = 5
+_S_PA = _S_A + product_stages(FX, unsigned(N.SF_BITS)) - 1
+#: OUT: t2 = apply_sf(x, r)
+_S_T2 = _S_PA + _ROUND
+#: product B of a MAX / SUMSQ word (operands from stage 1), of an OUT word (operands t2 and mant)
+_S_PB = _S_IN + product_stages(FX, MANT)
+_S_QB = _S_T2 + product_stages(FX, MANT)
+#: QNT's codes (|p| in stage _S_PB + 1, then hw.core.reduce.code_stages)
+_S_CODE = _S_PB + 1 + CODE_STAGES
+#: OUT: y = mul_round(t2, mant, exp); the results of the last pass are written from this stage
+_S_Y = _S_QB + _ROUND
+assert _S_CODE <= _S_Y
+
+#: Cycles from a word leaving the read ports to its write (NORM's OUT pass, QNT's codes): the
+#: stages of the pipeline.
+NORM_LATENCY = _S_Y
+
+
+def pipeline_cycles(lanes: int) -> int:
+    """Cycles the pipeline adds to an instruction (no stalls), beyond one word per cycle per pass
+    and the scalar sequence: the MAX pass's results drain before the SUMSQ pass starts, the SUMSQ
+    pass's sum before the sequence uses it, and the last word's NORM_LATENCY before its write."""
+    levels = tree_levels(lanes)
+    return (_S_PB + 2 + levels) + (_S_PA + 1 + levels) + NORM_LATENCY
 
 
 class Step(enum.Enum, shape=4):
@@ -107,13 +157,28 @@ class _Phase(enum.Enum, shape=2):
     OUT = 2
 
 
-def _rround(v, sh):
-    """rshift_round(v, sh + 1) = floor((v + 2**sh) / 2**(sh + 1)) for a shift amount `sh` >= 0."""
-    return ((v >> sh) + 1) >> 1
-
-
-def _sat_fx(v):
-    return Mux(v > N.FX_MAX, N.FX_MAX, Mux(v < N.FX_MIN, N.FX_MIN, v))
+def _round_stages(reg, k0: int, name: str, p, left: int, sh, sh_bits: int, big):
+    """sat_fx(rround(p << left, sh)) in _ROUND stages from k0 (p valid at stage k0 - 1), valid at
+    stage k0 + _ROUND - 1: the right shift by the high bits of sh, by its low bits, the rounding
+    add, the saturation. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
+    shifts of _L1 or more). `sh` and `big` are constant while words flow."""
+    p = p.as_signed()
+    v = p << left
+    lo = sh_bits // 2 + (sh_bits & 1)
+    u0 = reg(k0, f"{name}_u0", v.shape(), v >> Cat(Const(0, lo), sh[lo:sh_bits]))
+    u1 = reg(k0 + 1, f"{name}_u1", v.shape(), u0 >> sh[:lo])
+    w = reg(k0 + 2, f"{name}_w", signed(len(v)), (u1 + 1) >> 1)
+    hi = w[N.FX_BITS - 1:]
+    inside = (hi == 0) | (hi == (1 << len(hi)) - 1)
+    sat = Mux(inside, w[:N.FX_BITS], Mux(w[-1], N.FX_MIN, N.FX_MAX))
+    if big is not None:
+        pz = reg(k0, f"{name}_z", 1, p == 0)
+        pn = reg(k0, f"{name}_n", 1, p < 0)
+        for k in (k0 + 1, k0 + 2):
+            pz = reg(k, f"{name}_z", 1, pz)
+            pn = reg(k, f"{name}_n", 1, pn)
+        sat = Mux(big, Mux(pz, 0, Mux(pn, N.FX_MIN, N.FX_MAX)), sat)
+    return reg(k0 + 3, f"{name}_r", FX, sat)
 
 
 class NormQuantUnit(CoreUnit):
@@ -126,10 +191,9 @@ class NormQuantUnit(CoreUnit):
         ``hw.core.iface.check_core_config`` and the FX width check of the hw.core units.
     test_stall : bool
         Adds the member ``stall: In(1)`` (testbenches only): while it is high, every internal
-        consumer the unit controls refuses its input (the ReductionUnit's and ScalarUnit's results,
-        the QuantizeUnit's and NORM pipeline's outputs), so random backpressure reaches the read
-        ports. Without it the unit never stalls internally except for the ReductionUnit's result
-        handshake.
+        consumer the unit controls refuses its input (the ScalarUnit's results; the pipeline, all of
+        its stages at once), so random backpressure reaches the read ports. Without it the unit never
+        stalls internally.
 
     Attributes
     ----------
@@ -151,13 +215,14 @@ class NormQuantUnit(CoreUnit):
         QNT: F[fd] = s, one cycle with ``en`` high. NORM never writes.
 
     Timing (W = ceil(VL / lanes) words, no backpressure; cycles from the ``cmd`` transfer to
-    ``done``): every pass reads one word per cycle, with one bubble between the MAX and SUMSQ
-    passes (the ReductionUnit's result handshake). NORM takes 3W plus the scalar sequence after the
-    SUMSQ pass (NORM, MUL, ADD, RSQRT: about 120 to 150 cycles, data dependent) plus the output
-    pipeline; QNT takes 2W plus NORM, MUL, ADD, RSQRT, MUL, MUL (about 220). ``sf_inv_int(VL)`` is
-    hidden behind the passes from W of about 50 on; below that it adds up to about 50. Measured
-    (tests/hw/core/test_normq.py, test_cycles): VL = 1024 at 4 lanes, NORM 885 .. 910 cycles,
-    QNT about 735; VL = 1 about 190 (NORM) and 240 .. 280 (QNT).
+    ``done``): every pass reads one word per cycle; the SUMSQ pass waits for the MAX pass's results
+    to leave the pipeline, the scalar sequence for the SUMSQ sum, and the last write comes
+    NORM_LATENCY cycles after the last read (:func:`pipeline_cycles` in all). NORM takes 3W plus
+    the scalar sequence after the SUMSQ pass (NORM, MUL, ADD, RSQRT: about 120 to 150 cycles, data
+    dependent) plus the pipeline; QNT takes 2W plus NORM, MUL, ADD, RSQRT, MUL, MUL (about 220).
+    ``sf_inv_int(VL)`` is hidden behind the passes from W of about 50 on; below that it adds up to
+    about 50. Measured: VL = 1024 at 4 lanes (ecp5), NORM 947 cycles, QNT 720; at 4 lanes
+    (tests/hw/core/test_normq.py, test_cycles) VL = 1 about 210 (NORM) and 250 .. 285 (QNT).
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):
@@ -184,8 +249,6 @@ class NormQuantUnit(CoreUnit):
         lanes = self._lanes
         shift = lanes.bit_length() - 1          # lanes divides beat_bytes: a power of two
         assert 1 << shift == lanes
-        m.submodules.red = red = ReductionUnit(self._config)
-        m.submodules.qu = qu = QuantizeUnit(self._config)
         m.submodules.sfu = sfu = ScalarUnit()
 
         stall = Signal()
@@ -212,11 +275,13 @@ class NormQuantUnit(CoreUnit):
         vec_done = Signal()                     # every Vd word written
         s_done = Signal()                       # QNT: F[fd] written
 
-        m_ok = Signal()                         # the MAX packet's result is in
-        sum_ok = Signal()                       # the SUMSQ packet's result is in
-        pmax = Signal.like(red.o.payload.pmax)
-        sumsq = Signal.like(red.o.payload.sumsq)
-        ssh = Signal.like(red.o.payload.shift)
+        m_ok = Signal()                         # the MAX pass's results are final (max|t|, k, M)
+        sum_ok = Signal()                       # the SUMSQ pass's sum is final
+        max_abs = Signal(ABS)
+        pmax = Signal(PABS)
+        sumsq = Signal(SUMSQ)
+        shift_k = Signal(SHIFT)                 # the pre-shift k from max_abs
+        out_mode = Signal()                     # NORM's OUT pass: the multipliers' other operands
 
         step = Signal(Step)
         issued = Signal()                       # the command of `step` is in the ScalarUnit
@@ -261,15 +326,24 @@ class NormQuantUnit(CoreUnit):
                 s_done.eq(0),
                 m_ok.eq(0),
                 sum_ok.eq(0),
+                max_abs.eq(0),
+                pmax.eq(0),
+                sumsq.eq(0),
+                out_mode.eq(0),
                 step.eq(Step.NORM_N),
                 issued.eq(0),
                 seq_end.eq(0),
             ]
 
-        # -- read: the read ports are the stage in front of the consumers ---------------------------
-        take = Signal()                         # the pending word is handed on this cycle
+        # -- read: the read ports are the stage in front of the pipeline -----------------------------
+        # The pipeline (below) never refuses a word but while `stall` (tests) holds everything; a
+        # SUMSQ word waits for the MAX pass's results (the pre-shift k and M).
+        adv = Signal()
+        m.d.comb += adv.eq(~stall)
+        take = Signal()                         # the pending word enters the pipeline this cycle
         ren = Signal()
         m.d.comb += [
+            take.eq(pend & adv & ((pphase != _Phase.SUMSQ) | m_ok)),
             ren.eq(busy & more & (~pend | take)),
             self.rs.en.eq(ren),
             self.rt.en.eq(ren & ((rphase != _Phase.SUMSQ) | is_qnt)),
@@ -292,55 +366,85 @@ class NormQuantUnit(CoreUnit):
         with m.Elif(take):
             m.d.sync += pend.eq(0)
 
-        x = self.rs.data
-        g = [self.rt.data[j][:N.GAMMA_BITS].as_signed() for j in range(lanes)]
-        count = Mux(plast, last_count, lanes)
+        # -- the pipeline ---------------------------------------------------------------------------
+        # One register stage per step, all advancing together (`adv`); stage k's tags say which
+        # word it holds. Stage numbers are the module constants' (S_*).
+        def reg(k: int, name: str, shape, value):
+            r = Signal(shape, name=f"{name}_q{k}")
+            with m.If(adv):
+                m.d.sync += r.eq(value)
+            return r
 
-        # consumers of the pending word: the ReductionUnit (MAX, SUMSQ), the QuantizeUnit (QNT's
-        # SUMSQ pass, once M is known) and the NORM pipeline (OUT); an eager fork for the first two
-        taken_r = Signal()
-        taken_q = Signal()
-        to_red = pend & (pphase != _Phase.OUT) & ~taken_r
-        to_qu = pend & (pphase == _Phase.SUMSQ) & is_qnt & ~taken_q & m_ok
-        pipe_ready = Signal()
-        m.d.comb += [
-            red.i.valid.eq(to_red),
-            red.i.payload.pass_.eq(Mux(pphase == _Phase.MAX, Pass.MAX, Pass.SUMSQ)),
-            red.i.payload.count.eq(count),
-            red.i.payload.last.eq(plast),
-            qu.i.valid.eq(to_qu),
-            qu.i.payload.m.eq(pmax),
-            qu.i.payload.count.eq(count),
-            qu.i.payload.last.eq(plast),
-        ]
+        tv, tph, tlast = [None, Signal(name="v_q1")], [None, Signal(_Phase, name="ph_q1")], \
+            [None, Signal(name="last_q1")]
+        with m.If(adv):
+            m.d.sync += [tv[1].eq(take), tph[1].eq(pphase), tlast[1].eq(plast)]
+        for k in range(2, _S_Y + 1):
+            tv.append(reg(k, "v", 1, tv[k - 1]))
+            tph.append(reg(k, "ph", _Phase, tph[k - 1]))
+            tlast.append(reg(k, "last", 1, tlast[k - 1]))
+
+        def at(k, phase):
+            """Stage k holds the last word of pass `phase` (and advances)."""
+            return adv & tv[k] & (tph[k] == phase) & tlast[k]
+
+        x0 = self.rs.data
+        g0 = [self.rt.data[j][:N.GAMMA_BITS].as_signed() for j in range(lanes)]
+        mags, pabs_l, squares, codes, ys = [], [], [], [], []
         for j in range(lanes):
-            m.d.comb += [
-                red.i.payload.data[j].eq(x[j]),
-                red.i.payload.mant[j].eq(g[j]),
-                qu.i.payload.data[j].eq(x[j]),
-                qu.i.payload.mant[j].eq(g[j]),
-            ]
-        red_fire = red.i.valid & red.i.ready
-        qu_fire = qu.i.valid & qu.i.ready
-        red_has = taken_r | red_fire | (pphase == _Phase.OUT)
-        qu_has = taken_q | qu_fire | (pphase != _Phase.SUMSQ) | ~is_qnt
-        pipe_has = (pphase != _Phase.OUT) | pipe_ready
-        m.d.comb += take.eq(pend & red_has & qu_has & pipe_has)
-        with m.If(take):
-            m.d.sync += [taken_r.eq(0), taken_q.eq(0)]
-        with m.Else():
-            with m.If(red_fire):
-                m.d.sync += taken_r.eq(1)
-            with m.If(qu_fire):
-                m.d.sync += taken_q.eq(1)
+            # stage 1: the word; lanes at or past VL as 0 (0 changes no maximum, no sum)
+            ok = ~plast | last_mask[j]
+            x = reg(1, f"x{j}", FX, Mux(ok, x0[j], 0))
+            g = reg(1, f"g{j}", MANT, g0[j])
+            # stage 2: |t| (MAX, SUMSQ)
+            a = reg(2, f"abs{j}", ABS, _abs(x, ABS))
+            mags.append(a)
+            # stages 3, 4: |t| >> k (SUMSQ)
+            a4 = shift_stages(reg, 3, f"a{j}", a, shift_k)
+            xs = x
+            for k in range(2, _S_A):
+                xs = reg(k, f"x{j}", FX, xs)
+            gs = g
+            for k in range(2, _S_T2 + 1):
+                gs = reg(k, f"g{j}", MANT, gs)
+            # product A (SUMSQ: (|t| >> k)**2; OUT: x * r.mantissa), operands at stage _S_A - 1
+            pa = pipelined_product(Mux(out_mode, xs, a4), Mux(out_mode, reg_r.mantissa, a4), reg, _S_A, f"pa{j}")
+            squares.append(pa[:2 * N.SUMSQ_IN_BITS].as_unsigned())
+            # apply_sf (OUT): t = sat(rround(p << _L1, r_sh)), or saturated by a large left shift
+            t2 = _round_stages(reg, _S_PA + 1, f"t{j}", pa, _L1, r_sh, 7, r_big)
+            # product B (MAX, SUMSQ: t * mant at stage 1; OUT: t2 * mant at _S_T2)
+            pb = pipelined_product(Mux(out_mode, t2, x), Mux(out_mode, gs, g), reg, 2, f"pb{j}")
+            pabs = reg(_S_PB + 1, f"pabs{j}", PABS, _abs(pb, PABS))
+            neg = reg(_S_PB + 1, f"neg{j}", 1, pb < 0)
+            pabs_l.append(pabs)
+            # QNT's code of the SUMSQ pass's word
+            code = code_stages(reg, _S_PB + 2, f"c{j}", pabs, neg, lambda k: pmax)
+            for k in range(_S_CODE + 1, _S_Y + 1):
+                code = reg(k, f"c{j}_code", CODE, code)
+            codes.append(code)
+            # mul_round (OUT): y = sat(rround(t2 * mant << _L2, gsh))
+            ys.append(_round_stages(reg, _S_QB + 1, f"y{j}", pb, _L2, gsh, _GSH.width, None))
 
-        # -- reduction results ----------------------------------------------------------------------
-        m.d.comb += red.o.ready.eq(~stall)
-        with m.If(red.o.valid & red.o.ready):
-            with m.If(red.o.payload.pass_ == Pass.MAX):
-                m.d.sync += [pmax.eq(red.o.payload.pmax), m_ok.eq(1)]
-            with m.Else():
-                m.d.sync += [sumsq.eq(red.o.payload.sumsq), ssh.eq(red.o.payload.shift), sum_ok.eq(1)]
+        # reductions: a tree over the lanes, then the accumulator (reset by the instruction's accept)
+        levels = tree_levels(lanes)
+        _S_MAXACC = 3 + levels
+        _S_PMAXACC = _S_PB + 2 + levels
+        _S_SSACC = _S_PA + 1 + levels
+        assert _S_MAXACC + 2 <= _S_PMAXACC      # k (from max_abs) is ready before m_ok
+        bmax = reduce_tree(reg, 3, "bmax", mags, _max, ABS)
+        bpmax = reduce_tree(reg, _S_PB + 2, "bpmax", pabs_l, _max, PABS)
+        bss = reduce_tree(reg, _S_PA + 1, "bss", squares, lambda u, w: u + w, SUMSQ)
+        with m.If(adv & tv[_S_MAXACC - 1] & (tph[_S_MAXACC - 1] == _Phase.MAX)):
+            m.d.sync += max_abs.eq(_max(max_abs, bmax))
+        with m.If(adv & tv[_S_PMAXACC - 1] & (tph[_S_PMAXACC - 1] == _Phase.MAX)):
+            m.d.sync += pmax.eq(_max(pmax, bpmax))
+        with m.If(adv & tv[_S_SSACC - 1] & (tph[_S_SSACC - 1] == _Phase.SUMSQ)):
+            m.d.sync += sumsq.eq(sumsq + bss)
+        m.d.sync += shift_k.eq(pre_shift(max_abs))
+        with m.If(at(_S_PMAXACC - 1, _Phase.MAX)):
+            m.d.sync += m_ok.eq(1)
+        with m.If(at(_S_SSACC - 1, _Phase.SUMSQ)):
+            m.d.sync += sum_ok.eq(1)
 
         # -- the scalar sequence --------------------------------------------------------------------
         sc, res = sfu.cmd.payload, sfu.result.payload
@@ -355,7 +459,7 @@ class NormQuantUnit(CoreUnit):
                              sc.a.exponent.eq(-N.FX_FRAC - gexp), gate.eq(m_ok)]
             with m.Case(Step.NORM_SS):
                 m.d.comb += [sc.op.eq(Op.NORM), sc.integer.eq(sumsq),
-                             sc.a.exponent.eq(2 * ssh - 2 * N.FX_FRAC), gate.eq(sum_ok)]
+                             sc.a.exponent.eq(2 * shift_k - 2 * N.FX_FRAC), gate.eq(sum_ok)]
             with m.Case(Step.MUL_INV):
                 m.d.comb += [sc.op.eq(Op.MUL), sc.a.eq(reg_t), sc.b.eq(reg_inv), gate.eq(1)]
             with m.Case(Step.ADD_EPS):
@@ -403,7 +507,7 @@ class NormQuantUnit(CoreUnit):
                         step.eq(Step.MUL_R),
                     ]
                     with m.If(~is_qnt):
-                        m.d.sync += [seq_end.eq(1), more.eq(1)]     # start the OUT pass
+                        m.d.sync += [seq_end.eq(1), more.eq(1), out_mode.eq(1)]     # start the OUT pass
                 with m.Case(Step.MUL_R):
                     m.d.sync += [reg_t.eq(v), step.eq(Step.MUL_CODE)]
                 with m.Case(Step.MUL_CODE):
@@ -413,48 +517,16 @@ class NormQuantUnit(CoreUnit):
         with m.If(s_fire):
             m.d.sync += s_done.eq(1)
 
-        # -- NORM's output pipeline -------------------------------------------------------------------
-        valid = [Signal(name=f"nvalid{k}") for k in range(1, NORM_LATENCY + 1)]
-        en = [Signal(name=f"nen{k}") for k in range(1, NORM_LATENCY + 1)]
-        out_ready = ~stall
-        for k in range(NORM_LATENCY):
-            nxt = out_ready if k == NORM_LATENCY - 1 else en[k + 1]
-            m.d.comb += en[k].eq(~valid[k] | nxt)
-            with m.If(en[k]):
-                m.d.sync += valid[k].eq((pend & (pphase == _Phase.OUT)) if k == 0 else valid[k - 1])
-        m.d.comb += pipe_ready.eq(en[0])
-
-        def stage(k: int, name: str, shape, value):
-            reg = Signal(shape, name=f"{name}_n{k}")
-            with m.If(en[k - 1]):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        ys = []
-        for j in range(lanes):
-            p1 = stage(1, f"p{j}", _P1, x[j] * reg_r.mantissa)
-            g1 = stage(1, f"g{j}", MANT, g[j])
-            v1 = Signal(_V1, name=f"v{j}")
-            m.d.comb += v1.eq(p1 << _L1)
-            t_big = Mux(p1 == 0, 0, Mux(p1 < 0, N.FX_MIN, N.FX_MAX))
-            t2 = stage(2, f"t{j}", FX, Mux(r_big, t_big, _sat_fx(_rround(v1, r_sh))))
-            g2 = stage(2, f"g{j}", MANT, g1)
-            q3 = stage(3, f"q{j}", _P2, t2 * g2)
-            v3 = Signal(_V2, name=f"w{j}")
-            m.d.comb += v3.eq(q3 << _L2)
-            ys.append(stage(4, f"y{j}", FX, _sat_fx(_rround(v3, gsh))))
-
-        # -- write: every result in the cycle it appears --------------------------------------------
-        m.d.comb += qu.o.ready.eq(~stall)
+        # -- write: the words of the last pass from the last stage, in the cycle they are there -------
         final = Signal()
         m.d.comb += [
-            self.wd.en.eq(Mux(is_qnt, qu.o.valid & qu.o.ready, valid[-1] & out_ready)),
+            self.wd.en.eq(adv & tv[_S_Y] & Mux(is_qnt, tph[_S_Y] == _Phase.SUMSQ, tph[_S_Y] == _Phase.OUT)),
             self.wd.addr.eq(waddr),
             final.eq(waddr == last),
             self.wd.mask.eq(Mux(final, last_mask, (1 << lanes) - 1)),
         ]
         for j in range(lanes):
-            m.d.comb += self.wd.data[j].eq(Mux(is_qnt, qu.o.payload.codes[j], ys[j]))
+            m.d.comb += self.wd.data[j].eq(Mux(is_qnt, codes[j], ys[j]))
         with m.If(self.wd.en):
             m.d.sync += waddr.eq(waddr + 1)
             with m.If(final):

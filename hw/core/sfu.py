@@ -20,8 +20,8 @@ from amaranth.lib.wiring import In, Out
 from spec import numerics as N
 from spec.numerics import SF_BITS
 
-__all__ = ["SF_EXP_BITS", "SF_NORM_BITS", "Op", "Status", "sf_layout", "command_layout", "result_layout",
-           "ScalarUnit"]
+__all__ = ["SF_EXP_BITS", "SF_NORM_BITS", "WORST_LATENCY", "Op", "Status", "sf_layout", "command_layout",
+           "result_layout", "ScalarUnit"]
 
 #: Default port widths, from the numerics contract (spec.numerics: SF_EXP_BITS, SF_NORM_BITS).
 SF_EXP_BITS = N.SF_EXP_BITS
@@ -37,6 +37,10 @@ class Op(enum.Enum, shape=3):
     RSQRT = 4   #: 1 / sqrt(a)                  [sf_rsqrt(a)]
     NORM = 5    #: integer * 2**a.exponent      [sf_norm(integer, a.exponent)]
     SHIFT = 6   #: a * 2**b.exponent            [sf_shift(a, b.exponent)]
+
+
+#: Worst-case cycles from a command's transfer to ``result.valid`` at the default widths (ScalarUnit).
+WORST_LATENCY = {Op.MUL: 38, Op.ADD: 40, Op.RECIP: 33, Op.SQRT: 31, Op.RSQRT: 62, Op.NORM: 16, Op.SHIFT: 3}
 
 
 class Status(enum.Enum, shape=2):
@@ -95,9 +99,10 @@ class ScalarUnit(wiring.Component):
     unit is idle, so a command is accepted only after the previous result has been taken.
 
     Latency (cycles from the command's transfer to ``result.valid``), worst case at the default
-    widths: MUL 37, ADD 38, RECIP 32, SQRT 30, RSQRT 61, NORM 15 (about one more per 8 bits of
-    ``norm_bits``), SHIFT 2. Zero operands, NORM of 0 and ADD's "exponents differ by more than
-    SF_BITS" case take 1 or 2.
+    widths: :data:`WORST_LATENCY` (MUL 38, ADD 40, RECIP 33, SQRT 31, RSQRT 62, NORM 16, about one
+    more per 8 bits of ``norm_bits``, SHIFT 3). Zero operands and NORM of 0 take 2 or 3 cycles, ADD's
+    "exponents differ by more than SF_BITS" case 4. The command is registered before it is decoded (one
+    cycle), so no path starts at the ``cmd`` payload.
     """
 
     def __init__(self, *, exponent_bits: int = SF_EXP_BITS, norm_bits: int = SF_NORM_BITS):
@@ -150,7 +155,10 @@ class ScalarUnit(wiring.Component):
         res = Signal(result_layout(eb))
         m.d.comb += self.result.payload.eq(res)
 
-        cmd = self.cmd.payload
+        cq = Signal(command_layout(eb, self._norm_bits))       # the command being decoded
+        d_ab = Signal(signed(eb + 2))                               # ADD: a.exponent - b.exponent
+        d_ba = Signal(signed(eb + 2))                               # and b.exponent - a.exponent
+        cmd = cq
         sat = [res.value.mantissa.eq((1 << B) - 1), res.value.exponent.eq(e_max)]
 
         def start_recip(mant, exp):
@@ -160,87 +168,89 @@ class ScalarUnit(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
+                # the command is registered first: nothing is computed from the stream's payload
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    m.d.sync += [
-                        op.eq(cmd.op),
-                        a_m.eq(cmd.a.mantissa), a_e.eq(cmd.a.exponent),
-                        b_m.eq(cmd.b.mantissa), b_e.eq(cmd.b.exponent),
-                        rsqrt_recip.eq(0),
-                        res.status.eq(Status.OK),
-                    ]
-                    a_zero = cmd.a.mantissa == 0
-                    b_zero = cmd.b.mantissa == 0
-                    with m.Switch(cmd.op):
-                        with m.Case(Op.MUL):
-                            with m.If(a_zero | b_zero):
-                                m.d.sync += res.value.eq(0)
-                                m.next = "OUT"
-                            with m.Else():
-                                # product register: multiplier in the low half, accumulated above
-                                m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B),
-                                             e.eq(cmd.a.exponent + cmd.b.exponent)]
-                                m.next = "MUL"
-                        with m.Case(Op.ADD):
-                            a_big = cmd.a.exponent >= cmd.b.exponent
-                            big = Mux(a_big, cmd.a.as_value(), cmd.b.as_value())
-                            small = Mux(a_big, cmd.b.as_value(), cmd.a.as_value())
-                            big = data.View(sf_layout(eb), big)
-                            small = data.View(sf_layout(eb), small)
-                            d = Signal(signed(eb + 2))
-                            m.d.comb += d.eq(big.exponent - small.exponent)
-                            with m.If(a_zero):
-                                m.d.sync += res.value.eq(cmd.b)
-                                m.next = "OUT"
-                            with m.Elif(b_zero):
-                                m.d.sync += res.value.eq(cmd.a)
-                                m.next = "OUT"
-                            with m.Elif(d > B):
-                                # the smaller operand is below half an ulp: the larger one is the
-                                # rounded sum
-                                m.d.sync += res.value.eq(big)
-                                m.next = "OUT"
-                            with m.Else():
-                                m.d.sync += [v.eq(big.mantissa), b_m.eq(small.mantissa),
-                                             e.eq(small.exponent), cnt.eq(d)]
-                                m.next = "ALIGN"
-                        with m.Case(Op.RECIP):
-                            with m.If(a_zero):
-                                m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
-                                m.next = "OUT"
-                            with m.Else():
-                                m.d.sync += start_recip(cmd.a.mantissa, cmd.a.exponent)
-                                m.next = "DIV"
-                        with m.Case(Op.SQRT, Op.RSQRT):
-                            with m.If(a_zero & (cmd.op == Op.SQRT)):
-                                m.d.sync += res.value.eq(0)
-                                m.next = "OUT"
-                            with m.Elif(a_zero):
-                                m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
-                                m.next = "OUT"
-                            with m.Else():
-                                # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
-                                odd = cmd.a.exponent[0]
-                                m.d.sync += [
-                                    v.eq(Mux(odd, cmd.a.mantissa << (B + 1), cmd.a.mantissa << B)),
-                                    e.eq(((cmd.a.exponent - odd) >> 1) - B // 2),
-                                    q.eq(0), r.eq(0), cnt.eq(B + 1),
-                                ]
-                                m.next = "SQRT"
-                        with m.Case(Op.NORM):
-                            m.d.sync += [v.eq(cmd.integer), e.eq(cmd.a.exponent), rnd.eq(0)]
-                            m.next = "NORM"
-                        with m.Case(Op.SHIFT):
-                            m.d.sync += [v.eq(cmd.a.mantissa), e.eq(cmd.a.exponent + cmd.b.exponent)]
-                            with m.If(a_zero):
-                                m.d.sync += res.value.eq(cmd.a)
-                                m.next = "OUT"
-                            with m.Else():
-                                m.next = "RANGE"
-                        with m.Default():
-                            # an undefined op code: answer (0, 0) rather than hang
+                    pe = self.cmd.payload
+                    m.d.sync += [cq.eq(pe), d_ab.eq(pe.a.exponent - pe.b.exponent),
+                                 d_ba.eq(pe.b.exponent - pe.a.exponent)]
+                    m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.sync += [
+                    op.eq(cmd.op),
+                    a_m.eq(cmd.a.mantissa), a_e.eq(cmd.a.exponent),
+                    b_m.eq(cmd.b.mantissa), b_e.eq(cmd.b.exponent),
+                    rsqrt_recip.eq(0),
+                    res.status.eq(Status.OK),
+                ]
+                a_zero = cmd.a.mantissa == 0
+                b_zero = cmd.b.mantissa == 0
+                with m.Switch(cmd.op):
+                    with m.Case(Op.MUL):
+                        with m.If(a_zero | b_zero):
                             m.d.sync += res.value.eq(0)
                             m.next = "OUT"
+                        with m.Else():
+                            # product register: multiplier in the low half, accumulated above
+                            m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B),
+                                         e.eq(cmd.a.exponent + cmd.b.exponent)]
+                            m.next = "MUL"
+                    with m.Case(Op.ADD):
+                        a_big = ~d_ab[-1]
+                        big = Mux(a_big, cmd.a.as_value(), cmd.b.as_value())
+                        small = Mux(a_big, cmd.b.as_value(), cmd.a.as_value())
+                        big = data.View(sf_layout(eb), big)
+                        small = data.View(sf_layout(eb), small)
+                        with m.If(a_zero):
+                            m.d.sync += res.value.eq(cmd.b)
+                            m.next = "OUT"
+                        with m.Elif(b_zero):
+                            m.d.sync += res.value.eq(cmd.a)
+                            m.next = "OUT"
+                        with m.Else():
+                            # the larger operand in a, the smaller in b, the difference in d_ab
+                            m.d.sync += [a_m.eq(big.mantissa), a_e.eq(big.exponent),
+                                         b_m.eq(small.mantissa), b_e.eq(small.exponent),
+                                         d_ab.eq(Mux(a_big, d_ab, d_ba))]
+                            m.next = "ADD_FAR"
+                    with m.Case(Op.RECIP):
+                        with m.If(a_zero):
+                            m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
+                            m.next = "OUT"
+                        with m.Else():
+                            m.d.sync += start_recip(cmd.a.mantissa, cmd.a.exponent)
+                            m.next = "DIV"
+                    with m.Case(Op.SQRT, Op.RSQRT):
+                        with m.If(a_zero & (cmd.op == Op.SQRT)):
+                            m.d.sync += res.value.eq(0)
+                            m.next = "OUT"
+                        with m.Elif(a_zero):
+                            m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
+                            m.next = "OUT"
+                        with m.Else():
+                            # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
+                            odd = cmd.a.exponent[0]
+                            m.d.sync += [
+                                v.eq(Mux(odd, cmd.a.mantissa << (B + 1), cmd.a.mantissa << B)),
+                                e.eq(((cmd.a.exponent - odd) >> 1) - B // 2),
+                                q.eq(0), r.eq(0), cnt.eq(B + 1),
+                            ]
+                            m.next = "SQRT"
+                    with m.Case(Op.NORM):
+                        m.d.sync += [v.eq(cmd.integer), e.eq(cmd.a.exponent), rnd.eq(0)]
+                        m.next = "NORM"
+                    with m.Case(Op.SHIFT):
+                        m.d.sync += [v.eq(cmd.a.mantissa), e.eq(cmd.a.exponent + cmd.b.exponent)]
+                        with m.If(a_zero):
+                            m.d.sync += res.value.eq(cmd.a)
+                            m.next = "OUT"
+                        with m.Else():
+                            m.next = "RANGE"
+                    with m.Default():
+                        # an undefined op code: answer (0, 0) rather than hang
+                        m.d.sync += res.value.eq(0)
+                        m.next = "OUT"
 
             with m.State("MUL"):
                 # shift-and-add: add a where the multiplier's current bit is set, shift right
@@ -249,6 +259,15 @@ class ScalarUnit(wiring.Component):
                 with m.If(cnt == 1):
                     m.d.sync += rnd.eq(0)
                     m.next = "NORM"
+
+            with m.State("ADD_FAR"):
+                with m.If(d_ab > B):
+                    # the smaller operand is below half an ulp: the larger one is the rounded sum
+                    m.d.sync += [res.value.mantissa.eq(a_m), res.value.exponent.eq(a_e)]
+                    m.next = "OUT"
+                with m.Else():
+                    m.d.sync += [v.eq(a_m), e.eq(b_e), cnt.eq(d_ab)]
+                    m.next = "ALIGN"
 
             with m.State("ALIGN"):
                 # (big << d) + small, exact, at the small operand's exponent

@@ -19,6 +19,7 @@ import pytest
 from amaranth.back import verilog
 
 from golden import ops as O
+from hw.core.sfu import WORST_LATENCY as LAT
 from hw.core.sfu import Op, ScalarUnit, Status
 from sim.tb import unit
 from sim.tb.streams import Pauses
@@ -167,13 +168,13 @@ N_SLOW = 3000
 
 #: the latencies stated in ScalarUnit's docstring (default widths) and an input that takes each
 WORST_LATENCY = {
-    Op.MUL: (37, Cmd(Op.MUL, (HI - 1, 0), (HI - 1, 0))),        # 48-bit product
-    Op.ADD: (38, Cmd(Op.ADD, (LO, 24), (LO, 0))),                # d = 24, 48-bit sum
-    Op.RECIP: (32, Cmd(Op.RECIP, (LO, 0))),                      # quotient 2**25
-    Op.SQRT: (30, Cmd(Op.SQRT, (LO, 1))),                        # odd exponent, 25-bit root
-    Op.RSQRT: (61, Cmd(Op.RSQRT, (LO, 1))),                      # both of the above
-    Op.NORM: (15, Cmd(Op.NORM, (0, 0), integer=(1 << 64) - 1)),  # 64-bit integer
-    Op.SHIFT: (2, Cmd(Op.SHIFT, (LO, 0), (LO, 5))),
+    Op.MUL: (LAT[Op.MUL], Cmd(Op.MUL, (HI - 1, 0), (HI - 1, 0))),          # 48-bit product
+    Op.ADD: (LAT[Op.ADD], Cmd(Op.ADD, (LO, 24), (LO, 0))),                  # d = 24, 48-bit sum
+    Op.RECIP: (LAT[Op.RECIP], Cmd(Op.RECIP, (LO, 0))),                      # quotient 2**25
+    Op.SQRT: (LAT[Op.SQRT], Cmd(Op.SQRT, (LO, 1))),                         # odd exponent, 25-bit root
+    Op.RSQRT: (LAT[Op.RSQRT], Cmd(Op.RSQRT, (LO, 1))),                      # both of the above
+    Op.NORM: (LAT[Op.NORM], Cmd(Op.NORM, (0, 0), integer=(1 << 64) - 1)),  # 64-bit integer
+    Op.SHIFT: (LAT[Op.SHIFT], Cmd(Op.SHIFT, (LO, 0), (LO, 5))),
 }
 
 
