@@ -26,7 +26,7 @@ from spec.accel import AccelConfig
 
 from .common import CoreUnit
 from .iface import ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
-from .vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorUnit
+from .vpu import PIPELINED_MNEMONICS, VectorDivider, VectorUnit, latency
 
 __all__ = ["MNEMONICS", "TWO_OPERAND", "VectorOpUnit", "div_cycles", "pipelined_cycles"]
 
@@ -39,11 +39,12 @@ if set(MNEMONICS) != set(PIPELINED_MNEMONICS) | {"DIV"}:
     raise RuntimeError("the ISA's vector group is not VectorUnit's ops plus DIV: update VectorOpUnit")
 
 
-def pipelined_cycles(n_words: int) -> int:
-    """The `done` cycle of a pipelined op of `n_words` words, counted from the cycle `cmd` is
-    accepted (cycle 0): one cycle to latch the instruction, the read, LATENCY stages, then one word
-    per cycle. The next instruction can be accepted one cycle later."""
-    return n_words + LATENCY + 1
+def pipelined_cycles(n_words: int, mnemonic: str) -> int:
+    """The `done` cycle of a pipelined op `mnemonic` of `n_words` words, counted from the cycle `cmd`
+    is accepted (cycle 0): one cycle to latch the instruction, the read, `hw.core.vpu.latency(mnemonic)`
+    stages (SHORT_LATENCY for ADD SUB ONEM MOVV, LATENCY for the others), then one word per cycle.
+    The next instruction can be accepted one cycle later."""
+    return n_words + latency(mnemonic) + 1
 
 
 def div_cycles(n_words: int) -> int:
@@ -78,10 +79,11 @@ class VectorOpUnit(CoreUnit):
         Writes of Vd, words 0 .. W-1 in order, each once; `mask` is all lanes except on word W-1,
         where it is the lanes below VL (elements at or past VL are never written).
 
-    Timing (W = ceil(VL / lanes) words, no backpressure inside): with `cmd` accepted on the edge
-    ending cycle 0, the reads are in cycles 1 .. W, the writes in cycles LATENCY+2 .. LATENCY+W+1
-    and `done` in cycle W + LATENCY + 1 (`pipelined_cycles(W)`); the next instruction can be
-    accepted in the cycle after. DIV: one word per `VectorDivider.DIV_CYCLES + 1` cycles, `done`
+    Timing (W = ceil(VL / lanes) words, no backpressure inside, L = `hw.core.vpu.latency(op)`:
+    SHORT_LATENCY for ADD SUB ONEM MOVV, LATENCY for MUL GMUL EXP SIG SILU): with `cmd` accepted on
+    the edge ending cycle 0, the reads are in cycles 1 .. W, the writes in cycles L+2 .. L+W+1 and
+    `done` in cycle W + L + 1 (`pipelined_cycles(W, op)`); the next instruction can be accepted in
+    the cycle after. DIV: one word per `VectorDivider.DIV_CYCLES + 1` cycles, `done`
     in cycle `div_cycles(W)` = W * (DIV_CYCLES + 1) + 1.
 
     Every word is read before any result of it is written and words are written in the order
@@ -118,9 +120,11 @@ class VectorOpUnit(CoreUnit):
         last = Signal.like(self.rs.addr)        # W - 1
         last_mask = Signal(lanes)               # lanes below VL in word W - 1
         raddr = Signal.like(self.rs.addr)
-        more = Signal()                         # words left to read
+        rlast = Signal()                        # raddr == last: the next read is the last one
+        more = Signal()                         # words left to read (only while busy)
         rvalid = Signal()                       # the read ports hold a word not yet handed on
         waddr = Signal.like(self.wd.addr)
+        wlast = Signal()                        # waddr == last: the next write is the last one
 
         m.d.comb += self.cmd.ready.eq(~busy)
 
@@ -136,8 +140,10 @@ class VectorOpUnit(CoreUnit):
                 last.eq(vl1 >> shift),
                 last_mask.eq(Cat(vl1[:shift] >= j for j in range(lanes)) if shift else 1),
                 raddr.eq(0),
+                rlast.eq((vl1 >> shift) == 0),
                 more.eq(1),
                 waddr.eq(0),
+                wlast.eq((vl1 >> shift) == 0),
                 self.rs.reg.eq(cmd.vs),
                 self.rt.reg.eq(cmd.vt),
                 self.wd.reg.eq(cmd.vd),
@@ -148,15 +154,15 @@ class VectorOpUnit(CoreUnit):
         m.d.comb += take.eq(rvalid & Mux(is_div, div.i.ready, vu.i.ready))
         ren = Signal()
         m.d.comb += [
-            ren.eq(busy & more & (~rvalid | take)),
+            ren.eq(more & (~rvalid | take)),
             self.rs.en.eq(ren),
             self.rt.en.eq(ren & reads_vt),
             self.rs.addr.eq(raddr),
             self.rt.addr.eq(raddr),
         ]
         with m.If(ren):
-            m.d.sync += raddr.eq(raddr + 1)
-            with m.If(raddr == last):
+            m.d.sync += [raddr.eq(raddr + 1), rlast.eq(raddr + 1 == last)]
+            with m.If(rlast):
                 m.d.sync += more.eq(0)
         with m.If(ren):
             m.d.sync += rvalid.eq(1)
@@ -176,17 +182,15 @@ class VectorOpUnit(CoreUnit):
         ]
 
         # -- write: every result in the cycle it appears ---------------------------------------------
-        final = Signal()
         m.d.comb += [
             self.wd.en.eq(vu.o.valid | div.o.valid),
             self.wd.addr.eq(waddr),
             self.wd.data.eq(Mux(div.o.valid, div.o.payload.data, vu.o.payload.data)),
-            final.eq(waddr == last),
-            self.wd.mask.eq(Mux(final, last_mask, (1 << lanes) - 1)),
-            self.done.eq(self.wd.en & final),
+            self.wd.mask.eq(Mux(wlast, last_mask, (1 << lanes) - 1)),
+            self.done.eq(self.wd.en & wlast),
         ]
         with m.If(self.wd.en):
-            m.d.sync += waddr.eq(waddr + 1)
+            m.d.sync += [waddr.eq(waddr + 1), wlast.eq(waddr + 1 == last)]
         with m.If(self.done):
             m.d.sync += busy.eq(0)
 

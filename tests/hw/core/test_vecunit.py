@@ -25,7 +25,7 @@ import pytest
 from golden import ops as O
 from hw.core.iface import words
 from hw.core.vecunit import MNEMONICS, TWO_OPERAND, VectorOpUnit, div_cycles, pipelined_cycles
-from hw.core.vpu import LATENCY
+from hw.core.vpu import LATENCY, SHORT_LATENCY, latency
 from sim.tb import unit
 from sim.tb.streams import Pauses
 from spec import isa
@@ -198,7 +198,7 @@ class Bench:
                                      s0=junk.randrange(1 << 20), rows=junk.randrange(1 << 16))
                     for ins in prog]
         limit = 20 + sum(div_cycles(-(-i.vl // lanes)) + 2 if i.mn == "DIV"
-                         else pipelined_cycles(-(-i.vl // lanes)) + 2 for i in prog)
+                         else pipelined_cycles(-(-i.vl // lanes), i.mn) + 2 for i in prog)
         limit += int(len(prog) * 50 * gap / (1 - gap)) + 100
         c = types.SimpleNamespace()
 
@@ -284,8 +284,8 @@ def test_onem_saturates_and_limits():
 # -- timing --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_cycles(cfg):
-    """No gaps: a pipelined op of W words has done in cycle W + LATENCY + 1 after its cmd (one word
-    per cycle), the next cmd is taken the cycle after; DIV at the divider's rate."""
+    """No gaps: a pipelined op of W words has done in cycle W + latency(op) + 1 after its cmd (one
+    word per cycle), the next cmd is taken the cycle after; DIV at the divider's rate."""
     config = CONFIGS[cfg]
     lanes = config.vector_lanes
     rng = random.Random(f"vecunit-cycles-{cfg}")
@@ -301,10 +301,11 @@ def test_cycles(cfg):
         if ins.mn == "DIV":
             assert took == div_cycles(n), f"{ins}: {took} cycles"
         else:
-            assert took == pipelined_cycles(n) <= n + LATENCY + 2, f"{ins}: {took} cycles"
+            assert took == pipelined_cycles(n, ins.mn) == n + latency(ins.mn) + 1, f"{ins}: {took} cycles"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1, f"{ins}: not taken right after the previous done"
-    assert pipelined_cycles(W) == W + 5
+    assert pipelined_cycles(W, "MOVV") == W + SHORT_LATENCY + 1
+    assert pipelined_cycles(W, "MUL") == W + LATENCY + 1
 
 
 # -- interface -----------------------------------------------------------------------------------

@@ -15,7 +15,16 @@ import pytest
 from amaranth.hdl import Fragment
 
 from golden import ops as O
-from hw.core.vpu import LATENCY, PIPELINED_MNEMONICS, VectorDivider, VectorOp, VectorUnit
+from hw.core.vpu import (
+    LATENCY,
+    PIPELINED_MNEMONICS,
+    SHORT_LATENCY,
+    SHORT_MNEMONICS,
+    VectorDivider,
+    VectorOp,
+    VectorUnit,
+    latency,
+)
 from sim.tb import unit
 from sim.tb.streams import Pauses
 from spec import isa
@@ -299,17 +308,31 @@ def test_div_cycles():
 
 
 # -- timing --------------------------------------------------------------------------------------
-def test_latency_and_full_throughput():
-    """With no stalls a result leaves LATENCY cycles after its request, one vector per cycle."""
+# MOVV leaves from the short exit, MUL by 1.0 from the end of the pipeline: both give a
+IDENTITY = [pytest.param(VectorOp.MOVV, 0, id="short"), pytest.param(VectorOp.MUL, 1 << N.FX_FRAC, id="long")]
+
+
+def test_latencies():
+    assert SHORT_LATENCY < LATENCY
+    assert {mn: latency(mn) for mn in PIPELINED_MNEMONICS} == {
+        mn: SHORT_LATENCY if mn in SHORT_MNEMONICS else LATENCY for mn in PIPELINED_MNEMONICS}
+    assert set(SHORT_MNEMONICS) == {"ADD", "SUB", "ONEM", "MOVV"}
+    assert latency(VectorOp.ADD) == SHORT_LATENCY and latency(VectorOp.EXP) == LATENCY
+
+
+@pytest.mark.parametrize("op,b", IDENTITY)
+def test_latency_and_full_throughput(op, b):
+    """With no stalls a result leaves latency(op) cycles after its request, one vector per cycle."""
     dut = VectorUnit(_config(1))
     count = 16
     accepted, emitted = [], []
+    lat = latency(op)
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
-        for cycle in range(count + LATENCY + 2):
+        for cycle in range(count + lat + 2):
             ctx.set(dut.i.valid, cycle < count)
-            ctx.set(dut.i.payload, {"op": VectorOp.MOVV, "a": [cycle], "b": [0]})
+            ctx.set(dut.i.payload, {"op": op, "a": [cycle], "b": [b]})
             _, _, i_fire, o_fire, out = await ctx.tick().sample(
                 dut.i.valid & dut.i.ready, dut.o.valid & dut.o.ready, dut.o.payload.data[0])
             if i_fire:
@@ -319,11 +342,13 @@ def test_latency_and_full_throughput():
 
     unit.simulator(dut, testbenches=[bench]).run()
     assert accepted == list(range(count))
-    assert emitted == [(c + LATENCY, c) for c in range(count)]
+    assert emitted == [(c + lat, c) for c in range(count)]
 
 
-def test_stalled_output_fills_bubbles():
-    """With o stalled the unit still accepts LATENCY requests (the empty stages fill), then stops."""
+@pytest.mark.parametrize("op,b", IDENTITY)
+def test_stalled_output_fills_bubbles(op, b):
+    """With o stalled the unit still accepts latency(op) requests (the empty stages up to its exit
+    fill), then stops."""
     dut = VectorUnit(_config(1))
     taken = []
 
@@ -331,13 +356,48 @@ def test_stalled_output_fills_bubbles():
         ctx.set(dut.o.ready, 0)
         ctx.set(dut.i.valid, 1)
         for cycle in range(2 * LATENCY):
-            ctx.set(dut.i.payload, {"op": VectorOp.MOVV, "a": [cycle], "b": [0]})
+            ctx.set(dut.i.payload, {"op": op, "a": [cycle], "b": [b]})
             _, _, fire = await ctx.tick().sample(dut.i.ready)
             if fire:
                 taken.append(cycle)
 
     unit.simulator(dut, testbenches=[bench]).run()
-    assert taken == list(range(LATENCY))
+    assert taken == list(range(latency(op)))
+
+
+def test_exit_change_waits_for_empty_pipeline():
+    """A request for the other exit is taken only once the results in flight have left, so a short
+    op never overtakes a long one (and the other way round): results in request order."""
+    dut = VectorUnit(_config(1))
+    one = 1 << N.FX_FRAC
+    reqs = [(VectorOp.MUL, 5, one), (VectorOp.MOVV, 6, 0), (VectorOp.MOVV, 7, 0), (VectorOp.MUL, 8, one)]
+    accepted, emitted = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        k = 0
+        for cycle in range(4 * LATENCY):
+            if k < len(reqs):
+                op, a, b = reqs[k]
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"op": op, "a": [a], "b": [b]})
+            else:
+                ctx.set(dut.i.valid, 0)
+            _, _, i_fire, o_fire, out = await ctx.tick().sample(
+                dut.i.valid & dut.i.ready, dut.o.valid & dut.o.ready, dut.o.payload.data[0])
+            if i_fire:
+                accepted.append(cycle)
+                k += 1
+            if o_fire:
+                emitted.append((cycle, out))
+
+    unit.simulator(dut, testbenches=[bench]).run()
+    # MUL at 0 leaves at LATENCY; the MOVVs wait until then (taken from LATENCY + 1), the second
+    # MUL until the MOVVs have left
+    t1 = LATENCY + 1
+    assert accepted == [0, t1, t1 + 1, t1 + 1 + SHORT_LATENCY + 1]
+    assert emitted == [(LATENCY, 5), (t1 + SHORT_LATENCY, 6), (t1 + 1 + SHORT_LATENCY, 7),
+                       (t1 + 1 + SHORT_LATENCY + 1 + LATENCY, 8)]
 
 
 # -- interface -----------------------------------------------------------------------------------
