@@ -5,9 +5,10 @@ The paper's core (Zhu et al. 2024, section 5) issues in order and stalls the pro
 while a functional unit or a register it needs is busy. So does this one:
 
 * Fetch: the ROM (`rom_words` words, contents from `rom` at elaboration, rewritable through
-  `rom_wr`) is read one word per cycle, ahead of the PC; the word is decoded as it leaves the
-  block RAM and the decoded instruction registered, so issue starts from registers. Straight-line
-  code issues one instruction per cycle; a taken branch costs one bubble.
+  `rom_wr`) is read one word per cycle, ahead of the PC, through two registers (the word, then
+  the word decoded), so issue starts from registers. Straight-line code issues one instruction
+  per cycle; a jump costs two bubbles, a taken DJNZ or BLTZ three (they resolve a cycle after
+  issue from a registered condition), a branch not taken one.
 * Decode is derived from spec.isa: every opcode of spec.isa.OPS has a case, built from its
   operand list (which fields are registers, which are read or written); a word spec.isa.decode
   would reject (unknown opcode, non-zero unused field, register index out of range, bad
@@ -177,29 +178,37 @@ class Core(wiring.Component):
         m.d.comb += [self.pc.eq(pc), self.halted.eq(halted), self.fault.eq(fault)]
 
         # ---- fetch ------------------------------------------------------------------------------
-        # The ROM's read data (a block RAM output, late in its cycle) is decoded and registered: the
-        # issue logic below starts from registers. The read address runs ahead of the PC: pc + 1
-        # while the instruction at pc waits, pc + 2 in a cycle it issues, the target of a taken
-        # branch (one bubble) -- so straight-line code issues one instruction per cycle.
+        # Three stages in front of issue: Q, the ROM's block RAM output; W, that word registered
+        # (the block RAM's output is late in its cycle); IR, the word decoded into registers, so
+        # issue starts from registers. A stage takes the one before it when it is empty or being
+        # taken from, so straight-line code issues one instruction per cycle; a jump or taken branch
+        # redirects the stream (a jump costs two bubbles, a taken DJNZ or BLTZ three), and so does a
+        # HALT or a fault: to 0, so a `start` finds the word at 0 decoded.
         m.submodules.rom = rom = memory.Memory(shape=isa.WORD_BITS, depth=cfg.rom_words, init=self._rom)
         rom_rd = rom.read_port()
         rom_wp = rom.write_port()
         m.d.comb += [rom_wp.en.eq(self.rom_wr.en), rom_wp.addr.eq(self.rom_wr.addr), rom_wp.data.eq(self.rom_wr.data)]
         next_pc = Signal.like(pc)
-        fetch = Signal.like(pc)              # the ROM read address this cycle
-        q_addr = Signal.like(pc)             # address the ROM read port read last cycle
-        q_ok = Signal()                      # ... and no ROM write could have changed it
-        m.d.comb += [rom_rd.addr.eq(fetch), rom_rd.en.eq(1)]
-        m.d.sync += [q_addr.eq(fetch), q_ok.eq(~self.rom_wr.en)]
-        ir_ok = Signal()                     # the decoded registers hold the instruction at pc
-        pc1, pc2 = Signal.like(pc, init=1), Signal.like(pc, init=2)     # pc + 1 and pc + 2, kept with pc
-        q_is_pc1 = Signal()                  # the ROM data is the word at pc + 1
-        m.d.comb += q_is_pc1.eq(q_ok & (q_addr == pc1))
+        pc1 = Signal.like(pc, init=1)         # pc + 1, kept with pc
+        s_next = Signal.like(pc)              # the next address of the sequential stream
+        fetch = Signal.like(pc)               # the ROM read address this cycle
+        q_addr = Signal.like(pc)              # the address of Q's word
+        q_ok, w_ok, ir_has = Signal(), Signal(), Signal()
+        q_take, w_take, load = Signal(), Signal(), Signal()
+        w_word = Signal(isa.WORD_BITS)
+        redirect = Signal()                   # restart the stream at `target`
+        target = Signal.like(pc)
+        # the read port always reads (a held read would put yosys's hold register and multiplexer
+        # behind the block RAM): the address of the word Q keeps when Q is not taken
+        m.d.comb += [fetch.eq(Mux(redirect, target, Mux(q_take, s_next, q_addr))),
+                     rom_rd.addr.eq(fetch), rom_rd.en.eq(1)]
+        ir_ok = Signal()                      # the decoded registers hold the instruction at pc (not
+        m.d.comb += ir_ok.eq(ir_has)          # halted: while halted they hold the word at 0)
         ir_valid = Signal()
         m.d.comb += ir_valid.eq(ir_ok & ~halted & ~regs.clearing)
 
-        # ---- decode (from spec.isa) of the ROM data, registered -------------------------------------
-        word = rom_rd.data
+        # ---- decode (from spec.isa) of the W word, registered ------------------------------------
+        word = w_word
         d_fld = {name: Signal(width, name=f"d_{name}") for name, (_, width) in isa.FIELDS.items()}
         for name, (lsb, width) in isa.FIELDS.items():
             m.d.comb += d_fld[name].eq(word[lsb:lsb + width])
@@ -277,8 +286,7 @@ class Core(wiring.Component):
                                 v = v | part
                             m.d.comb += dec[key].eq(v)
 
-        # the registered copies the issue logic works on, loaded with the ROM data when `load`
-        load = Signal()
+        # the registered copies the issue logic works on (IR), loaded with W's word when `load`
         fld = {name: Signal(width, name=f"f_{name}") for name, (_, width) in isa.FIELDS.items()}
         reg = {k: Signal.like(v, name=f"ir_{k}") for k, v in dec.items()}
         with m.If(load):
@@ -455,37 +463,32 @@ class Core(wiring.Component):
             m.d.sync += self.tok_out.valid.eq(0)
         m.d.comb += self.tok_in.ready.eq(issue & is_op["TOKIN"])
 
-        # the next fetch address and the instruction register (see "fetch" above)
-        q_here = Signal()                   # the ROM data is the word at pc
-        m.d.comb += q_here.eq(q_ok & (q_addr == pc))
-        # while halted the instruction at 0 is loaded, so a start issues in the next cycle
-        ir_zero = Signal()                  # (halted) the decoded registers hold the word at 0
+        # the stream (see "fetch" above)
         with m.If(self.start & halted):
-            m.d.sync += [halted.eq(0), fault.eq(0), ir_ok.eq(ir_zero), ir_zero.eq(0)]
-            m.d.comb += [next_pc.eq(0), fetch.eq(ir_zero)]
-        with m.Elif(self.rom_wr.en):
-            m.d.sync += [ir_ok.eq(0), ir_zero.eq(0)]
-            m.d.comb += fetch.eq(pc)
-        with m.Elif(halted):
-            m.d.sync += [ir_ok.eq(0), ir_zero.eq(ir_zero | (q_ok & (q_addr == 0)))]
-            m.d.comb += [load.eq(~ir_zero & q_ok & (q_addr == 0)), fetch.eq(0)]
-        with m.Elif(taken):
-            m.d.sync += ir_ok.eq(0)
-            m.d.comb += fetch.eq(next_pc)
-        with m.Elif(issue & ~is_op["HALT"]):
-            m.d.sync += ir_ok.eq(q_is_pc1)
-            m.d.comb += [load.eq(q_is_pc1), fetch.eq(pc2)]
-        with m.Elif(ir_ok):
-            m.d.comb += fetch.eq(pc1)
+            m.d.sync += [halted.eq(0), fault.eq(0)]
+            m.d.comb += next_pc.eq(0)
+        m.d.comb += [load.eq(issue | ~ir_has), w_take.eq(load | ~w_ok), q_take.eq(w_take | ~q_ok)]
+        with m.If(taken):
+            m.d.comb += [redirect.eq(1), target.eq(next_pc)]
+        with m.If((issue & is_op["HALT"]) | (ir_valid & ~(known & fields_ok))):
+            m.d.comb += [redirect.eq(1), target.eq(0)]
+        with m.If(self.rom_wr.en):
+            # a ROM write: nothing read now is trusted; the stream restarts at the PC (0 when halted)
+            m.d.sync += [q_ok.eq(0), w_ok.eq(0), ir_has.eq(0), s_next.eq(Mux(halted, 0, pc))]
+        with m.Elif(redirect):
+            m.d.sync += [q_ok.eq(1), q_addr.eq(target), w_ok.eq(0), ir_has.eq(0), s_next.eq(target + 1)]
         with m.Else():
-            m.d.sync += ir_ok.eq(q_here)
-            m.d.comb += [load.eq(q_here), fetch.eq(Mux(q_here, pc1, pc))]
-        # pc + 1 and pc + 2 of the next pc: from the same choice, each from registers
+            with m.If(q_take):
+                m.d.sync += [q_ok.eq(1), q_addr.eq(s_next), s_next.eq(s_next + 1)]
+            with m.If(w_take):
+                m.d.sync += [w_ok.eq(q_ok), w_word.eq(rom_rd.data)]
+            with m.If(load):
+                m.d.sync += ir_has.eq(w_ok)
         m.d.sync += pc.eq(next_pc)
         with m.If(next_pc == pc1):
-            m.d.sync += [pc1.eq(pc2), pc2.eq(pc2 + 1)]
+            m.d.sync += pc1.eq(pc1 + 1)
         with m.Elif(next_pc != pc):
-            m.d.sync += [pc1.eq(next_pc + 1), pc2.eq(next_pc + 2)]
+            m.d.sync += pc1.eq(next_pc + 1)
 
         # register writes: the sequencer's own, then the units' write-backs (ARGMAX's Ai last)
         wbs = [(a_we, a_widx, a_wval), (units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
