@@ -21,6 +21,12 @@ estimates the worst path:
   30 %), never short in those three, so a unit that meets its budget here has margin on the board;
   it is a guard, not a sign-off (a board's post-route Fmax is `make bitstream`'s report).
 
+Platform: by default a unit is elaborated with no platform, as a simulation sees it (every product
+left to yosys: a combinational MULT18X18D, its registers in fabric). With `platform="ecp5"`
+(`--platform ecp5`) it is elaborated for a generic ECP5-85F (`ecp5_platform`), as the board build
+does: hw.core.arith.Mul18 then instantiates MULT18X18D with its own output register, and the
+estimate times such a DSP as the register it is (`analyse`).
+
 Budgets are `spec.accel.UNIT_BUDGETS` (per unit, for the `ecp5` config): tests/bitstreams hold
 every unit to its budget, so a deeper path or a bigger unit fails the default suite.
 `spec.accel.TARGET_PATH_NS` is where every path must go for a 100 MHz ECP5 build.
@@ -43,7 +49,8 @@ from typing import Any
 from spec.accel import TARGET_PATH_NS, UNIT_BUDGETS, AccelConfig, UnitBudget, get_config
 from sw.artifacts import build_dir
 
-__all__ = ["DELAYS", "ROUTE", "UNITS", "UnitReport", "analyse", "check_budget", "main", "synth_netlist", "synth_unit"]
+__all__ = ["DELAYS", "PLATFORMS", "ROUTE", "UNITS", "UnitReport", "analyse", "check_budget", "ecp5_platform", "main",
+           "synth_netlist", "synth_unit"]
 
 #: cell delays in ns (ECP5, speed grade -6, as nextpnr's timing database gives them)
 DELAYS = {
@@ -58,6 +65,9 @@ DELAYS = {
     "bram_out_reg": 2.00,   # ... with its output register
     "dsp_comb": 3.93,       # MULT18X18D inputs to product, no registers
     "dsp_out_reg": 1.00,    # MULT18X18D clock to product from its output register
+    # MULT18X18D inputs to its own output (or pipeline) register, inputs unregistered: the
+    # multiplier is still in the path (taken as its combinational delay: errs long)
+    "dsp_in_setup": 3.93,
 }
 #: routing of one net that leaves a slice, ns (plus FANOUT_NS per doubling of the fan-out above 4)
 ROUTE = 0.7
@@ -89,6 +99,35 @@ def _units() -> dict[str, Callable[[AccelConfig], Any]]:
 #: unit name -> builder from an AccelConfig (hw/core); the keys of spec.accel.UNIT_BUDGETS
 UNITS = tuple(UNIT_BUDGETS)
 
+#: what `synth_unit(platform=...)` and `--platform` accept: "none" (no platform) or "ecp5"
+PLATFORMS = ("none", "ecp5")
+
+
+def ecp5_platform():
+    """A generic ECP5-85F, speed grade -6 (the budgets' part), with no board resources: units
+    elaborated for it instantiate the ECP5 primitives they would on a board (hw.core.arith.Mul18)."""
+    from amaranth.vendor import LatticeECP5Platform
+
+    class ECP585F(LatticeECP5Platform):
+        device = "LFE5U-85F"
+        package = "BG381"
+        speed = "6"
+        resources: list = []
+        connectors: list = []
+
+    return ECP585F()
+
+
+def _platform(platform):
+    """`platform` as an Amaranth platform (or None): None, "none", "ecp5" or a platform object."""
+    if platform is None or platform == "none":
+        return None
+    if platform == "ecp5":
+        return ecp5_platform()
+    if isinstance(platform, str):
+        raise ValueError(f"unknown platform {platform!r}; valid: {', '.join(PLATFORMS)}")
+    return platform
+
 
 @dataclasses.dataclass
 class UnitReport:
@@ -105,6 +144,7 @@ class UnitReport:
     synth_s: float              # wall time of the synthesis here
     mapper: str                 # the LUT mapper: "abc9" (as the board builds) or "abc" (SCRIPTS)
     cells: dict[str, int]       # every cell type's count
+    platform: str = "none"      # what the unit was elaborated for (PLATFORMS, or a platform's class name)
 
     @property
     def fmax_mhz(self) -> float:
@@ -154,13 +194,19 @@ def _wrapped(design):
     return Wrapped()
 
 
-def synth_netlist(design, name: str, workdir: Path) -> dict:
+def _platform_name(platform) -> str:
+    return "none" if platform is None else platform if isinstance(platform, str) else type(platform).__name__
+
+
+def synth_netlist(design, name: str, workdir: Path, platform=None) -> dict:
     """`design` (an Amaranth wiring.Component) mapped for ECP5 by yosys alone, out of context;
-    returns its JSON netlist, with the LUT mapper used under the key "mapper" (SCRIPTS)."""
+    returns its JSON netlist, with the LUT mapper used under the key "mapper" (SCRIPTS).
+    `platform`: what it is elaborated for (None, "none", "ecp5" or an Amaranth platform)."""
     from amaranth.back import rtlil
 
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{name}.il").write_text(rtlil.convert(_wrapped(design), name=name, emit_src=False))
+    (workdir / f"{name}.il").write_text(rtlil.convert(_wrapped(design), name=name, platform=_platform(platform),
+                                                      emit_src=False))
     log = ""
     for mapper, script in SCRIPTS.items():
         (workdir / "synth.ys").write_text(script.format(name=name))
@@ -177,22 +223,26 @@ def synth_netlist(design, name: str, workdir: Path) -> dict:
     raise RuntimeError(f"yosys failed on {name} (exit {r.returncode}); see {workdir / 'yosys.log'}:\n{tail}")
 
 
-def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | None = None) -> UnitReport:
-    """Synthesize one unit of UNITS for `config` and analyse it."""
+def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | None = None,
+               platform=None) -> UnitReport:
+    """Synthesize one unit of UNITS for `config` and analyse it. `platform`: what the unit is
+    elaborated for: None / "none" (no platform, the default) or "ecp5" (`ecp5_platform`: the DSPs
+    instantiated with their registers, as on a board), or an Amaranth platform."""
     cfg = get_config(config) if isinstance(config, str) else config
+    _platform(platform)                                   # an unknown name fails before any work
     builders = _units()
     if unit not in builders:
         raise ValueError(f"unknown unit {unit!r}; valid: {', '.join(builders)}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"unit-{unit}-") as tmp:
         d = Path(workdir) if workdir is not None else Path(tmp)
-        netlist = synth_netlist(builders[unit](cfg), unit, d)
+        netlist = synth_netlist(builders[unit](cfg), unit, d, platform)
     secs = time.perf_counter() - t0
     a = analyse(netlist, unit)
     c = a["cells"]
     return UnitReport(unit, cfg.name, c.get("LUT4", 0) + 2 * c.get("CCU2C", 0), c.get("TRELLIS_FF", 0),
                       c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], a["nets"], a["blocks"],
-                      round(secs, 1), netlist["mapper"], c)
+                      round(secs, 1), netlist["mapper"], c, _platform_name(platform))
 
 
 # -- the timing estimate --------------------------------------------------------------------------
@@ -227,7 +277,8 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
     """Cell counts and the estimated worst path of a mapped ECP5 netlist (yosys JSON).
 
     Start points: input ports and the outputs of flip-flops, block RAMs and registered DSPs (at
-    their clock-to-output delay); end points: output ports and every input of those cells. Between
+    their clock-to-output delay); end points: output ports and every input of those cells (a
+    registered DSP's unregistered A / B inputs after the multiplier's delay, `dsp_in_setup`). Between
     them the combinational cells of `_COMB` and unregistered DSPs; a cell type the model does not
     know is treated as a register (reported in `unknown`). Returns {"cells", "path_ns", "path",
     "unknown"}."""
@@ -239,6 +290,7 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
     counts: dict[str, int] = defaultdict(int)
     start: dict[int, float] = {}
     ends: set[int] = set()
+    end_extra: dict[int, float] = {}
     arcs: dict[int, list[tuple[int, float, str]]] = defaultdict(list)
     fanout: dict[int, int] = defaultdict(int)
     local: set[int] = set()
@@ -286,6 +338,12 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
                 delay = DELAYS["bram_out_reg"] if regs == {"OUTREG"} else DELAYS["bram_out"]
             elif t == "MULT18X18D":
                 delay = DELAYS["dsp_out_reg"]
+                # an unregistered operand still goes through the multiplier to the first register
+                params = c["parameters"]
+                for op in "AB":
+                    if str(params.get(f"REG_INPUT{op}_CLK", "NONE")).strip() == "NONE":
+                        for b in _bits(c, op, "input"):
+                            end_extra[b] = max(end_extra.get(b, 0.0), DELAYS["dsp_in_setup"])
             else:
                 delay = 0.0
                 unknown.add(t)
@@ -327,7 +385,7 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
                     key=len, reverse=True)
     blocks: dict[str, tuple[float, int | None]] = defaultdict(lambda: (0.0, None))
     for b in ends:
-        a = arrival.get(b, start.get(b, 0.0)) + route(b)
+        a = arrival.get(b, start.get(b, 0.0)) + route(b) + end_extra.get(b, 0.0)
         if a > worst:
             worst, wb = a, b
         net = names.get(b, "?")
@@ -407,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="accelerator config (spec.accel; default ecp5, the budgets' config)")
     ap.add_argument("-o", "--output", type=Path, default=build_dir("units", "report.json"), help="JSON report")
     ap.add_argument("--keep", action="store_true", help="keep the netlists under build/units/<unit>/")
+    ap.add_argument("--platform", choices=PLATFORMS, default="none",
+                    help="elaborate for no platform (default) or a generic ECP5-85F (DSPs instantiated with their "
+                         "registers, as the board build does)")
     args = ap.parse_args(argv)
     try:
         cfg = get_config(args.config)
@@ -415,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reports, over = [], []
     for unit in args.unit or UNITS:
-        print(f"[units] {unit}: synthesizing for {cfg.name} ...", file=sys.stderr, flush=True)
+        print(f"[units] {unit}: synthesizing for {cfg.name} (platform {args.platform}) ...", file=sys.stderr,
+              flush=True)
         try:
-            rep = synth_unit(unit, cfg, build_dir("units", unit) if args.keep else None)
+            rep = synth_unit(unit, cfg, build_dir("units", unit) if args.keep else None, args.platform)
         except (RuntimeError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
@@ -437,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"what": "yosys synth_ecp5 of each unit alone; worst path estimated from the "
                                                "mapped netlist (bitstreams.units.DELAYS, ROUTE)",
-                                       "config": cfg.name, "target_path_ns": TARGET_PATH_NS,
+                                       "config": cfg.name, "platform": args.platform,
+                                       "target_path_ns": TARGET_PATH_NS,
                                        "units": [dataclasses.asdict(r) for r in reports]}, indent=1))
     print(f"report: {args.output}")
     for line in over:

@@ -134,7 +134,7 @@ class UnitBudget:
 #: (pipelines are registers).
 UNIT_BUDGETS: dict[str, UnitBudget] = {
     "tmac": UnitBudget(luts=2_440, ffs=1_640, dsps=0, brams=10, path_ns=8.0),
-    "matmul": UnitBudget(luts=6_660, ffs=3_710, dsps=10, brams=10, path_ns=10.0),
+    "matmul": UnitBudget(luts=6_660, ffs=3_710, dsps=10, brams=10, path_ns=10.2),
     "vec": UnitBudget(luts=9_500, ffs=9_010, dsps=44, brams=24, path_ns=8.5),
     "normq": UnitBudget(luts=17_480, ffs=11_430, dsps=36, brams=0, path_ns=10.0),
     "argmax": UnitBudget(luts=610, ffs=420, dsps=0, brams=0, path_ns=8.3),

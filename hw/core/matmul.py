@@ -131,7 +131,7 @@ def ceil_div_const(x, d: int, x_max: int):
     return ((x + (d - 1)) * c) >> s
 
 
-def _product(a, mant, reg, name):
+def _product(a, mant, reg, name, m=None, en=None):
     """(acc * m, its last stage): stages 1 .. at most _PRODUCT_STAGES. An accumulator of at most
     2 bits above an unsigned 17-bit limb (ecp5: 19 bits) has its top bits' product built from
     LUTs (one add) beside the DSPs of ``a[:17] * m``, so it takes 2 DSPs, not 4; wider
@@ -140,10 +140,10 @@ def _product(a, mant, reg, name):
     if h < 1 or h > 2:
         k = product_stages(a.shape(), mant.shape())
         assert k <= _PRODUCT_STAGES, (k, _PRODUCT_STAGES)
-        return pipelined_product(a, mant, reg, 1, name), k
+        return pipelined_product(a, mant, reg, 1, name, m=m, en=en), k
     a_lo, a_hi = a.as_unsigned()[:LIMB], a.as_unsigned()[LIMB:]
     assert product_stages(a_lo.shape(), mant.shape()) == 2
-    lo = pipelined_product(a_lo, mant, reg, 1, f"{name}_lo")                 # stages 1, 2
+    lo = pipelined_product(a_lo, mant, reg, 1, f"{name}_lo", m=m, en=en)               # stages 1, 2
     hw_ = signed(len(mant) + 2)
     # a_hi as signed: -2 * a_hi[1] + a_hi[0] (h = 2) or -a_hi[0] (h = 1)
     if h == 2:
@@ -415,7 +415,7 @@ class MatmulUnit(CoreUnit):
             a = acc_word[j * cfg.acc_bits:(j + 1) * cfg.acc_bits].as_signed()
             # stages 1 .. _PRODUCT_STAGES: p = acc * m, 18x18 partial products and one adder level
             # per stage (hw.core.arith), padded to _PRODUCT_STAGES stages
-            pr, pk = _product(a, mant, reg, f"prod{j}")
+            pr, pk = _product(a, mant, reg, f"prod{j}", m, lambda k: C(1, 1))
             for k in range(pk + 1, _PRODUCT_STAGES + 1):
                 pr = reg(k, f"prod{j}_pad", pr.shape(), pr)
             # z = floor(p * 2**t) = (p << _T_MAX) >> rsa (arithmetic), a shift by a multiple of 8 ...

@@ -408,12 +408,13 @@ class NormQuantUnit(CoreUnit):
             for k in range(2, _S_T2 + 1):
                 gs = reg(k, f"g{j}", MANT, gs)
             # product A (SUMSQ: (|t| >> k)**2; OUT: x * r.mantissa), operands at stage _S_A - 1
-            pa = pipelined_product(Mux(out_mode, xs, a4), Mux(out_mode, reg_r.mantissa, a4), reg, _S_A, f"pa{j}")
+            pa = pipelined_product(Mux(out_mode, xs, a4), Mux(out_mode, reg_r.mantissa, a4), reg, _S_A, f"pa{j}",
+                                   m=m, en=lambda k: adv)
             squares.append(pa[:2 * N.SUMSQ_IN_BITS].as_unsigned())
             # apply_sf (OUT): t = sat(rround(p << _L1, r_sh)), or saturated by a large left shift
             t2 = _round_stages(reg, _S_PA + 1, f"t{j}", pa, _L1, r_sh, 7, r_big)
             # product B (MAX, SUMSQ: t * mant at stage 1; OUT: t2 * mant at _S_T2)
-            pb = pipelined_product(Mux(out_mode, t2, x), Mux(out_mode, gs, g), reg, 2, f"pb{j}")
+            pb = pipelined_product(Mux(out_mode, t2, x), Mux(out_mode, gs, g), reg, 2, f"pb{j}", m=m, en=lambda k: adv)
             pabs = reg(_S_PB + 1, f"pabs{j}", PABS, _abs(pb, PABS))
             neg = reg(_S_PB + 1, f"neg{j}", 1, pb < 0)
             pabs_l.append(pabs)

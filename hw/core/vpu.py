@@ -309,7 +309,7 @@ class VectorUnit(LaneComponent):
             # shifted up by _SIG_FRAC with the rounding bits below: sigmoid = (xs +- product) >> _SIG_FRAC
             # (+: 2**(F-1) below rounds half up; -: L - floor((p + 2**(F-1)) / 2**F)
             #  = floor((L 2**F + 2**(F-1) - 1 - p) / 2**F))
-            prod4 = pipelined_product(d3, fr3, stage, _S_INT, f"sip{j}")
+            prod4 = pipelined_product(d3, fr3, stage, _S_INT, f"sip{j}", m=m, en=lambda k: en[k - 1])
             lo = Cat(lo3, Const(1, 1))                                   # T[k]
             xs4 = stage(_S_INT, f"xs{j}", unsigned(_SIG_FRAC + N.GATE_FRAC + 1),
                         Cat(Mux(neg3, (1 << (_SIG_FRAC - 1)) - 1, 1 << (_SIG_FRAC - 1))[:_SIG_FRAC],
@@ -330,7 +330,7 @@ class VectorUnit(LaneComponent):
                         Mux(f_sgl[k], sig, Mux(f_exp[k], N.EXP_L2E, Mux(f_mul[k], b[k], _ONE))))
 
             # stages 6 ..: the exact product; + 2**(n-1); >> n and saturated
-            prod = pipelined_product(opa, opb, stage, _S_PP, f"mul{j}")
+            prod = pipelined_product(opa, opb, stage, _S_PP, f"mul{j}", m=m, en=lambda k: en[k - 1])
             n_fx, n_exp = N.FX_FRAC, N.EXP_L2E_FRAC
             rnd = stage(_S_RND, f"rnd{j}", signed(len(prod) - n_fx + 1),
                         Mux(f_exp[_S_PRD], prod >> (n_exp - 1), prod >> (n_fx - 1)) + 1)
@@ -368,7 +368,7 @@ class VectorUnit(LaneComponent):
             ektop = stage(_S_ETAB, f"ektop{j}", 1, ek == _EXP_KSAT - 1)
 
             # stage 13: the interpolation product; E[i] (+ 2**(n-1) for k = -n < 0)
-            eprod = pipelined_product(ed12, efr12, stage, _S_EINT, f"eip{j}")
+            eprod = pipelined_product(ed12, efr12, stage, _S_EINT, f"eip{j}", m=m, en=lambda k: en[k - 1])
             elo13 = stage(_S_EINT, f"elo{j}", _EXP_P,
                           Cat(elo12, Const(1, 1)) + Mux(ekneg, Const(1, _EXP_P.width) << erc, 0))
             esh13 = stage(_S_EINT, f"esh{j}", _EXP_SHIFT, esh)

@@ -69,6 +69,28 @@ def test_fan_out_costs_routing():
     assert a["path_ns"] == pytest.approx(D["clk_q"] + R + U.FANOUT_NS * 4 + D["lut"] + R)
 
 
+def _dsp(a: int, p: int, **regs: str) -> dict:
+    params = {f"REG_{k}_CLK": v for k, v in regs.items()}
+    return {"type": "MULT18X18D", "parameters": params, "port_directions": {"A0": "input", "P0": "output"},
+            "connections": {"A0": [a], "P0": [p]}}
+
+
+def test_a_dsp_with_its_output_register():
+    """A MULT18X18D with its output register (inputs unregistered, as hw.core.arith.Mul18 makes it):
+    its product is a start point (clock to output), its operand an end point after the multiplier;
+    without registers it is combinational."""
+    reg = U.analyse(_netlist({"f0": _ff(100, 10), "l": _lut(10, 11), "m": _dsp(11, 12, OUTPUT="CLK0"),
+                              "l2": _lut(12, 13), "f1": _ff(13, 101)}))
+    into = D["clk_q"] + R + D["lut"] + R + D["dsp_in_setup"]
+    out = D["dsp_out_reg"] + R + D["lut"] + R
+    assert reg["path_ns"] == pytest.approx(max(into, out)) and reg["path"] == ["LUT4"]
+    comb = U.analyse(_netlist({"f0": _ff(100, 10), "m": _dsp(10, 12, OUTPUT="NONE", INPUTA="NONE"),
+                               "f1": _ff(12, 101)}))
+    assert comb["path_ns"] == pytest.approx(D["clk_q"] + R + D["dsp_comb"] + R)
+    inreg = U.analyse(_netlist({"f0": _ff(100, 10), "m": _dsp(10, 12, OUTPUT="CLK0", INPUTA="CLK0")}))
+    assert inreg["path_ns"] == pytest.approx(D["clk_q"] + R)
+
+
 def test_a_combinational_loop_is_an_error():
     with pytest.raises(ValueError, match="combinational loop"):
         U.analyse(_netlist({"a": _lut(11, 10), "b": _lut(10, 11)}))
@@ -141,6 +163,43 @@ def test_a_deep_path_is_caught(tmp_path):
     deep = U.analyse(U.synth_netlist(_adders(8), "deep", tmp_path / "d"))
     assert shallow["path_ns"] < TARGET_PATH_NS < deep["path_ns"]
     assert deep["path"].count("CCU2C") >= 8
+
+
+@pytest.mark.synth
+@needs_yosys
+def test_an_ecp5_platform_instantiates_registered_dsps(tmp_path):
+    """Elaborated for ECP5, a pipelined product's partial products are MULT18X18Ds with their
+    output registers (hw.core.arith.Mul18); without a platform yosys leaves them combinational."""
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.core.arith import pipelined_product
+
+    class Product(wiring.Component):
+        def __init__(self):
+            super().__init__({"a": In(signed(30)), "b": In(signed(30)), "p": Out(signed(60))})
+
+        def elaborate(self, platform):
+            m = Module()
+
+            def reg(k, name, shape, value):
+                r = Signal(shape, name=f"{name}_k{k}")
+                m.d.sync += r.eq(value)
+                return r
+
+            m.d.comb += self.p.eq(pipelined_product(self.a, self.b, reg, 1, "x", m=m, en=lambda k: 1))
+            return m
+
+    def dsps(platform):
+        net = U.synth_netlist(Product(), "prod", tmp_path / str(platform), platform)
+        cells = net["modules"]["prod"]["cells"].values()
+        return [c["parameters"].get("REG_OUTPUT_CLK", "NONE") for c in cells if c["type"] == "MULT18X18D"]
+
+    assert dsps("ecp5") == ["CLK0"] * 4
+    assert dsps(None) == ["NONE"] * 4
+    with pytest.raises(ValueError, match="unknown platform"):
+        U.synth_unit("argmax", platform="ice40")
 
 
 @pytest.mark.synth
