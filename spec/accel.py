@@ -138,7 +138,7 @@ UNIT_BUDGETS: dict[str, UnitBudget] = {
     "vec": UnitBudget(luts=9_500, ffs=9_010, dsps=44, brams=24, path_ns=8.5),
     "normq": UnitBudget(luts=17_480, ffs=11_430, dsps=36, brams=0, path_ns=10.0),
     "argmax": UnitBudget(luts=610, ffs=420, dsps=0, brams=0, path_ns=8.3),
-    "lsu": UnitBudget(luts=4_540, ffs=1_250, dsps=0, brams=0, path_ns=16.4),
+    "lsu": UnitBudget(luts=3_730, ffs=1_210, dsps=0, brams=0, path_ns=8.8),
     "regfile": UnitBudget(luts=16_300, ffs=3_310, dsps=0, brams=48, path_ns=11.2),
     "core": UnitBudget(luts=64_210, ffs=31_600, dsps=91, brams=84, path_ns=18.3),
 }

@@ -20,6 +20,24 @@ into a word of Vd (a word takes ``lanes // P`` steps). Stores run the same in re
 are cut into (or gathered into) aligned beats of ``beat_bytes // 8`` elements, and
 ``raw[k] = aligned[k - 1][beat - off:] ++ aligned[k][:beat - off]`` goes out with the byte mask of
 the vector's bytes (partial first and last beats; the others untouched).
+
+Pipeline (one carry chain or a few LUT levels between registers; ECP5 estimate 8.4 ns):
+
+* acceptance registers the command as it comes (the opcode decoded, VL, the offset); a setup
+  cycle (SETUP_LATENCY) computes the beat counts from those registers; the memory command and
+  the reads of Vs start after it;
+* every flow-control decision is taken from registers: the counters run down with registered
+  "more" / "last" flags beside them (raw beats, aligned beats, elements: ``last`` is
+  ``left <= P`` registered, computed as ``left <= 2 P`` the step before), and the data muxes of
+  the aligned beat, the previous beat and the write beat select by registered state, so a
+  handshake input (``rd.valid``, ``wr.ready``) only enables registers;
+* loads: a step's elements are converted and written into Vd LOAD_LATENCY cycles after the step:
+  at once for LDV LDG LDGT LDW; LDE through two stages (the bf16 fields, then the signed
+  significand: +-(128 + f), or for small values the rounded one) and a shift by a mux per bit in
+  the write stage; LDF through the leading-zero count, then the shift;
+* SV: the write beats go through a two-entry queue, so a piece is taken while the second entry
+  is free (registered), never from ``wr.ready`` of the same cycle; a write beat is offered
+  while the accepted write commands have beats left (``may_send``, registered from a count).
 """
 from __future__ import annotations
 
@@ -43,16 +61,23 @@ from .iface import (
     unit_cmd_layout,
 )
 
-__all__ = ["ELEMENT_BYTES", "MNEMONICS", "LoadStoreUnit", "bf16_to_fx", "elements_per_cycle", "sf_from_f32"]
+__all__ = ["ELEMENT_BYTES", "LOAD_LATENCY", "MNEMONICS", "SETUP_LATENCY", "LoadStoreUnit", "bf16_to_fx",
+           "elements_per_cycle", "sf_from_f32"]
 
 #: The instructions this unit runs and their element size in bytes.
 ELEMENT_BYTES = {"LDG": 2, "LDE": 2, "LDGT": 4, "LDW": 4, "LDF": 4, "LDV": 8, "SV": 8}
 MNEMONICS = tuple(ELEMENT_BYTES)
 
 FX = signed(N.FX_BITS)
-#: Beat counters: 8 * VL_MAX bytes from an unaligned start cover at most VL_MAX + 1 beats of 8 bytes.
-_COUNT = unsigned((isa.VL_MAX + 1).bit_length())
-_LEFT = unsigned(isa.VL_MAX.bit_length() + 1)
+#: Cycles between a command's acceptance and its start: the command is registered as it comes,
+#: the counts (beats, aligned beats, the last word) are computed from those registers in the next
+#: cycle, and the memory command goes out in the cycle after that.
+SETUP_LATENCY = 1
+#: Per load: cycles from the step that takes an element out of its aligned beat to its register
+#: write (wd, awb or fwb, with done for the last). LDE's bf16 -> FX conversion runs in three stages
+#: before the write (the fields, the shift, the rounding with the negation and the saturation),
+#: LDF's normalization in one (the leading zeros) before the write (the shift).
+LOAD_LATENCY = {"LDV": 1, "LDG": 1, "LDGT": 1, "LDE": 3, "LDW": 1, "LDF": 2}
 
 # bf16 -> FX: value * 2**FX_FRAC = (128 + f) * 2**(e - 127 - 7 + FX_FRAC) for a normal bf16
 _BF16_SHIFT0 = 127 + 7 - N.FX_FRAC           # e at which the integer mantissa is the FX value (110)
@@ -81,22 +106,40 @@ def bf16_to_fx(bits):
 def sf_from_f32(m: Module, bits, mantissa, exponent) -> None:
     """Comb statements: (mantissa, exponent) = golden.ops.sf_from_float(float32 `bits`) for a
     finite non-negative value (the sign is ignored; Inf/NaN give some value): the significand
-    normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0)."""
+    normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0). The unit itself
+    runs it in two stages (:class:`LoadStoreUnit`: the leading zeros, then the shift)."""
+    lz = Signal(range(33))
+    m.d.comb += lz.eq(_lzc(m, Cat(C(0, 9), bits[0:23]), "sf_lz"))
+    _sf_normalize(m, bits[23:31], bits[0:23], lz, mantissa, exponent)
+
+
+def _sf_normalize(m: Module, e, f, lz, mantissa, exponent) -> None:
+    """The second half of sf_from_f32: exponent field `e`, fraction `f` and `lz`, the leading zeros
+    of f (23 bits)."""
     assert N.SF_BITS == 24, "a float32 significand is 24 bits"
-    e, f = bits[23:31], bits[0:23]
     with m.If(e != 0):
         m.d.comb += [mantissa.eq(Cat(f, C(1, 1))), exponent.eq(e - 150)]
     with m.Elif(f != 0):
-        # f * 2**-149: shift the leading one of f up to bit 23
-        for i in range(23):
-            with m.If(f[i]):
-                m.d.comb += [mantissa.eq(f << (23 - i)), exponent.eq(-149 - (23 - i))]
+        # f * 2**-149: shift the leading one of f (bit 22 - lz) up to bit 23
+        m.d.comb += [mantissa.eq((f << 1) << lz[:5]), exponent.eq(-150 - lz[:5])]
     with m.Else():
         m.d.comb += [mantissa.eq(0), exponent.eq(0)]
 
 
 def _ceil_log2(n: int) -> int:
     return (n - 1).bit_length()
+
+
+def _lzc(m: Module, x, name: str):
+    """Leading zeros of `x` (a width that is a power of two): a tree of muxes, log2(width) levels."""
+    n = len(x)
+    if n == 1:
+        return ~x[0]
+    half = n // 2
+    hi, lo = _lzc(m, x[half:], name + "h"), _lzc(m, x[:half], name + "l")
+    out = Signal(range(n + 1), name=name)
+    m.d.comb += out.eq(Mux(x[half:] != 0, hi, half + lo))
+    return out
 
 
 class LoadStoreUnit(CoreUnit):
@@ -141,7 +184,8 @@ class LoadStoreUnit(CoreUnit):
     LDG   int16, sign-extended
     LDGT  uint32, zero-extended
     LDE   :func:`bf16_to_fx`: value * 2**24 rounded half away from zero, saturated to FX (exact as
-          spec.numerics.bf16_to_fx; Inf/NaN saturate where the golden faults)
+          spec.numerics.bf16_to_fx; Inf/NaN saturate where the golden faults); the unit runs it
+          in stages (module docstring)
     SV    writes the int64 sign extension of each 48-bit element
     ====  =========================================================================================
 
@@ -151,15 +195,16 @@ class LoadStoreUnit(CoreUnit):
     under stalls of ``mem.cmd``, ``mem.rd`` or ``mem.wr``: every beat of a read command is taken
     and the write beats are offered in order once their command is accepted.
 
-    Latency (no stalls, ``cmd`` accepted in cycle 0, a port that takes the command in cycle 1 and
-    returns the first read beat in cycle 2): the memory command is offered in cycle 1. A load
-    writes its first word in cycle ``3 + lanes // P`` (P = :func:`elements_per_cycle`), one cycle
-    later when ``addr`` is not at a line start (the first aligned beat needs the second raw beat,
-    or, for a vector within one line, the cycle that flushes the only one); ``done`` comes with
-    the last write (LDW/LDF: cycle 4, or 5 off a line start). SV reads Vs from cycle 1 and offers
-    its first write beat in cycle ``2 + (beat_bytes // 8) // P`` (not before the write command is
-    accepted); ``done`` with the last beat accepted. The next instruction can be accepted the
-    cycle after ``done``.
+    Latency (no stalls, ``cmd`` accepted in cycle 0, S = :data:`SETUP_LATENCY`, a port that takes
+    the command in the cycle it is offered and returns the first read beat in the next): the
+    memory command is offered in cycle ``1 + S``. A load writes its first word in cycle
+    ``2 + S + lanes // P + LOAD_LATENCY[op]`` (P = :func:`elements_per_cycle`), one cycle later
+    when ``addr`` is not at a line start (the first aligned beat needs the second raw beat, or,
+    for a vector within one line, the cycle that flushes the only one); ``done`` comes with the
+    last write (LDW/LDF: cycle ``3 + S + LOAD_LATENCY[op]``, one more off a line start). SV reads
+    Vs from cycle ``1 + S`` and offers its first write beat in cycle ``2 + S + (beat_bytes // 8) //
+    P`` (not before the write command is accepted); ``done`` with the last beat accepted. The
+    next instruction can be accepted the cycle after ``done``.
     """
 
     def __init__(self, config: AccelConfig):
@@ -184,11 +229,15 @@ class LoadStoreUnit(CoreUnit):
         llog = L.bit_length() - 1               # log2(lanes): lanes divides a power of two
         assert 1 << lb == beat and 1 << llog == L
         bbits = 8 * beat
+        vlen = self._config.vlen
         code = {mn: isa.BY_MNEMONIC[mn].code for mn in MNEMONICS}
         cmd = self.cmd.payload
         port = self.mem
+        # widths from vlen (cmd.vl <= vlen): VL, and beats (8 * vlen bytes cover at most vlen + 1 beats)
+        vlw = vlen.bit_length()
+        count = unsigned((vlen + 1).bit_length())
 
-        # element-size groups: 0 = 2 bytes, 1 = 4 bytes, 2 = 8 bytes
+        # element-size groups: 0 = 2 bytes, 1 = 4 bytes, 2 = 8 bytes (SV's too)
         sizes = (2, 4, 8)
         E = [beat // es for es in sizes]                 # elements per aligned beat
         P = [min(L, e) for e in E]                       # elements per step
@@ -197,6 +246,8 @@ class LoadStoreUnit(CoreUnit):
 
         # -- instruction state --------------------------------------------------------------------
         busy = Signal()
+        setup = Signal()                     # the cycle after acceptance: the counts
+        setup2 = Signal()                    # the cycle after that: SV's tail flag
         loading = Signal()                   # a load (vector or scalar) is running
         storing = Signal()                   # SV is running
         grp = Signal(range(3))
@@ -204,30 +255,39 @@ class LoadStoreUnit(CoreUnit):
         is_ldw = Signal()
         is_ldf = Signal()
         scalar = Signal()
+        is_sv = Signal()
         off = Signal(lb)                     # addr % beat_bytes
-        n_raw = Signal(_COUNT)               # R: beats of the lines covering the vector
-        n_aligned = Signal(_COUNT)           # A = ceil(es * VL / beat)
-        left = Signal(_LEFT)                 # elements still to move
+        off0 = Signal()                      # off == 0
+        offp = Signal(lb + 1)                # off + beat - 1
+        moff = Signal(lb + 1)                # beat - off
+        n_raw = Signal(count)                # R: beats of the lines covering the vector
+        n_aligned = Signal(count)            # A = ceil(es * VL / beat)
+        left = Signal(vlw)                   # elements still to move (VL until the first step)
+        last = Signal()                      # this step (SV: piece) holds the vector's last element
         ad = Signal.like(self.awb.idx)
         fd = Signal.like(self.fwb.idx)
         done_r = Signal()                    # registered done (loads, unknown opcodes)
         done_sv = Signal()                   # combinational done (SV's last write beat accepted)
 
+        # per-group step constants of the running instruction, registered at acceptance
+        p_max = max(P)
+        sa_one = Signal()                    # SA[grp] == 1
+        sa_m2 = Signal(range(max(2, max(SA))))   # SA[grp] - 2 (SA[grp] > 1)
+        sw_last = Signal(range(max(2, max(SW))))
+
         # memory commands
-        cmd_left = Signal(_COUNT)            # beats not yet commanded
+        cmd_left = Signal(count)             # beats not yet commanded
         cmd_line = Signal(ADDR_BITS - lb)
-        commanded = Signal(_COUNT)           # beats of the accepted commands
-        cmd_write = Signal()
 
         m.d.comb += [
             self.cmd.ready.eq(~busy),
             self.done.eq(done_r | done_sv),
         ]
-        m.d.sync += done_r.eq(0)
+        m.d.sync += [done_r.eq(0), setup.eq(0), setup2.eq(setup)]
         with m.If(self.done):
             m.d.sync += [busy.eq(0), loading.eq(0), storing.eq(0)]
 
-        # -- accept ------------------------------------------------------------------------------
+        # -- accept: the command registered, with no arithmetic ----------------------------------------
         a_grp = Signal(range(3))
         a_scalar = Signal()
         a_known = Signal()
@@ -235,60 +295,98 @@ class LoadStoreUnit(CoreUnit):
             for mn, es in ELEMENT_BYTES.items():
                 with m.Case(code[mn]):
                     m.d.comb += [a_grp.eq(sizes.index(es)), a_known.eq(1), a_scalar.eq(mn in ("LDW", "LDF"))]
-        a_vl = Signal(_LEFT)
-        a_bytes = Signal(_LEFT.width + 3)
         a_off = Signal(lb)
-        m.d.comb += [
-            a_vl.eq(Mux(a_scalar, 1, cmd.vl)),
-            a_bytes.eq(a_vl << (a_grp + 1)),
-            a_off.eq(cmd.addr[:lb]),
-        ]
-        with m.If(self.cmd.valid & self.cmd.ready):
+        m.d.comb += a_off.eq(cmd.addr[:lb])
+        accept = Signal()
+        m.d.comb += accept.eq(self.cmd.valid & self.cmd.ready)
+        with m.If(accept):
             m.d.sync += [
                 busy.eq(1),
-                loading.eq(a_known & (cmd.op != code["SV"])),
-                storing.eq(cmd.op == code["SV"]),
+                setup.eq(a_known),
                 done_r.eq(~a_known),
                 grp.eq(a_grp),
                 is_lde.eq(cmd.op == code["LDE"]),
                 is_ldw.eq(cmd.op == code["LDW"]),
                 is_ldf.eq(cmd.op == code["LDF"]),
+                is_sv.eq(cmd.op == code["SV"]),
                 scalar.eq(a_scalar),
                 off.eq(a_off),
-                n_raw.eq(((a_off + a_bytes - 1) >> lb) + 1),
-                n_aligned.eq((a_bytes + beat - 1) >> lb),
-                left.eq(a_vl),
+                off0.eq(a_off == 0),
+                offp.eq(a_off + (beat - 1)),
+                moff.eq(beat - a_off),
+                left.eq(Mux(a_scalar, 1, cmd.vl[:vlw])),
                 ad.eq(cmd.ad),
                 fd.eq(cmd.fd),
-                cmd_left.eq(Mux(a_known, ((a_off + a_bytes - 1) >> lb) + 1, 0)),
+                cmd_left.eq(0),
                 cmd_line.eq(cmd.addr[lb:ADDR_BITS]),
-                cmd_write.eq(cmd.op == code["SV"]),
-                commanded.eq(0),
                 self.rs.reg.eq(cmd.vs),
                 self.wd.reg.eq(cmd.vd),
+            ]
+            with m.Switch(a_grp):
+                for g in range(3):
+                    with m.Case(g):
+                        m.d.sync += [sw_last.eq(SW[g] - 1), sa_one.eq(SA[g] == 1),
+                                     sa_m2.eq(max(0, SA[g] - 2))]
+
+        # -- setup: the counts from the registered command ---------------------------------------------
+        nbytes = Signal(vlw + 3)
+        s_raw = Signal(count)
+        s_aligned = Signal(count)
+        le_p = Signal()                      # left <= P[grp]
+        le_2p = Signal()                     # left <= 2 * P[grp]
+        left_next = Signal(vlw)              # left - P[grp]
+        with m.Switch(grp):
+            for g in range(3):
+                with m.Case(g):
+                    m.d.comb += [nbytes.eq(left << (g + 1)), le_p.eq(left <= P[g]), le_2p.eq(left <= 2 * P[g]),
+                                 left_next.eq(left - P[g])]
+        m.d.comb += [
+            s_raw.eq((nbytes + offp) >> lb),
+            s_aligned.eq((nbytes + (beat - 1)) >> lb),
+        ]
+        with m.If(setup):
+            m.d.sync += [
+                loading.eq(~is_sv),
+                storing.eq(is_sv),
+                n_raw.eq(s_raw),
+                n_aligned.eq(s_aligned),
+                cmd_left.eq(s_raw),
+                last.eq(le_p),
             ]
 
         # -- memory commands: bursts of at most MAX_BURST beats --------------------------------------
         burst = Signal(LEN_BITS)
+        cmd_fire = Signal()
         m.d.comb += [
             burst.eq(Mux(cmd_left > MAX_BURST, MAX_BURST, cmd_left)),
-            port.cmd.valid.eq(busy & (cmd_left != 0)),
+            port.cmd.valid.eq(cmd_left != 0),
             port.cmd.payload.addr.eq(cmd_line),
             port.cmd.payload.len.eq(burst),
-            port.cmd.payload.write.eq(cmd_write),
+            port.cmd.payload.write.eq(is_sv),
+            cmd_fire.eq(port.cmd.valid & port.cmd.ready),
         ]
-        with m.If(port.cmd.valid & port.cmd.ready):
+        with m.If(cmd_fire):
             m.d.sync += [
                 cmd_left.eq(cmd_left - burst),
                 cmd_line.eq(cmd_line + burst),
-                commanded.eq(commanded + burst),
             ]
 
-        s = SimpleNamespace(L=L, beat=beat, bbits=bbits, lb=lb, llog=llog, sizes=sizes, P=P, SA=SA, SW=SW,
-                            grp=grp, loading=loading, storing=storing, scalar=scalar, is_lde=is_lde,
-                            is_ldw=is_ldw, is_ldf=is_ldf, off=off, a_grp=a_grp, n_raw=n_raw,
-                            n_aligned=n_aligned,
-                            left=left, ad=ad, fd=fd, done_r=done_r, done_sv=done_sv, commanded=commanded)
+        # -- a step (loads) or a piece (SV): P[grp] elements --------------------------------------------
+        adv = Signal()
+        with m.If(adv):
+            m.d.sync += [left.eq(left_next), last.eq(le_2p)]
+
+        prev = Signal(bbits)                 # loads: the last raw beat; SV: the last aligned beat
+        sv_prev, sv_prev_en = Signal(bbits), Signal()
+        with m.If(sv_prev_en | (self.mem.rd.valid & self.mem.rd.ready)):
+            m.d.sync += prev.eq(Mux(storing, sv_prev, self.mem.rd.payload.data))
+        s = SimpleNamespace(
+            prev=prev, sv_prev=sv_prev, sv_prev_en=sv_prev_en, L=L, beat=beat, bbits=bbits, llog=llog, sizes=sizes,
+            P=P, SA=SA, SW=SW, p_max=p_max, count=count, grp=grp, loading=loading, storing=storing, scalar=scalar,
+            is_lde=is_lde, is_ldw=is_ldw, is_ldf=is_ldf, off=off, off0=off0, moff=moff, n_raw=n_raw,
+            n_aligned=n_aligned, left=left, last=last, sa_one=sa_one, sa_m2=sa_m2, sw_last=sw_last, ad=ad, fd=fd,
+            done_r=done_r, done_sv=done_sv, accept=accept, setup=setup, setup2=setup2, le_2p=le_2p, s_raw=s_raw,
+            s_aligned=s_aligned, adv=adv, burst=burst, cmd_fire=cmd_fire, is_sv=is_sv)
         self._elaborate_load(m, s)
         self._elaborate_store(m, s)
         return m
@@ -296,126 +394,189 @@ class LoadStoreUnit(CoreUnit):
     # -- loads -------------------------------------------------------------------------------------
     def _elaborate_load(self, m: Module, s: SimpleNamespace) -> None:
         L, bbits, sizes, P, SA, SW = s.L, s.bbits, s.sizes, s.P, s.SA, s.SW
-        grp, loading, scalar, off, left = s.grp, s.loading, s.scalar, s.off, s.left
+        grp, loading, scalar, off, left, last = s.grp, s.loading, s.scalar, s.off, s.left, s.last
         rd, wd = self.mem.rd, self.wd
-        accept = self.cmd.valid & self.cmd.ready
+        accept = s.accept
 
-        prev = Signal(bbits)                 # the last raw beat taken
-        rcv = Signal(_COUNT)                 # raw beats taken
-        aprod = Signal(_COUNT)               # aligned beats built
+        prev = s.prev                        # the last raw beat taken
+        raw_left = Signal(s.count)           # raw beats still to take
+        raw_more = Signal()                  # raw_left != 0
+        got_first = Signal()                 # a raw beat was taken
+        al_left = Signal(s.count)            # aligned beats still to build
+        ab_more = Signal()                   # al_left != 0
         ab = Signal(bbits)                   # the aligned beat being cut into steps
         ab_valid = Signal()
         ab_step = Signal(range(max(2, max(SA))))
         word_step = Signal(range(max(2, max(SW))))
         waddr = Signal.like(wd.addr)
         with m.If(accept):
-            m.d.sync += [rcv.eq(0), aprod.eq(0), ab_valid.eq(0), ab_step.eq(0), word_step.eq(0), waddr.eq(0)]
+            m.d.sync += [got_first.eq(0), ab_valid.eq(0), ab_step.eq(0), word_step.eq(0), waddr.eq(0)]
+        with m.If(s.setup):
+            m.d.sync += [raw_left.eq(s.s_raw), raw_more.eq(1), al_left.eq(s.s_aligned), ab_more.eq(1)]
 
-        # per-group step constants of the running instruction
-        p_cur = Signal(range(max(P) + 1))
-        sa_last = Signal.like(ab_step)
-        sw_last = Signal.like(word_step)
-        last_elems = Signal()                # this step holds the vector's last element
-        # registered at acceptance, from the command's group
-        with m.If(accept):
-            with m.Switch(s.a_grp):
-                for g in range(3):
-                    with m.Case(g):
-                        m.d.sync += [p_cur.eq(P[g]), sa_last.eq(SA[g] - 1), sw_last.eq(SW[g] - 1)]
-
-        ab_last = Signal()                   # this step empties the aligned beat
+        ab_last = Signal()                   # this step empties the aligned beat (registered: ab_step ==
+        #                                      SA[grp] - 1, or the vector's last step)
         word_last = Signal()                 # this step completes a register word
         step = Signal()
         ab_free = Signal()
         m.d.comb += [
             step.eq(loading & ab_valid),
-            last_elems.eq(left <= p_cur),
-            ab_last.eq((ab_step == sa_last) | last_elems),
-            word_last.eq((word_step == sw_last) | last_elems),
+            word_last.eq((word_step == s.sw_last) | last),
             ab_free.eq(~ab_valid | ab_last),
         ]
+        with m.If(step):
+            m.d.comb += s.adv.eq(1)
 
         # -- raw beats -> aligned beats --------------------------------------------------------------
-        raw_more = Signal()
-        m.d.comb += [raw_more.eq(rcv != s.n_raw), rd.ready.eq(loading & raw_more & ab_free)]
+        m.d.comb += rd.ready.eq(loading & raw_more & ab_free)
 
         def realign(lo, hi):
             # bytes off .. off + beat - 1 of lo ++ hi; off is even (element-aligned, es >= 2)
             return Cat(lo, hi).bit_select(Cat(C(0, 4), off[1:]), bbits)
 
         with m.If(step):
-            m.d.sync += ab_step.eq(Mux(ab_last, 0, ab_step + 1))
+            m.d.sync += [ab_step.eq(Mux(ab_last, 0, ab_step + 1)),
+                         ab_last.eq(Mux(ab_last, s.sa_one, ab_step == s.sa_m2) | s.le_2p)]
             with m.If(ab_last):
                 m.d.sync += ab_valid.eq(0)
+        # a new aligned beat: with a raw beat (from the second on, or each when off == 0), or after the
+        # last raw beat when the vector's tail lies within it (its data chosen from registers alone)
         new_ab = Signal()
         new_ab_data = Signal(bbits)
-        with m.If(rd.valid & rd.ready):
-            m.d.sync += [prev.eq(rd.payload.data), rcv.eq(rcv + 1)]
-            with m.If(off == 0):
-                m.d.comb += [new_ab.eq(1), new_ab_data.eq(rd.payload.data)]
-            with m.Elif(rcv != 0):
-                m.d.comb += [new_ab.eq(1), new_ab_data.eq(realign(prev, rd.payload.data))]
-        with m.Elif(loading & ~raw_more & (aprod != s.n_aligned) & ab_free):
-            # the vector's tail lies within the last raw beat
-            m.d.comb += [new_ab.eq(1), new_ab_data.eq(realign(prev, C(0, bbits)))]
+        rd_fire = Signal()
+        m.d.comb += [
+            rd_fire.eq(rd.valid & rd.ready),
+            new_ab.eq((rd_fire & (s.off0 | got_first)) | (loading & ~raw_more & ab_more & ab_free)),
+            new_ab_data.eq(Mux(s.off0, rd.payload.data, realign(prev, Mux(raw_more, rd.payload.data, 0)))),
+        ]
+        with m.If(rd_fire):
+            m.d.sync += [raw_left.eq(raw_left - 1), raw_more.eq(raw_left != 1),
+                         got_first.eq(1)]
         with m.If(new_ab):
-            m.d.sync += [ab.eq(new_ab_data), ab_valid.eq(1), ab_step.eq(0), aprod.eq(aprod + 1)]
+            m.d.sync += [ab.eq(new_ab_data), ab_valid.eq(1), ab_step.eq(0), al_left.eq(al_left - 1),
+                         ab_more.eq(al_left != 1), ab_last.eq(s.sa_one | Mux(step, s.le_2p, last))]
 
-        # -- steps: P elements of the aligned beat into a word of Vd ---------------------------------
-        m.d.sync += [wd.en.eq(0), self.awb.en.eq(0), self.fwb.en.eq(0)]
-        vals = []                            # per group: the P converted elements of this step
+        # -- steps: P elements of the aligned beat, converted, into a word of Vd -------------------------
+        # The step's control (valid, word slot, lane mask, word end, last) reaches the write stage
+        # at once, or LOAD_LATENCY["LDE"] - 1 cycles later for LDE, whose conversion runs in stages:
+        #   E1  the bf16 fields: sign, shifts, saturate (e >= 150), zero (e < 101), small (e < 110)
+        #   E2  the signed significand: +-mantissa, or for small values the rounded one
+        #   and in the write stage: shifted (a mux per bit, no carry chain), saturated
+        # LDF's normalization: F1 the leading zeros of the fraction, F2 the shift (into fwb).
+        chunks, elems = [], []
         for g, es in enumerate(sizes):
             width = P[g] * es * 8
             chunk = ab[:width] if SA[g] == 1 else ab.word_select(ab_step[:_ceil_log2(SA[g])], width)
-            elems = [chunk[k * es * 8:(k + 1) * es * 8] for k in range(P[g])]
+            chunks.append(chunk)
+            elems.append([chunk[k * es * 8:(k + 1) * es * 8] for k in range(P[g])])
+        smask = Signal(s.p_max)                  # the step's elements below VL
+        lo = left[:s.p_max.bit_length()]
+        m.d.comb += smask.eq(Cat(~last | (lo > k) for k in range(s.p_max)))
+        ctl_layout = [("v", 1), ("slot", len(word_step)), ("mask", s.p_max), ("wl", 1), ("last", 1)]
+        ctl_now = Cat(step, word_step, smask, word_last & ~scalar, last)
+        # (the chain takes LDE's steps only: another load's last steps must not reach a following LDE)
+        ctl = [Cat(step & s.is_lde, ctl_now[1:])]
+        for d in range(LOAD_LATENCY["LDE"] - 1):
+            r = Signal(len(ctl_now), name=f"lde_ctl{d + 1}")
+            m.d.sync += r.eq(ctl[-1])
+            ctl.append(r)
+        pctl = Signal(len(ctl_now))
+        m.d.comb += pctl.eq(Mux(s.is_lde, ctl[-1], ctl_now))
+        fields, pos = {}, 0
+        for name, w in ctl_layout:
+            fields[name] = pctl[pos:pos + w]
+            pos += w
+
+        # LDE's stages, per element of the 2-byte group (registers without enables: the control
+        # above says when they hold a step). value * 2**24 = (128 + f) << sh >> 9, rounded half away
+        # from zero, with sh = e - 101 (0 .. 48 for 101 <= e < 150). From sh = 9 on nothing is
+        # rounded: the value is +-(128 + f) << (sh - 9), and the negation can come before the
+        # shift; below (e < 110) it is the rounded +-(((128 + f) << sh) + 256) >> 9, at most 128.
+        lde_vals = []
+        for k, x in enumerate(elems[0]):
+            sign, e, f = x[15], x[7:15], x[0:7]
+            n1 = f"e1_{k}_"
+            e1_sign, e1_sat, e1_zero, e1_small = (Signal(name=n1 + nm) for nm in ("sign", "sat", "zero", "small"))
+            e1_sh, e1_k, e1_mant = Signal(4, name=n1 + "sh"), Signal(6, name=n1 + "k"), Signal(8, name=n1 + "mant")
+            m.d.sync += [e1_sign.eq(sign), e1_sat.eq(e >= _BF16_HI), e1_zero.eq(e < _BF16_LO),
+                         e1_small.eq(e < _BF16_LO + _BF16_GUARD), e1_sh.eq((e - _BF16_LO)[:4]),
+                         e1_k.eq((e - _BF16_LO - _BF16_GUARD)[:6]), e1_mant.eq(Cat(f, C(1, 1)))]
+            # E2: the signed significand and its shift. Small: w = (mant << sh) >> 8, mag = (w + 1) >> 1
+            # and -mag = ~((w - 1) >> 1) (one carry chain)
+            n2 = f"e2_{k}_"
+            e2_sign, e2_sat, e2_zero = (Signal(name=n2 + nm) for nm in ("sign", "sat", "zero"))
+            e2_s, e2_k = Signal(signed(10), name=n2 + "s"), Signal(6, name=n2 + "k")
+            w = Signal(8, name=n2 + "w")
+            t = Signal(signed(10), name=n2 + "t")
+            m.d.comb += [w.eq((e1_mant << e1_sh)[8:16]), t.eq(w + Mux(e1_sign, -1, 1))]
+            m.d.sync += [
+                e2_sign.eq(e1_sign), e2_sat.eq(e1_sat), e2_zero.eq(e1_zero),
+                e2_s.eq(Mux(e1_small, (t[1:] ^ e1_sign.replicate(9)).as_signed(), Mux(e1_sign, -e1_mant, e1_mant))),
+                e2_k.eq(Mux(e1_small, 0, e1_k)),
+            ]
+            # the write stage: the shift (a 48-bit sign extension of e2_s << e2_k), saturate or zero
+            v = Signal(FX, name=f"lde{k}")
+            m.d.comb += v.eq(Mux(e2_sat, Mux(e2_sign, N.FX_MIN, N.FX_MAX),
+                                 Mux(e2_zero, 0, (e2_s << e2_k)[:N.FX_BITS].as_signed())))
+            lde_vals.append(v)
+
+        vals = []                            # per group: the P converted elements at the write stage
+        for g, es in enumerate(sizes):
             conv = []
-            for k, x in enumerate(elems):
+            for k, x in enumerate(elems[g]):
                 v = Signal(FX, name=f"conv{es}_{k}")
                 if es == 2:
-                    m.d.comb += v.eq(Mux(s.is_lde, bf16_to_fx(x), x.as_signed()))
+                    m.d.comb += v.eq(Mux(s.is_lde, lde_vals[k], x.as_signed()))
                 elif es == 4:
                     m.d.comb += v.eq(x)                      # LDGT: zero-extended
                 else:
                     m.d.comb += v.eq(x[:N.FX_BITS].as_signed())
                 conv.append(v)
             vals.append(conv)
+
         # LDW / LDF: element 0 of the first aligned beat (the 4 bytes at addr)
         w32 = ab[:32]
+        # (ab keeps the word in F2: no aligned beat follows the last step)
+        f1_lz = Signal(range(33))
+        m.d.sync += f1_lz.eq(_lzc(m, Cat(C(0, 9), w32[0:23]), "f_lz"))
         mant, expo = Signal(N.SF_BITS), Signal(signed(N.SF_EXP_BITS))
-        sf_from_f32(m, w32, mant, expo)
+        _sf_normalize(m, w32[23:31], w32[0:23], f1_lz, mant, expo)
+        f1_last = Signal()
+        m.d.sync += f1_last.eq(step & last & s.is_ldf)
+
+        # -- the write stage -------------------------------------------------------------------------
+        m.d.sync += [wd.en.eq(0), self.awb.en.eq(0), self.fwb.en.eq(0)]
         with m.If(step):
             m.d.sync += word_step.eq(Mux(word_last, 0, word_step + 1))
-            m.d.sync += left.eq(left - p_cur)
+            with m.If(last):
+                m.d.sync += ab_valid.eq(0)
+                with m.If(s.is_ldw):
+                    m.d.sync += [s.done_r.eq(1), self.awb.en.eq(1), self.awb.idx.eq(s.ad),
+                                 self.awb.value.eq(w32.as_signed())]
+        with m.If(f1_last):
+            m.d.sync += [s.done_r.eq(1), self.fwb.en.eq(1), self.fwb.idx.eq(s.fd),
+                         self.fwb.value.mantissa.eq(mant), self.fwb.value.exponent.eq(expo)]
+        with m.If(fields["v"] & ~scalar):
             with m.Switch(grp):
                 for g in range(3):
                     with m.Case(g):
                         for lane in range(L):
                             slot, k = divmod(lane, P[g])
-                            with m.If(word_step == slot):
-                                m.d.sync += [wd.data[lane].eq(vals[g][k]), wd.mask[lane].eq(k < left)]
-                            with m.Elif(word_step == 0):
+                            with m.If(fields["slot"] == slot):
+                                m.d.sync += [wd.data[lane].eq(vals[g][k]), wd.mask[lane].eq(fields["mask"][k])]
+                            with m.Elif(fields["slot"] == 0):
                                 m.d.sync += wd.mask[lane].eq(0)
-            with m.If(word_last & ~scalar):
+            with m.If(fields["wl"]):
                 m.d.sync += [wd.en.eq(1), wd.addr.eq(waddr), waddr.eq(waddr + 1)]
-            with m.If(last_elems):
-                m.d.sync += [s.done_r.eq(1), ab_valid.eq(0)]
-                m.d.sync += [
-                    self.awb.en.eq(s.is_ldw),
-                    self.awb.idx.eq(s.ad),
-                    self.awb.value.eq(w32.as_signed()),
-                    self.fwb.en.eq(s.is_ldf),
-                    self.fwb.idx.eq(s.fd),
-                    self.fwb.value.mantissa.eq(mant),
-                    self.fwb.value.exponent.eq(expo),
-                ]
+            with m.If(fields["last"]):
+                m.d.sync += s.done_r.eq(1)
 
     # -- SV ----------------------------------------------------------------------------------------
     def _elaborate_store(self, m: Module, s: SimpleNamespace) -> None:
-        L, beat, bbits, lb, llog = s.L, s.beat, s.bbits, s.lb, s.llog
-        storing, off, n_raw, left = s.storing, s.off, s.n_raw, s.left
+        L, beat, bbits, llog = s.L, s.beat, s.bbits, s.llog
+        storing, left, last = s.storing, s.left, s.last
         rs, wr = self.rs, self.mem.wr
-        cmd = self.cmd.payload
-        accept = self.cmd.valid & self.cmd.ready
+        accept = s.accept
         E = beat // 8
         P = min(L, E)
         SW = L // P                          # pieces per register word
@@ -423,26 +584,33 @@ class LoadStoreUnit(CoreUnit):
 
         raddr = Signal.like(rs.addr)
         last_word = Signal.like(rs.addr)
-        more = Signal()                      # words left to read
+        more = Signal()                      # SV runs and words are left to read
         rvalid = Signal()                    # rs.data holds a word not yet fully handed on
         wsub = Signal(range(max(2, SW)))
         apos = Signal(range(max(2, SA)))
         acc = Signal(bbits)                  # the aligned beat being gathered (SA > 1)
         acc_mask = Signal(beat)
-        prev = Signal(bbits)                 # the previous aligned beat and its byte mask
+        prev = s.prev                        # the previous aligned beat and its byte mask
         prev_mask = Signal(beat)
-        out_full = Signal()                  # the write beat register holds a beat
-        out_data = Signal(bbits)
-        out_mask = Signal(beat)
-        outs = Signal(_COUNT)                # write beats built
-        sent = Signal(_COUNT)                # write beats accepted by the port
         pieces_done = Signal()
+        tail = Signal()                      # the last raw beat is still to be built from prev alone
+        # the write beats: a two-entry queue (o0 on the port, o1 behind it), so that a piece is
+        # taken from registered state alone (o1 empty), never from wr.ready in the same cycle
+        full0, full1 = Signal(), Signal()
+        o0_data, o0_mask = Signal(bbits), Signal(beat)
+        o1_data, o1_mask = Signal(bbits), Signal(beat)
+        credit = Signal(s.count)             # beats of the accepted commands not yet sent
+        may_send = Signal()                  # credit != 0
+        unsent = Signal(s.count)             # beats still to send
         with m.If(accept):
             m.d.sync += [
-                raddr.eq(0), last_word.eq((cmd.vl - 1) >> llog), more.eq(1), rvalid.eq(0),
-                wsub.eq(0), apos.eq(0), prev_mask.eq(0), out_full.eq(0), outs.eq(0), sent.eq(0),
-                pieces_done.eq(0),
+                raddr.eq(0), more.eq(0), rvalid.eq(0), wsub.eq(0), apos.eq(0), prev_mask.eq(0),
+                full0.eq(0), full1.eq(0), credit.eq(0), may_send.eq(0), pieces_done.eq(0), tail.eq(0),
             ]
+        with m.If(s.setup):
+            m.d.sync += [last_word.eq((left - 1) >> llog), unsent.eq(s.s_raw), more.eq(s.is_sv)]
+        with m.If(s.setup2):
+            m.d.sync += tail.eq(s.n_raw != s.n_aligned)
 
         # -- the piece: P elements of the word in rs.data, as int64 bytes and their mask ----------------
         word = rs.data.as_value()
@@ -450,31 +618,32 @@ class LoadStoreUnit(CoreUnit):
         sel = word[:pw] if SW == 1 else word.word_select(wsub[:_ceil_log2(SW)], pw)
         piece = Signal(64 * P)
         pmask = Signal(8 * P)
+        lo = left[:P.bit_length()]
         for k in range(P):
             e = sel[k * N.FX_BITS:(k + 1) * N.FX_BITS].as_signed()
             m.d.comb += [
                 piece[64 * k:64 * (k + 1)].eq(e),
-                pmask[8 * k:8 * (k + 1)].eq(Mux(k < left, 0xFF, 0)),
+                pmask[8 * k:8 * (k + 1)].eq((~last | (lo > k)).replicate(8)),
             ]
 
-        last_piece = Signal()
         completes = Signal()
-        out_free = Signal()
         consume = Signal()
         word_end = Signal()
         take = Signal()
         m.d.comb += [
-            last_piece.eq(left <= P),
-            completes.eq((apos == SA - 1) | last_piece),
-            out_free.eq(~out_full | (wr.valid & wr.ready)),
-            consume.eq(storing & rvalid & (~completes | out_free)),
-            word_end.eq((wsub == SW - 1) | last_piece),
+            completes.eq(((apos == SA - 1) if SA > 1 else 1) | last),
+            consume.eq(rvalid & (~completes | ~full1)),
+            word_end.eq((wsub == SW - 1) | last),
             take.eq(consume & word_end),
         ]
+        with m.If(consume):
+            m.d.comb += s.adv.eq(1)
 
         # -- reads: the read port is the stage in front of the pieces ------------------------------
         ren = Signal()
-        m.d.comb += [ren.eq(storing & more & (~rvalid | take)), rs.en.eq(ren), rs.addr.eq(raddr)]
+        # (rvalid only while SV runs: set by a read, cleared by the take of the last word)
+        m.d.comb += [ren.eq(more & (~rvalid | ((~completes | ~full1) & word_end))), rs.en.eq(ren),
+                     rs.addr.eq(raddr)]
         with m.If(ren):
             m.d.sync += [raddr.eq(raddr + 1), rvalid.eq(1)]
             with m.If(raddr == last_word):
@@ -486,7 +655,7 @@ class LoadStoreUnit(CoreUnit):
         ab = Signal(bbits)
         ab_mask = Signal(beat)
         for k in range(SA):
-            here = apos == k
+            here = apos == k if SA > 1 else C(1, 1)
             m.d.comb += [
                 ab[k * 64 * P:(k + 1) * 64 * P].eq(Mux(here, piece, acc[k * 64 * P:(k + 1) * 64 * P])),
                 ab_mask[k * 8 * P:(k + 1) * 8 * P].eq(
@@ -494,44 +663,74 @@ class LoadStoreUnit(CoreUnit):
             ]
 
         def misalign(lo, hi):
-            # raw[k] = lo[beat - off:] ++ hi[:beat - off]: bytes beat - off .. 2 * beat - off - 1
-            sh = Signal(lb + 1)
-            m.d.comb += sh.eq(beat - off)
-            return Cat(lo, hi).bit_select(Cat(C(0, 6), sh[3:]), len(lo))
+            # raw[k] = lo[beat - off:] ++ hi[:beat - off]: bytes beat - off .. 2 * beat - off - 1 (off
+            # and beat - off are multiples of 8: element-aligned)
+            return Cat(lo, hi).bit_select(Cat(C(0, 6), s.moff[3:]), len(lo))
 
         def misalign_mask(lo, hi):
-            sh = Signal(lb + 1)
-            m.d.comb += sh.eq(beat - off)
-            return Cat(lo, hi).bit_select(sh, len(lo))
+            return Cat(lo, hi).bit_select(Cat(C(0, 3), s.moff[3:]), len(lo))
 
         with m.If(consume):
             m.d.sync += [
-                left.eq(left - P),
                 wsub.eq(Mux(word_end, 0, wsub + 1)),
                 apos.eq(Mux(completes, 0, apos + 1)),
                 acc.eq(ab),
                 acc_mask.eq(ab_mask),
             ]
-            with m.If(last_piece):
+            with m.If(last):
                 m.d.sync += pieces_done.eq(1)
 
         # -- write beats --------------------------------------------------------------------------
+        # a raw beat: prev's tail with the aligned beat this piece completes, or, after the last
+        # piece, with nothing (the last raw beat); its data chosen from registers alone
+        push = Signal()
+        new_data, new_mask = Signal(bbits), Signal(beat)
         m.d.comb += [
-            wr.valid.eq(out_full & (sent != s.commanded)),
-            wr.payload.data.eq(out_data),
-            wr.payload.mask.eq(out_mask),
-            s.done_sv.eq(storing & wr.valid & wr.ready & (sent == n_raw - 1)),
+            new_data.eq(misalign(prev, Mux(pieces_done, 0, ab))),
+            new_mask.eq(misalign_mask(prev_mask, Mux(pieces_done, 0, ab_mask))),
+            s.sv_prev.eq(ab),
         ]
-        with m.If(wr.valid & wr.ready):
-            m.d.sync += [sent.eq(sent + 1), out_full.eq(0)]
         with m.If(consume & completes):
-            m.d.sync += [
-                out_data.eq(misalign(prev, ab)), out_mask.eq(misalign_mask(prev_mask, ab_mask)),
-                out_full.eq(1), outs.eq(outs + 1), prev.eq(ab), prev_mask.eq(ab_mask),
-            ]
-        with m.Elif(storing & pieces_done & (outs != n_raw) & out_free):
-            # the last raw beat: the tail of the last aligned beat
-            m.d.sync += [
-                out_data.eq(misalign(prev, C(0, bbits))), out_mask.eq(misalign_mask(prev_mask, C(0, beat))),
-                out_full.eq(1), outs.eq(outs + 1),
-            ]
+            m.d.comb += [push.eq(1), s.sv_prev_en.eq(1)]
+            m.d.sync += prev_mask.eq(ab_mask)
+        with m.Elif(storing & pieces_done & tail & ~full1):
+            m.d.comb += push.eq(1)
+            m.d.sync += tail.eq(0)
+
+        pop = Signal()
+        m.d.comb += [
+            wr.valid.eq(full0 & may_send),
+            wr.payload.data.eq(o0_data),
+            wr.payload.mask.eq(o0_mask),
+            pop.eq(wr.valid & wr.ready),
+            s.done_sv.eq(storing & pop & (unsent == 1)),
+        ]
+        # o0 takes o1 when o1 is full (then nothing is pushed), else the new beat: the data's select
+        # is a register, the enables come from push and pop
+        load0, load1 = Signal(), Signal()
+        m.d.comb += [
+            load0.eq((pop & full1) | (push & (~full0 | pop))),
+            load1.eq(push & full0 & ~pop),
+        ]
+        with m.If(load0):
+            m.d.sync += [o0_data.eq(Mux(full1, o1_data, new_data)), o0_mask.eq(Mux(full1, o1_mask, new_mask))]
+        with m.If(load1):
+            m.d.sync += [o1_data.eq(new_data), o1_mask.eq(new_mask)]
+        with m.If(pop):
+            m.d.sync += unsent.eq(unsent - 1)
+            with m.If(full1):
+                m.d.sync += full1.eq(0)
+            with m.Elif(~push):
+                m.d.sync += full0.eq(0)
+        with m.If(push):
+            with m.If(~full0 | pop):
+                m.d.sync += full0.eq(1)
+            with m.Else():
+                m.d.sync += full1.eq(1)
+
+        # credit: may_send is credit != 0 after this cycle's command (+burst) and beat (-1)
+        cmd_w = s.cmd_fire & s.is_sv
+        m.d.sync += may_send.eq(cmd_w | (credit[1:] != 0) | (credit[0] & ~pop))
+        m.d.sync += credit.eq(credit + Mux(cmd_w, s.burst, 0) - pop)
+        with m.If(accept):
+            m.d.sync += [credit.eq(0), may_send.eq(0)]

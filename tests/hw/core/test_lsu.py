@@ -34,7 +34,7 @@ from amaranth.hdl import Fragment
 import hw.core.lsu as lsu
 from golden import ops as O
 from hw.core.iface import FX
-from hw.core.lsu import ELEMENT_BYTES, MNEMONICS, LoadStoreUnit, elements_per_cycle
+from hw.core.lsu import ELEMENT_BYTES, LOAD_LATENCY, MNEMONICS, SETUP_LATENCY, LoadStoreUnit, elements_per_cycle
 from hw.mem.port import MAX_BURST
 from sim.tb import unit
 from sim.tb.streams import HoldCheck, Pauses
@@ -412,6 +412,20 @@ def test_lde_special_values(cfg):
     assert {N.FX_MAX, N.FX_MIN, 0, 1, -1} <= set(fx.tolist())
 
 
+def test_lde_every_exponent():
+    """LDE through the unit's staged conversion (fields, signed significand, shift): every finite
+    exponent, both signs, mantissas 0, 1, 0x40 and 0x7F (the small values that are rounded, those
+    shifted exactly, the saturating ones), 128 elements an instruction."""
+    config, rng, V, mem = _setup("b64l16", "lde-all")
+    vals = [(s << 15) | (e << 7) | f for e in range(255) for s in (0, 1) for f in (0, 1, 0x40, 0x7F)]
+    b0, n = layout(config).bf16[0], config.vlen
+    for k in range(0, len(vals), n):
+        part = vals[k:k + n]
+        image = bytearray(mem)
+        image[b0 + 2:b0 + 2 + 2 * len(part)] = b"".join(v.to_bytes(2, "little") for v in part)
+        Bench(config).run(V, image, [Instr("LDE", len(part), b0 + 2, vd=k // n % isa.N_VREGS)])
+
+
 @pytest.mark.parametrize("cfg", ["b16l4", "b64l16"])
 def test_ldf_ldw_special_values(cfg):
     """LDF of zero, denormals (normalized to a 24-bit mantissa), normals, the largest finite;
@@ -453,7 +467,8 @@ def test_long_bursts_are_split(monkeypatch):
 def test_throughput(cfg):
     """No stalls: loads write a word every lanes / elements_per_cycle cycles (one word per cycle
     when a beat holds a word), SV sends a beat every cycle when a word holds a beat; back-to-back
-    instructions are taken the cycle after done."""
+    instructions are taken the cycle after done. Latencies from lsu.SETUP_LATENCY (the cycles
+    before the memory command) and lsu.LOAD_LATENCY (a step to its register write)."""
     config = CONFIGS[cfg]
     lanes, beat = config.vector_lanes, config.beat_bytes
     rng = random.Random(f"lsu-rate-{cfg}")
@@ -466,12 +481,14 @@ def test_throughput(cfg):
             assert run.accepted[k] == run.done[k - 1] + 1
         epc = elements_per_cycle(config, ins.mn)
         if ins.mn in SCALAR:
-            assert run.done[k] == run.accepted[k] + 4 + (ins.addr % beat != 0), f"{ins}: done in {run.done[k]}"
+            want = run.accepted[k] + 3 + SETUP_LATENCY + LOAD_LATENCY[ins.mn] + (ins.addr % beat != 0)
+            assert run.done[k] == want, f"{ins}: done in {run.done[k]}"
         elif ins.mn == "SV":
             gap = beat // 8 // epc                      # cycles per write beat
             b = run.beats[k]
-            # Vs read from cycle 1, the first aligned beat complete `gap` cycles later
-            assert b[0] == run.accepted[k] + 2 + gap, f"{ins}: first write beat in cycle {b[0] - run.accepted[k]}"
+            # Vs read from cycle 1 + SETUP_LATENCY, the first aligned beat complete `gap` cycles later
+            assert b[0] == run.accepted[k] + 2 + SETUP_LATENCY + gap, \
+                f"{ins}: first write beat in cycle {b[0] - run.accepted[k]}"
             assert all(y - x <= gap for x, y in zip(b, b[1:], strict=False)), f"{ins}: beats in cycles {b}"
             assert b[-2] - b[0] == gap * (len(b) - 2) or b[-1] - b[0] == gap * (len(b) - 1), \
                 f"{ins}: beats in cycles {b}"
@@ -482,10 +499,10 @@ def test_throughput(cfg):
             last = -(-(ins.vl - (len(w) - 1) * lanes) // epc)
             assert [y - x for x, y in zip(w, w[1:], strict=False)] == [gap] * (len(w) - 2) + [last][:len(w) - 1], \
                 f"{ins}: writes in cycles {w}"
-            # latency (RamModel takes the command in cycle 1, its first beat comes in cycle 2): the
-            # first aligned beat in cycle 3 (4 when addr is not at a line start), the word written
-            # the cycle after its last step
-            first = run.accepted[k] + 4 + (ins.addr % beat != 0) + gap - 1
+            # latency (RamModel takes the command in cycle 1 + SETUP_LATENCY, its first beat comes
+            # the cycle after): the first aligned beat in cycle 3 + SETUP_LATENCY (one more when addr
+            # is not at a line start), the word written LOAD_LATENCY cycles after its last step
+            first = run.accepted[k] + 3 + SETUP_LATENCY + (ins.addr % beat != 0) + gap - 1 + LOAD_LATENCY[ins.mn]
             assert w[0] == first, f"{ins}: first write in cycle {w[0] - run.accepted[k]}"
 
 
