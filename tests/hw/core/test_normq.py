@@ -36,7 +36,7 @@ from sim.tb.streams import Pauses
 from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig, get_config
-from tests.hw.core.test_reduce import _code_edges, _extremes, _tie_vector
+from tests.hw.core.test_reduce import _code_edge_vectors, _extremes, _tie_vector
 
 MANT_MAX = (1 << (N.GAMMA_BITS - 1)) - 1
 
@@ -360,13 +360,7 @@ def test_qnt_ties_code_edges_and_extremes():
     and M = 0 from the mantissas."""
     config = unit.config(vector_lanes=4, beat_bytes=16, vlen=256)
     rng = random.Random("normq-qnt-edges")
-    vecs = [_tie_vector(rng) for _ in range(3)]
-    for mx in (254, 255, 1 << 24, rng.randrange(1 << 40), N.FX_MAX):
-        t = _code_edges(rng, mx)
-        vecs.append((t, [rng.choice([-1, 1]) for _ in t]))
-    for g in (-(1 << 15), MANT_MAX):
-        t = _code_edges(rng, -N.FX_MIN, g)
-        vecs.append((t, [g] * len(t)))
+    vecs = [_tie_vector(rng) for _ in range(3)] + _code_edge_vectors(rng)
     steps = []
     for t, g in vecs:
         # M's element (the first) in every part, the rest split to fit vlen, each part shuffled

@@ -134,6 +134,19 @@ def _code_edges(rng: random.Random, tmax: int, g: int = 1) -> list[int]:
     return [-v if v == -N.FX_MIN or rng.random() < 0.5 else v for v in t]
 
 
+def _code_edge_vectors(rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    """(t, mant) pairs: every code's edges for five values of M with mantissas +-1, and for
+    M = |FX_MIN| * 2**15 and |FX_MIN| * MANT_MAX (the largest |t * mant|)."""
+    vecs = []
+    for mx in (254, 255, 1 << 24, rng.randrange(1 << 40), N.FX_MAX):
+        t = _code_edges(rng, mx)
+        vecs.append((t, [rng.choice([-1, 1]) for _ in t]))
+    for g in (-(1 << 15), MANT_MAX):
+        t = _code_edges(rng, -N.FX_MIN, g)
+        vecs.append((t, [g] * len(t)))
+    return vecs
+
+
 def _beats(rng: random.Random, t: list[int], mant: list[int], lanes: int, *, empty_last: bool = False):
     """Split into beats of `lanes`; the tail beat is padded with garbage (masked by `count`)."""
     out = []
@@ -365,14 +378,7 @@ def test_quantize_code_boundaries(idle, stall):
     """Every code's lower edge |p| = ceil((2q-1) M / 254) and its neighbours |p| - 1 (code q - 1)
     and |p| + 1, for M of several sizes up to FX_MAX (mant = +-1); and at the largest M, |FX_MIN|
     times -2**15 (2**62) or MANT_MAX, the nearest multiples of |mant| on either side of each edge."""
-    rng = random.Random("quantize-edges")
-    vecs = []
-    for mx in (254, 255, 1 << 24, rng.randrange(1 << 40), N.FX_MAX):
-        t = _code_edges(rng, mx)
-        vecs.append((t, [rng.choice([-1, 1]) for _ in t]))
-    for g in (-(1 << 15), MANT_MAX):
-        t = _code_edges(rng, -N.FX_MIN, g)
-        vecs.append((t, [g] * len(t)))
+    vecs = _code_edge_vectors(random.Random("quantize-edges"))
     check(3, vecs, idle=idle, stall=stall, seed=13)
 
 
