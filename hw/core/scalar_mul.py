@@ -23,11 +23,11 @@ from amaranth.lib.wiring import In, Out
 
 from spec import numerics as N
 
+from .arith import LIMB
 from .iface import A_BITS, sf_layout
 
 __all__ = ["CYCLES", "ScalarMultiplier", "MulOp"]
 
-LIMB = 17
 N_LIMBS = -(-A_BITS // LIMB)        # 4 limbs of a 64-bit operand
 #: the partial products in the order they are formed: a prefix serves each operation
 STEPS = ((0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (3, 0), (0, 2), (2, 1), (1, 2), (0, 3))
