@@ -61,8 +61,8 @@ from .iface import (
     unit_cmd_layout,
 )
 
-__all__ = ["ELEMENT_BYTES", "LOAD_LATENCY", "MNEMONICS", "SETUP_LATENCY", "LoadStoreUnit", "bf16_to_fx",
-           "elements_per_cycle", "sf_from_f32"]
+__all__ = ["ELEMENT_BYTES", "LOAD_LATENCY", "MNEMONICS", "SETUP_LATENCY", "LoadStoreUnit",
+           "elements_per_cycle"]
 
 #: The instructions this unit runs and their element size in bytes.
 ELEMENT_BYTES = {"LDG": 2, "LDE": 2, "LDGT": 4, "LDW": 4, "LDF": 4, "LDV": 8, "SV": 8}
@@ -91,31 +91,10 @@ def elements_per_cycle(config: AccelConfig, mnemonic: str) -> int:
     return min(config.vector_lanes, config.beat_bytes // ELEMENT_BYTES[mnemonic])
 
 
-def bf16_to_fx(bits):
-    """Combinational spec.numerics.bf16_to_fx of one 16-bit Value: value * 2**FX_FRAC, half away
-    from zero, saturated to FX. Zero and denormals give 0; Inf/NaN saturate (the golden faults)."""
-    sign, e, f = bits[15], bits[7:15], bits[0:7]
-    mant = Cat(f, C(1, 1))                                     # 128 + f
-    wide = (mant << (e - _BF16_LO)[:6])[:8 + N.FX_BITS + _BF16_GUARD - 1]
-    mag = ((wide + (1 << (_BF16_GUARD - 1))) >> _BF16_GUARD)[:N.FX_BITS]
-    sat = Mux(sign, N.FX_MIN, N.FX_MAX)
-    val = Mux(sign, -mag.as_signed(), mag.as_signed())
-    return Mux(e >= _BF16_HI, sat, Mux(e < _BF16_LO, 0, val))
-
-
-def sf_from_f32(m: Module, bits, mantissa, exponent) -> None:
-    """Comb statements: (mantissa, exponent) = golden.ops.sf_from_float(float32 `bits`) for a
-    finite non-negative value (the sign is ignored; Inf/NaN give some value): the significand
-    normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0). The unit itself
-    runs it in two stages (:class:`LoadStoreUnit`: the leading zeros, then the shift)."""
-    lz = Signal(range(33))
-    m.d.comb += lz.eq(_lzc(m, Cat(C(0, 9), bits[0:23]), "sf_lz"))
-    _sf_normalize(m, bits[23:31], bits[0:23], lz, mantissa, exponent)
-
-
 def _sf_normalize(m: Module, e, f, lz, mantissa, exponent) -> None:
-    """The second half of sf_from_f32: exponent field `e`, fraction `f` and `lz`, the leading zeros
-    of f (23 bits)."""
+    """The second half of golden.ops.sf_from_float of a finite non-negative float32 (the first is
+    `lz`, the leading zeros of its fraction): exponent field `e`, fraction `f` (23 bits) to the
+    significand normalized to SF_BITS with its top bit set (denormals too), zero as (0, 0)."""
     assert N.SF_BITS == 24, "a float32 significand is 24 bits"
     with m.If(e != 0):
         m.d.comb += [mantissa.eq(Cat(f, C(1, 1))), exponent.eq(e - 150)]
@@ -171,7 +150,7 @@ class LoadStoreUnit(CoreUnit):
     awb : Out(AWriteBack())
         LDW: A[ad] = sign_extend(int32 at addr), one cycle.
     fwb : Out(FWriteBack())
-        LDF: F[fd] = sf_from_float(float32 at addr), one cycle (:func:`sf_from_f32`).
+        LDF: F[fd] = sf_from_float(float32 at addr), in two stages (the leading zeros, then the shift).
     mem : Out(MemPortSignature(beat_bytes))
         Reads (loads) or writes (SV) of the lines ``addr // beat .. (addr + es*VL - 1) // beat``,
         in commands of at most MAX_BURST beats; SV's beats carry the byte mask of the vector.
@@ -183,9 +162,9 @@ class LoadStoreUnit(CoreUnit):
           fit; the golden register would keep all 64 bits)
     LDG   int16, sign-extended
     LDGT  uint32, zero-extended
-    LDE   :func:`bf16_to_fx`: value * 2**24 rounded half away from zero, saturated to FX (exact as
-          spec.numerics.bf16_to_fx; Inf/NaN saturate where the golden faults); the unit runs it
-          in stages (module docstring)
+    LDE   value * 2**24 rounded half away from zero, saturated to FX (exact as
+          spec.numerics.bf16_to_fx; Inf/NaN saturate where the golden faults), in stages
+          (module docstring)
     SV    writes the int64 sign extension of each 48-bit element
     ====  =========================================================================================
 
