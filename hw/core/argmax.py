@@ -10,8 +10,8 @@ and then Ai, so with ``ad == at`` the register ends up holding Ai; this unit rai
 in the same cycle, and the sequencer (hw.core.core) applies ``awb2`` after ``awb``: ``awb2`` wins on
 the same index.
 
-Datapath: words are read in order, one per cycle (the read port is the one-word stage in front of
-the datapath, as in hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
+Datapath: words are read in order, one per cycle, through a hw.core.readq.ReadQueue (as in
+hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
 (a compare and the select it drives, registered: one carry chain per stage), then compared strictly
 with the running maximum (ties keep the earlier word); Ao + index is added beside that compare and
@@ -21,7 +21,7 @@ word's compare.
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
@@ -29,6 +29,7 @@ from spec.accel import AccelConfig
 
 from .common import CoreUnit
 from .iface import A_BITS, FX, AWriteBack, ReadChannel, unit_cmd_layout, words
+from .readq import QUEUE_LATENCY, ReadQueue
 
 __all__ = ["ArgmaxUnit", "argmax_cycles", "tree_levels"]
 
@@ -40,11 +41,12 @@ def tree_levels(lanes: int) -> int:
 
 def argmax_cycles(n_words: int, lanes: int) -> int:
     """The ``done`` cycle of an ARGMAX of `n_words` words of `lanes` lanes, counted from the cycle
-    ``cmd`` is accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the words in the read
-    port in cycles 2 .. W + 1, the lane tree's :func:`tree_levels` registers, the compare with the
-    running maximum in cycle W + 1 + levels and the write-backs from registers one cycle later.
-    The next instruction can be accepted one cycle after ``done``."""
-    return n_words + 2 + tree_levels(lanes)
+    ``cmd`` is accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the words at the read
+    queue's head in cycles 1 + Q .. W + Q (Q = ``QUEUE_LATENCY``), the lane tree's
+    :func:`tree_levels` registers, the compare with the running maximum in cycle W + Q + levels and
+    the write-backs from registers one cycle later. The next instruction can be accepted one cycle
+    after ``done``."""
+    return n_words + 1 + QUEUE_LATENCY + tree_levels(lanes)
 
 
 class ArgmaxUnit(CoreUnit):
@@ -57,7 +59,7 @@ class ArgmaxUnit(CoreUnit):
         width check of the hw.core units.
     test_stall : bool
         Adds the member ``stall: In(1)`` (testbenches only): while it is high the datapath does not
-        take the word in the read port, which must then be held (``en`` low).
+        take the word at the read queue's head, which then stays there.
 
     Attributes
     ----------
@@ -115,9 +117,6 @@ class ArgmaxUnit(CoreUnit):
         last_count = Signal(range(lanes + 1))   # lanes below VL in word W - 1
         raddr = Signal.like(self.rs.addr)
         more = Signal()
-        pend = Signal()                         # the read port holds a word not yet taken
-        plast = Signal()
-        pbase = Signal(index)                   # element index of its lane 0
         best = Signal(signed(A_BITS))           # running maximum (Am)
         bsum = Signal(A_BITS)                   # Ao + its element index (64-bit wrap)
         found = Signal()                        # some element exceeded A[Am]
@@ -141,30 +140,36 @@ class ArgmaxUnit(CoreUnit):
                 ao.eq(cmd.s1),
             ]
 
-        # -- read ------------------------------------------------------------------------------------
+        # -- read: the words through the read queue, tagged with their last flag and address ----------
+        tag = data.StructLayout({"last": 1, "word": range(max(2, self._words))})
+        m.submodules.rq = rq = ReadQueue(self._config, tag=tag)
         take = Signal()
         ren = Signal()
         m.d.comb += [
-            take.eq(pend & ~stall),
-            ren.eq(busy & more & (~pend | take)),
+            take.eq(rq.valid & ~stall),
+            ren.eq(busy & more & rq.space),
             self.rs.en.eq(ren),
             self.rs.addr.eq(raddr),
+            rq.issue.eq(ren),
+            rq.tag.last.eq(raddr == last),
+            rq.tag.word.eq(raddr),
+            rq.din0.eq(self.rs.data),
+            rq.take.eq(take),
         ]
+        plast = rq.tag_out.last
         with m.If(ren):
-            m.d.sync += [raddr.eq(raddr + 1), plast.eq(raddr == last), pbase.eq(raddr << shift), pend.eq(1)]
+            m.d.sync += raddr.eq(raddr + 1)
             with m.If(raddr == last):
                 m.d.sync += more.eq(0)
-        with m.Elif(take):
-            m.d.sync += pend.eq(0)
 
         # -- the lane tree: one level per stage (compare, then select, registered) -------------------
         # items: (ok, value, lane index) of the candidates; the tree keeps the first maximum among
         # the valid lanes (ties keep the lower lane)
         count = Mux(plast, last_count, lanes)
-        items = [(Signal(1, name=f"ok{j}"), self.rs.data[j], C(j, range(lanes))) for j in range(lanes)]
+        items = [(Signal(1, name=f"ok{j}"), rq.dout0[j], C(j, range(lanes))) for j in range(lanes)]
         for ok, _, j in items:
             m.d.comb += ok.eq(j < count)
-        tvalid, tlast, tword = take, plast, pbase >> shift
+        tvalid, tlast, tword = take, plast, rq.tag_out.word
         level = 0
         while len(items) > 1:
             nxt = []
@@ -185,7 +190,7 @@ class ArgmaxUnit(CoreUnit):
             items = nxt
             nv = Signal(name=f"valid_l{level}")
             nl = Signal(name=f"last_l{level}")
-            nw = Signal.like(tword, name=f"word_l{level}")
+            nw = Signal(tword.shape(), name=f"word_l{level}")
             m.d.sync += [nv.eq(tvalid), nl.eq(tlast), nw.eq(tword)]
             tvalid, tlast, tword = nv, nl, nw
             level += 1

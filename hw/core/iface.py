@@ -17,12 +17,15 @@ The register file stores a vector register as ``words = vlen // vector_lanes`` w
 ``vector_lanes`` FX elements: element j lives in word ``j // lanes``, lane ``j % lanes``.
 
 Read channel: the unit drives ``reg`` (constant for the whole instruction), ``addr`` and ``en``;
-``data`` holds the word at ``addr`` from the cycle after a cycle with ``en`` high, and keeps it
-while ``en`` stays low (a synchronous SRAM read port with enable). Write channel: in a cycle with
-``en`` high the lanes with ``mask`` set of word ``addr`` of register ``reg`` take ``data``; the other
-lanes keep their value (elements at or past VL are never written: the golden machine keeps them).
-A read of a word in the same cycle as a write of that word returns the old value (read-first
-SRAM); the units never rely on it (each reads a word before it writes it, never in one cycle).
+``data`` is the word at ``addr`` of a cycle with ``en`` high two cycles later (``READ_LATENCY``:
+the block RAM's read, then the router's register), and only in that cycle: in other cycles it is
+undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue until it uses them.
+
+Write channel: in a cycle with ``en`` high the lanes with ``mask`` set of word ``addr`` of
+register ``reg`` take ``data``; the other lanes keep their value (elements at or past VL are never
+written: the golden machine keeps them). A read of a word in the same cycle as a write of that
+word returns the old value (read-first SRAM); the units never rely on it (each reads a word before
+it writes it, never in one cycle).
 The hazard rules of the sequencer guarantee that no two instructions in flight read (or write)
 the same register, so a channel never competes for a port; one unit's two read channels may name
 the same register, and then read the same addresses in the same cycles.
@@ -37,8 +40,8 @@ from spec import isa
 from spec import numerics as N
 from spec.accel import AccelConfig
 
-__all__ = ["A_BITS", "FX", "AWriteBack", "FWriteBack", "ReadChannel", "WriteChannel", "check_core_config",
-           "sf_layout", "unit_cmd_layout", "words"]
+__all__ = ["A_BITS", "FX", "READ_LATENCY", "AWriteBack", "FWriteBack", "ReadChannel", "WriteChannel",
+           "check_core_config", "sf_layout", "unit_cmd_layout", "words"]
 
 FX = signed(N.FX_BITS)
 #: A registers are 64-bit signed.
@@ -47,6 +50,8 @@ VREG = unsigned((isa.N_VREGS - 1).bit_length())
 AREG = unsigned((isa.N_AREGS - 1).bit_length())
 FREG = unsigned((isa.N_FREGS - 1).bit_length())
 VL = unsigned(isa.VL_MAX.bit_length())
+#: cycles from a read channel's `en` to its `data`
+READ_LATENCY = 2
 
 
 def sf_layout() -> data.StructLayout:

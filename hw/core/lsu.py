@@ -60,6 +60,7 @@ from .iface import (
     WriteChannel,
     unit_cmd_layout,
 )
+from .readq import ReadQueue
 
 __all__ = ["ELEMENT_BYTES", "LOAD_LATENCY", "MNEMONICS", "SETUP_LATENCY", "LoadStoreUnit",
            "elements_per_cycle"]
@@ -181,8 +182,9 @@ class LoadStoreUnit(CoreUnit):
     when ``addr`` is not at a line start (the first aligned beat needs the second raw beat, or,
     for a vector within one line, the cycle that flushes the only one); ``done`` comes with the
     last write (LDW/LDF: cycle ``3 + S + LOAD_LATENCY[op]``, one more off a line start). SV reads
-    Vs from cycle ``1 + S`` and offers its first write beat in cycle ``2 + S + (beat_bytes // 8) //
-    P`` (not before the write command is accepted); ``done`` with the last beat accepted. The
+    Vs from cycle ``1 + S`` (the words at the read queue's head from cycle ``1 + S + 3``,
+    hw.core.readq) and offers its first write beat in cycle ``4 + S + (beat_bytes // 8) // P`` (not
+    before the write command is accepted); ``done`` with the last beat accepted. The
     next instruction can be accepted the cycle after ``done``.
     """
 
@@ -564,7 +566,8 @@ class LoadStoreUnit(CoreUnit):
         raddr = Signal.like(rs.addr)
         last_word = Signal.like(rs.addr)
         more = Signal()                      # SV runs and words are left to read
-        rvalid = Signal()                    # rs.data holds a word not yet fully handed on
+        m.submodules.rq = rq = ReadQueue(self._config)
+        rvalid = rq.valid                    # the queue's head: a word not yet fully handed on
         wsub = Signal(range(max(2, SW)))
         apos = Signal(range(max(2, SA)))
         acc = Signal(bbits)                  # the aligned beat being gathered (SA > 1)
@@ -583,7 +586,7 @@ class LoadStoreUnit(CoreUnit):
         unsent = Signal(s.count)             # beats still to send
         with m.If(accept):
             m.d.sync += [
-                raddr.eq(0), more.eq(0), rvalid.eq(0), wsub.eq(0), apos.eq(0), prev_mask.eq(0),
+                raddr.eq(0), more.eq(0), wsub.eq(0), apos.eq(0), prev_mask.eq(0),
                 full0.eq(0), full1.eq(0), credit.eq(0), may_send.eq(0), pieces_done.eq(0), tail.eq(0),
             ]
         with m.If(s.setup):
@@ -592,7 +595,7 @@ class LoadStoreUnit(CoreUnit):
             m.d.sync += tail.eq(s.n_raw != s.n_aligned)
 
         # -- the piece: P elements of the word in rs.data, as int64 bytes and their mask ----------------
-        word = rs.data.as_value()
+        word = rq.dout0.as_value()
         pw = P * N.FX_BITS
         sel = word[:pw] if SW == 1 else word.word_select(wsub[:_ceil_log2(SW)], pw)
         piece = Signal(64 * P)
@@ -618,17 +621,15 @@ class LoadStoreUnit(CoreUnit):
         with m.If(consume):
             m.d.comb += s.adv.eq(1)
 
-        # -- reads: the read port is the stage in front of the pieces ------------------------------
+        # -- reads: the read queue's head is the stage in front of the pieces ------------------------
         ren = Signal()
-        # (rvalid only while SV runs: set by a read, cleared by the take of the last word)
-        m.d.comb += [ren.eq(more & (~rvalid | ((~completes | ~full1) & word_end))), rs.en.eq(ren),
-                     rs.addr.eq(raddr)]
+        # (words only while SV runs: every word read is taken before the instruction ends)
+        m.d.comb += [ren.eq(more & rq.space), rs.en.eq(ren), rs.addr.eq(raddr),
+                     rq.issue.eq(ren), rq.din0.eq(rs.data), rq.take.eq(take)]
         with m.If(ren):
-            m.d.sync += [raddr.eq(raddr + 1), rvalid.eq(1)]
+            m.d.sync += raddr.eq(raddr + 1)
             with m.If(raddr == last_word):
                 m.d.sync += more.eq(0)
-        with m.Elif(take):
-            m.d.sync += rvalid.eq(0)
 
         # -- the aligned beat this piece completes ----------------------------------------------------
         ab = Signal(bbits)

@@ -48,19 +48,19 @@ wide beat with few vector lanes) the write-back limits: a tile takes ``B / lanes
 
 Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
 simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,
-``FIRST_BEAT = 4`` cycles from acceptance to the first beat (G, the beat count, the command: 3
-cycles of setup, then the memory's latency), whatever VL; without,
-``max(ceil(VL / lanes), ceil(VL / T)) + 3 or 4`` (the codes copy). Then ``ceil(rows / B) * G``
+``FIRST_BEAT = 6`` cycles from acceptance to the first beat (the first group of codes: the read
+queue's 3 cycles, the gearbox; meanwhile G, the beat count, the command), whatever VL; without,
+``max(ceil(VL / lanes), ceil(VL / T)) + 5 or 6`` (the codes copy). Then ``ceil(rows / B) * G``
 beats in as many cycles, then ``words of the last tile + RESCALE_LATENCY + ARRAY_LATENCY - 1``
-cycles to ``done``. ddr4 config (overlap), K = 1024, rows = 1024: 4 + 3280 + 14 = 3298 cycles
-(without overlap 208 + 3280 + 14 = 3502); K = 2816, rows = 1024: 4 + 9024 + 14 = 9042. ecp5 config
-(no overlap by default), K = 192, rows = 192: 52 + 468 + 14 = 534 cycles, 100 % of the weight
+cycles to ``done``. ddr4 config (overlap), K = 1024, rows = 1024: 6 + 3280 + 14 = 3300 cycles
+(without overlap 210 + 3280 + 14 = 3504); K = 2816, rows = 1024: 6 + 9024 + 14 = 9044. ecp5 config
+(no overlap by default), K = 192, rows = 192: 54 + 468 + 14 = 536 cycles, 100 % of the weight
 phase with a beat.
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
 with or without overlap. The first write is tile 0's (RESCALE_LATENCY + ARRAY_LATENCY cycles after
 its last beat); that beat is group G - 1's, which the array takes only after the group was written, which
-is after the gearbox took the last word of Vs, the cycle after its read. So every code is read
+is after the gearbox took the last word of Vs, three cycles after its read (hw.core.readq). So every code is read
 before any element is written, whatever the stalls (the register channels do not stall; memory
 stalls only delay the beats).
 
@@ -89,6 +89,7 @@ from spec.accel import AccelConfig
 from .arith import LIMB, pipelined_product, product_stages
 from .common import CoreUnit
 from .iface import FX, ReadChannel, WriteChannel, unit_cmd_layout, words
+from .readq import ReadQueue
 from .tmac import CODE_BITS, TernaryArray
 
 __all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const", "copy_keeps_up"]
@@ -295,13 +296,14 @@ class MatmulUnit(CoreUnit):
         raddr = Signal(range(-(-vl_max // lanes) + 1))
         last_read = Signal.like(raddr)     # ceil(VL / lanes) - 1, from the command
         rmore = Signal()                   # words of Vs still to read (raddr <= last_read)
-        rpend = Signal()                   # rs.data holds a word not yet taken into the gearbox
         slots = lanes + t - 1
         buf = [Signal(signed(CODE_BITS), name=f"code_slot{i}") for i in range(slots)]
         nbuf = Signal(range(slots + 1))
         gsent = Signal.like(groups)        # groups sent to the array
 
-        all_in = ~rmore & ~rpend
+        m.submodules.rq = rq = ReadQueue(cfg, (signed(CODE_BITS),))   # only the codes
+        rpend = rq.valid                   # the queue's head: a word not yet taken into the gearbox
+        all_in = ~rmore & rq.empty         # every word of Vs is in the gearbox
         # nbuf's one-hot code, registered beside it: the gearbox's decisions are LUTs of registers
         nb_oh = Signal(slots + 1, init=1)
         ge_t = Signal()                    # nbuf >= t
@@ -323,12 +325,15 @@ class MatmulUnit(CoreUnit):
         m.d.comb += take.eq(codes_on & rpend & Mux(emit, ~ge_t | lt_2t, ~ge_t))
         ren = Signal()
         m.d.comb += [
-            ren.eq(codes_on & rmore & (~rpend | take)),
+            ren.eq(codes_on & rmore & rq.space),
+            rq.issue.eq(ren),
+            *(rq.din0[j].eq(self.rs.data[j][:CODE_BITS]) for j in range(lanes)),
+            rq.take.eq(take),
             self.rs.en.eq(ren),
             self.rs.addr.eq(raddr),
             self.rs.reg.eq(vs),
         ]
-        word_codes = [self.rs.data[j][:CODE_BITS].as_signed() for j in range(lanes)]
+        word_codes = [rq.dout0[j] for j in range(lanes)]
         for i in range(slots):
             shifted = Mux(emit, buf[i + t], buf[i]) if i + t < slots else Mux(emit, 0, buf[i])
             val = shifted
@@ -342,13 +347,12 @@ class MatmulUnit(CoreUnit):
         m.d.sync += [nb_oh[n].eq(n_next == n) for n in range(slots + 1)]
         with m.If(ren):
             m.d.sync += [raddr.eq(raddr + 1), rmore.eq(raddr != last_read)]
-        m.d.sync += rpend.eq(ren | (rpend & ~take))
         with m.If(emit):
             m.d.sync += gsent.eq(gsent + 1)
             with m.If(arr.codes.payload.last):
                 m.d.sync += codes_on.eq(0)
         with m.If(accept):
-            m.d.sync += [codes_on.eq(p.rows != 0), raddr.eq(0), rpend.eq(0), nbuf.eq(0), gsent.eq(0),
+            m.d.sync += [codes_on.eq(p.rows != 0), raddr.eq(0), nbuf.eq(0), gsent.eq(0),
                          nb_oh.eq(1), ge_t.eq(0),
                          rmore.eq(1), last_read.eq((p.vl - 1) >> lane_log2)]
 

@@ -19,7 +19,7 @@ Around them, in stages of their own (one carry chain or a few LUT levels each): 
 sum of squares (:func:`hw.core.reduce.reduce_tree`), QNT's exact division, one quotient bit per
 stage (:func:`hw.core.reduce.code_stages`), and NORM's two roundings (a shifter in two halves, the
 rounding add, the saturation). The stage numbers are the module's ``_S_*`` constants; a word's
-results are written :data:`NORM_LATENCY` cycles after it left the read ports.
+results are written :data:`NORM_LATENCY` cycles after it left the read queue (hw.core.readq).
 
 Passes over the registers (W = ceil(VL / lanes) words, one word per cycle each):
 
@@ -46,19 +46,19 @@ Every operand stays far inside the ScalarUnit's ports (exponents within a few hu
 integers below 2**64, RSQRT of at least SF_EPS), so every status is OK and every value is the
 golden one; the statuses are not looked at.
 
-Flow control. A read channel's ``data`` is the word addressed in the previous cycle with ``en``
-high and holds while ``en`` is low, so the read ports are the one-word stage in front of the
-pipeline: the unit keeps a ``valid`` bit for that word and raises ``en`` for the next one only when
-the stage is empty or handed on in the same cycle. The pipeline takes a word every cycle (a SUMSQ
-word once the MAX pass's results are in); only the test-only ``stall`` holds it (every stage at
-once), and then the word waits in the read port. The write channel cannot stall, so results are
+Flow control. A read channel's word arrives two cycles after its ``en`` (hw.core.iface), so the
+reads go through a hw.core.readq.ReadQueue (both channels in step, each word tagged with its pass
+and whether it is the last): ``en`` is raised while the queue has space, and the queue's head is
+the stage in front of the pipeline. The pipeline takes a word every cycle (a SUMSQ word once the
+MAX pass's results are in); only the test-only ``stall`` holds it (every stage at once), and then
+the words wait in the queue. The write channel cannot stall, so results are
 written in the cycle they reach the last stage. Words are read in order and every word is written
 after its last read, so in-place operation (vd == vs or vd == vt) is exact.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import enum, stream
+from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
@@ -68,6 +68,7 @@ from spec.accel import AccelConfig
 from .arith import pipelined_product, product_stages
 from .common import CoreUnit
 from .iface import FWriteBack, ReadChannel, WriteChannel, unit_cmd_layout, words
+from .readq import QUEUE_LATENCY, ReadQueue
 from .reduce import (
     ABS,
     CODE,
@@ -105,7 +106,7 @@ _GSH = unsigned((N.GAMMA_EXP_MAX + _L2 - 1).bit_length())
 #: stages of `_round_stages`: two shifter halves, the rounding add, the saturation
 _ROUND = 4
 
-# The pipeline's stages (the registers of stage k hold a word k cycles after it left the read ports,
+# The pipeline's stages (the registers of stage k hold a word k cycles after it left the read queue,
 # without stalls). Per lane, two multipliers (hw.core.arith.pipelined_product) serve every pass:
 #   A (FX x SF_BITS): SUMSQ: (|t| >> k)**2; OUT: x * r.mantissa
 #   B (FX x GAMMA):   MAX, SUMSQ: t * mant (max|t * mant|, QNT's codes); OUT: t2 * mant
@@ -125,7 +126,7 @@ _S_CODE = _S_PB + 1 + CODE_STAGES
 _S_Y = _S_QB + _ROUND
 assert _S_CODE <= _S_Y
 
-#: Cycles from a word leaving the read ports to its write (NORM's OUT pass, QNT's codes): the
+#: Cycles from a word leaving the read queue to its write (NORM's OUT pass, QNT's codes): the
 #: stages of the pipeline.
 NORM_LATENCY = _S_Y
 
@@ -133,9 +134,11 @@ NORM_LATENCY = _S_Y
 def pipeline_cycles(lanes: int) -> int:
     """Cycles the pipeline adds to an instruction (no stalls), beyond one word per cycle per pass
     and the scalar sequence: the MAX pass's results drain before the SUMSQ pass starts, the SUMSQ
-    pass's sum before the sequence uses it, and the last word's NORM_LATENCY before its write."""
+    pass's sum before the sequence uses it, the last word's NORM_LATENCY before its write, and the
+    read queue's latency (QUEUE_LATENCY - 1 beyond the old read port's cycle) at the first pass and
+    at the OUT pass, which starts reading after the sequence."""
     levels = tree_levels(lanes)
-    return (_S_PB + 2 + levels) + (_S_PA + 1 + levels) + NORM_LATENCY
+    return (_S_PB + 2 + levels) + (_S_PA + 1 + levels) + NORM_LATENCY + 2 * (QUEUE_LATENCY - 1)
 
 
 class Step(enum.Enum, shape=4):
@@ -192,7 +195,7 @@ class NormQuantUnit(CoreUnit):
     test_stall : bool
         Adds the member ``stall: In(1)`` (testbenches only): while it is high, every internal
         consumer the unit controls refuses its input (the ScalarUnit's results; the pipeline, all of
-        its stages at once), so random backpressure reaches the read ports. Without it the unit never
+        its stages at once), so random backpressure reaches the read queue. Without it the unit never
         stalls internally.
 
     Attributes
@@ -268,9 +271,6 @@ class NormQuantUnit(CoreUnit):
         rphase = Signal(_Phase)                 # pass being read
         raddr = Signal.like(self.rs.addr)
         more = Signal()                         # words left to read in this pass
-        pend = Signal()                         # the read ports hold a word not yet handed on
-        pphase = Signal(_Phase)                 # its pass
-        plast = Signal()                        # it is word W - 1
         waddr = Signal.like(self.wd.addr)
         vec_done = Signal()                     # every Vd word written
         s_done = Signal()                       # QNT: F[fd] written
@@ -335,23 +335,33 @@ class NormQuantUnit(CoreUnit):
                 seq_end.eq(0),
             ]
 
-        # -- read: the read ports are the stage in front of the pipeline -----------------------------
+        # -- read: the read queue's head is the stage in front of the pipeline -----------------------
         # The pipeline (below) never refuses a word but while `stall` (tests) holds everything; a
         # SUMSQ word waits for the MAX pass's results (the pre-shift k and M).
         adv = Signal()
         m.d.comb += adv.eq(~stall)
-        take = Signal()                         # the pending word enters the pipeline this cycle
+        m.submodules.rq = rq = ReadQueue(self._config, (FX, MANT), data.StructLayout({"phase": _Phase, "last": 1}))
+        pend = rq.valid                         # the queue's head: the word next into the pipeline
+        pphase = rq.tag_out.phase               # its pass
+        plast = rq.tag_out.last                 # it is word W - 1
+        take = Signal()                         # the head word enters the pipeline this cycle
         ren = Signal()
         m.d.comb += [
             take.eq(pend & adv & ((pphase != _Phase.SUMSQ) | m_ok)),
-            ren.eq(busy & more & (~pend | take)),
+            ren.eq(busy & more & rq.space),
             self.rs.en.eq(ren),
             self.rt.en.eq(ren & ((rphase != _Phase.SUMSQ) | is_qnt)),
             self.rs.addr.eq(raddr),
             self.rt.addr.eq(raddr),
+            rq.issue.eq(ren),
+            rq.tag.phase.eq(rphase),
+            rq.tag.last.eq(raddr == last),
+            rq.din0.eq(self.rs.data),
+            *(rq.din1[j].eq(self.rt.data[j][:N.GAMMA_BITS]) for j in range(lanes)),
+            rq.take.eq(take),
         ]
         with m.If(ren):
-            m.d.sync += [raddr.eq(raddr + 1), pphase.eq(rphase), plast.eq(raddr == last)]
+            m.d.sync += raddr.eq(raddr + 1)
             with m.If(raddr == last):
                 m.d.sync += raddr.eq(0)
                 with m.Switch(rphase):
@@ -361,10 +371,6 @@ class NormQuantUnit(CoreUnit):
                         m.d.sync += [rphase.eq(_Phase.OUT), more.eq(0)]
                     with m.Default():
                         m.d.sync += more.eq(0)
-        with m.If(ren):
-            m.d.sync += pend.eq(1)
-        with m.Elif(take):
-            m.d.sync += pend.eq(0)
 
         # -- the pipeline ---------------------------------------------------------------------------
         # One register stage per step, all advancing together (`adv`); stage k's tags say which
@@ -388,8 +394,8 @@ class NormQuantUnit(CoreUnit):
             """Stage k holds the last word of pass `phase` (and advances)."""
             return adv & tv[k] & (tph[k] == phase) & tlast[k]
 
-        x0 = self.rs.data
-        g0 = [self.rt.data[j][:N.GAMMA_BITS].as_signed() for j in range(lanes)]
+        x0 = rq.dout0
+        g0 = [rq.dout1[j] for j in range(lanes)]
         mags, pabs_l, squares, codes, ys = [], [], [], [], []
         for j in range(lanes):
             # stage 1: the word; lanes at or past VL as 0 (0 changes no maximum, no sum)

@@ -10,6 +10,12 @@ a register and at most one writes it, so no arbitration is needed; when two chan
 name the same register they read the same word in the same cycle (the lowest-numbered channel
 drives the address).
 
+Reads take two cycles (hw.core.iface): the register's block RAM reads the address in the cycle of
+`en`, and in the next cycle the router's 8:1 choice of the channel's register is registered, so
+`data` comes from a flip-flop two cycles after `en` (the block RAM's 5.8 ns clock-to-output, ECP5
+-6 without its output register, then only the mux before a register). The block RAMs read every
+cycle; a channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
+
 After reset the file clears itself: for `words` cycles every register's write port writes zeros
 (`clearing` is high meanwhile), so every element starts at 0 as in the golden machine's `reset()`.
 """
@@ -77,25 +83,35 @@ class RegisterFile(wiring.Component):
 
         rdata = []
         for r in range(isa.N_VREGS):
-            mem = m.submodules[f"v{r}"] = memory.Memory(shape=shape, depth=depth, init=[])
-            rp = mem.read_port()
+            # The read port is the block RAM's: an asynchronous read and a plain flip-flop on its
+            # output (no reset, no enable), which yosys merges into a synchronous port. no_rw_check
+            # lets it assume what the channel contract says (hw.core.iface: no read and write of one
+            # word in one cycle) instead of emulating read-first around the block RAM with a
+            # flip-flop per bit and a mux on its output; it applies only to a port it merges.
+            mem = m.submodules[f"v{r}"] = memory.Memory(shape=shape, depth=depth, init=[],
+                                                        attrs={"no_rw_check": 1})
+            rp = mem.read_port(domain="comb")
+            rq = Signal(shape, name=f"v{r}_rdata", reset_less=True)
+            m.d.sync += rq.eq(rp.data)
             wp = mem.write_port(granularity=1)
-            m.d.comb += rp.en.eq(0)
             # lowest-numbered channel wins: later statements override, so iterate in reverse
             for ch in reversed(self.rd):
                 with m.If(ch.en & (ch.reg == r)):
-                    m.d.comb += [rp.en.eq(1), rp.addr.eq(ch.addr)]
+                    m.d.comb += rp.addr.eq(ch.addr)
             with m.If(clearing):
                 m.d.comb += [wp.addr.eq(clear_addr), wp.data.eq(0), wp.en.eq((1 << lanes) - 1)]
             with m.Else():
                 for ch in reversed(self.wr):
                     with m.If(ch.en & (ch.reg == r)):
                         m.d.comb += [wp.addr.eq(ch.addr), wp.data.eq(ch.data), wp.en.eq(ch.mask)]
-            rdata.append(rp.data)
+            rdata.append(rq)
 
-        for ch in self.rd:
-            with m.Switch(ch.reg):
+        # the router: each channel's register chosen by its `reg` of the read cycle, registered
+        for k, ch in enumerate(self.rd):
+            reg_d = Signal.like(ch.reg, name=f"rd{k}_reg_d")
+            m.d.sync += reg_d.eq(ch.reg)
+            with m.Switch(reg_d):
                 for r in range(isa.N_VREGS):
                     with m.Case(r):
-                        m.d.comb += ch.data.eq(rdata[r])
+                        m.d.sync += ch.data.eq(rdata[r])
         return m

@@ -7,12 +7,11 @@ for the two-operand ops), W = ceil(VL / vector_lanes), runs them through `hw.cor
 0 .. W-1 of Vd, the last word masked to the lanes below VL. The golden reference is
 `golden.machine`'s vector handlers (`golden.ops` elementwise on Vs[:VL], Vt[:VL]).
 
-Flow control. A read channel's `data` is the word addressed in the previous cycle with `en` high
-and holds while `en` is low, so the read port itself is the one-word stage in front of the
-operation: the unit keeps a `valid` bit for it and raises `en` for the next word only when that
-stage is empty or is handed on in the same cycle (`en = more & (~valid | ready)`). Backpressure of
-the operation (the divider is busy; a stalled pipeline) thus holds the word in the read port and
-never loses one; with no backpressure a word is read every cycle. The write channel cannot stall,
+Flow control. A read channel's word arrives two cycles after its `en` (hw.core.iface), so the reads
+go through a hw.core.readq.ReadQueue: the unit raises `en` for the next word while the queue has
+space (a registered flag), and the queue's head is the stage in front of the operation.
+Backpressure of the operation (the divider is busy; a stalled pipeline) thus keeps words in the
+queue and never loses one; with no backpressure a word is read every cycle. The write channel cannot stall,
 so the operation's output is always ready and every result is written in the cycle it appears.
 """
 from __future__ import annotations
@@ -25,7 +24,8 @@ from spec import isa
 from spec.accel import AccelConfig
 
 from .common import CoreUnit
-from .iface import ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
+from .iface import FX, ReadChannel, WriteChannel, check_core_config, unit_cmd_layout, words
+from .readq import QUEUE_LATENCY, ReadQueue
 from .vpu import PIPELINED_MNEMONICS, VectorDivider, VectorUnit, latency
 
 __all__ = ["MNEMONICS", "TWO_OPERAND", "VectorOpUnit", "div_cycles", "pipelined_cycles"]
@@ -41,16 +41,17 @@ if set(MNEMONICS) != set(PIPELINED_MNEMONICS) | {"DIV"}:
 
 def pipelined_cycles(n_words: int, mnemonic: str) -> int:
     """The `done` cycle of a pipelined op `mnemonic` of `n_words` words, counted from the cycle `cmd`
-    is accepted (cycle 0): one cycle to latch the instruction, the read, `hw.core.vpu.latency(mnemonic)`
-    stages (SHORT_LATENCY for ADD SUB ONEM MOVV, LATENCY for the others), then one word per cycle.
-    The next instruction can be accepted one cycle later."""
-    return n_words + latency(mnemonic) + 1
+    is accepted (cycle 0): one cycle to latch the instruction, the read and the read queue
+    (QUEUE_LATENCY), `hw.core.vpu.latency(mnemonic)` stages (SHORT_LATENCY for ADD SUB ONEM MOVV,
+    LATENCY for the others), then one word per cycle. The next instruction can be accepted one
+    cycle later."""
+    return n_words + latency(mnemonic) + QUEUE_LATENCY
 
 
 def div_cycles(n_words: int) -> int:
     """The `done` cycle of a DIV of `n_words` words, counted as in `pipelined_cycles`: the
     divider takes a word every DIV_CYCLES + 1 cycles (its result cycle, then idle again)."""
-    return n_words * (VectorDivider.DIV_CYCLES + 1) + 1
+    return n_words * (VectorDivider.DIV_CYCLES + 1) + QUEUE_LATENCY
 
 
 class VectorOpUnit(CoreUnit):
@@ -122,7 +123,6 @@ class VectorOpUnit(CoreUnit):
         raddr = Signal.like(self.rs.addr)
         rlast = Signal()                        # raddr == last: the next read is the last one
         more = Signal()                         # words left to read (only while busy)
-        rvalid = Signal()                       # the read ports hold a word not yet handed on
         waddr = Signal.like(self.wd.addr)
         wlast = Signal()                        # waddr == last: the next write is the last one
 
@@ -149,34 +149,37 @@ class VectorOpUnit(CoreUnit):
                 self.wd.reg.eq(cmd.vd),
             ]
 
-        # -- read: the read ports are the stage in front of the operation --------------------------
-        take = Signal()         # the operation accepts the word in the read ports this cycle
+        # -- read: the read queue's head is the stage in front of the operation -------------------
+        m.submodules.rq = rq = ReadQueue(self._config, (FX, FX))
+        rvalid = rq.valid
+        take = Signal()         # the operation accepts the word at the queue's head this cycle
         m.d.comb += take.eq(rvalid & Mux(is_div, div.i.ready, vu.i.ready))
         ren = Signal()
         m.d.comb += [
-            ren.eq(more & (~rvalid | take)),
+            ren.eq(more & rq.space),
             self.rs.en.eq(ren),
             self.rt.en.eq(ren & reads_vt),
             self.rs.addr.eq(raddr),
             self.rt.addr.eq(raddr),
+            rq.issue.eq(ren),
+            rq.din0.eq(self.rs.data),
+            rq.din1.eq(self.rt.data),
+            rq.take.eq(take),
         ]
         with m.If(ren):
             m.d.sync += [raddr.eq(raddr + 1), rlast.eq(raddr + 1 == last)]
             with m.If(rlast):
                 m.d.sync += more.eq(0)
-        with m.If(ren):
-            m.d.sync += rvalid.eq(1)
-        with m.Elif(take):
-            m.d.sync += rvalid.eq(0)
 
+        a, b = rq.dout0, rq.dout1
         m.d.comb += [
             vu.i.valid.eq(rvalid & ~is_div),
             vu.i.payload.op.as_value().eq(op),
-            vu.i.payload.a.eq(self.rs.data),
-            vu.i.payload.b.eq(self.rt.data),
+            vu.i.payload.a.eq(a),
+            vu.i.payload.b.eq(b),
             div.i.valid.eq(rvalid & is_div),
-            div.i.payload.a.eq(self.rs.data),
-            div.i.payload.b.eq(self.rt.data),
+            div.i.payload.a.eq(a),
+            div.i.payload.b.eq(b),
             vu.o.ready.eq(1),
             div.o.ready.eq(1),
         ]

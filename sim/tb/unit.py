@@ -36,6 +36,7 @@ Contracts relied on (hw.core.iface, hw.mem.port, amaranth.lib.stream):
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import gc
@@ -50,7 +51,7 @@ import numpy as np
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from hw.core.iface import FX, ReadChannel, WriteChannel, words
+from hw.core.iface import FX, READ_LATENCY, ReadChannel, WriteChannel, words
 from sim.tb.streams import NO_PAUSES, Pauses, assert_quiet, receive, send
 from spec import isa
 from spec import numerics as N
@@ -86,6 +87,7 @@ class RegModel:
         if init is not None:
             self.load(init)
         self.writes = 0
+        self.poison = [N.FX_MIN + 0x5A5A5 + 7 * j for j in range(self.lanes)]
 
     def load(self, init: Sequence[np.ndarray]) -> None:
         for r in range(isa.N_VREGS):
@@ -96,10 +98,14 @@ class RegModel:
         return [int(v) for v in self.V[reg][addr * self.lanes:(addr + 1) * self.lanes]]
 
     def serve_read(self, chan):
+        # the word of a read comes READ_LATENCY cycles after its `en`, for that cycle only; in
+        # every other cycle `data` shows POISON, so a unit that uses it at the wrong time fails
         async def process(ctx):
+            arriving = collections.deque([None] * (READ_LATENCY - 1))
             async for _, _, en, reg, addr in ctx.tick().sample(chan.en, chan.reg, chan.addr):
-                if en:
-                    ctx.set(chan.data, self.word(reg, addr))
+                arriving.append(self.word(reg, addr) if en else None)
+                w = arriving.popleft()
+                ctx.set(chan.data, self.poison if w is None else w)
         return process
 
     def serve_write(self, chan):

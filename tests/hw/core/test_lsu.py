@@ -35,6 +35,7 @@ import hw.core.lsu as lsu
 from golden import ops as O
 from hw.core.iface import FX
 from hw.core.lsu import ELEMENT_BYTES, LOAD_LATENCY, MNEMONICS, SETUP_LATENCY, LoadStoreUnit, elements_per_cycle
+from hw.core.readq import QUEUE_LATENCY
 from hw.mem.port import MAX_BURST
 from sim.tb import unit
 from sim.tb.streams import HoldCheck, Pauses
@@ -486,8 +487,9 @@ def test_throughput(cfg):
         elif ins.mn == "SV":
             gap = beat // 8 // epc                      # cycles per write beat
             b = run.beats[k]
-            # Vs read from cycle 1 + SETUP_LATENCY, the first aligned beat complete `gap` cycles later
-            assert b[0] == run.accepted[k] + 2 + SETUP_LATENCY + gap, \
+            # Vs read from cycle 1 + SETUP_LATENCY, its first word at the read queue's head
+            # QUEUE_LATENCY cycles later, the first aligned beat complete `gap` cycles after that
+            assert b[0] == run.accepted[k] + 1 + QUEUE_LATENCY + SETUP_LATENCY + gap, \
                 f"{ins}: first write beat in cycle {b[0] - run.accepted[k]}"
             assert all(y - x <= gap for x, y in zip(b, b[1:], strict=False)), f"{ins}: beats in cycles {b}"
             assert b[-2] - b[0] == gap * (len(b) - 2) or b[-1] - b[0] == gap * (len(b) - 1), \

@@ -34,6 +34,7 @@ import pytest
 from golden import ops as O
 from golden.kernels import matvec_numpy
 from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
+from hw.core.readq import QUEUE_LATENCY
 from hw.core.tmac import ARRAY_LATENCY
 from hw.mem.port import MAX_BURST
 from sim.benches import matmul as bench_matmul
@@ -62,8 +63,10 @@ CONFIGS = {
 #: ddr4's beat, packing and lanes with a 1024-element register (the 370m model's d): timing tests only
 EXTRA_CONFIGS = {"ddr4s": _config("1.6bit", 64, 16, 1024)}
 #: Cycles from acceptance to the first weight beat with overlap on a RAM model that never stalls:
-#: G, then the beat count, then the command (3 cycles of setup) and the RAM model's 1-cycle latency.
-FIRST_BEAT = 4
+#: the first group of codes (the read queue's latency, the gearbox), which the array needs with the
+#: beat; the command goes out meanwhile (G, the beat count: 3 cycles of setup, then the RAM model's
+#: 1-cycle latency).
+FIRST_BEAT = 3 + QUEUE_LATENCY
 
 
 # -- the reference: golden.machine._tmatmul ---------------------------------------------------------
@@ -461,8 +464,9 @@ def test_one_beat_per_cycle(cfg):
             assert codes == FIRST_BEAT, f"{ins}: {codes} cycles to the first beat"
             assert run.done[k] - run.accepted[k] + 1 == FIRST_BEAT + len(beats) + drain
         else:
-            # codes: ceil(VL / lanes) reads (or ceil(VL / T) groups) plus a few cycles of setup
-            assert _copy_cycles(config, ins.vl) < codes <= _copy_cycles(config, ins.vl) + 5, \
+            # codes: ceil(VL / lanes) reads (or ceil(VL / T) groups) plus a few cycles of setup and
+            # the read queue's latency
+            assert _copy_cycles(config, ins.vl) < codes <= _copy_cycles(config, ins.vl) + 4 + QUEUE_LATENCY, \
                 f"{ins}: {codes} cycles to the first beat"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1
@@ -494,8 +498,8 @@ def test_weights_overlap_the_codes_copy():
             else:
                 assert beats[0] - run.accepted[k] > groups                  # after the whole copy
     assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain
-    assert FIRST_BEAT + groups + drain == 214 + RESCALE_LATENCY + ARRAY_LATENCY - 2
-    assert totals[False, 0] == groups + 3 + groups + drain == 418 + RESCALE_LATENCY + ARRAY_LATENCY - 2
+    assert FIRST_BEAT + groups + drain == 216 + RESCALE_LATENCY + ARRAY_LATENCY - 2
+    assert totals[False, 0] == groups + 5 + groups + drain == 420 + RESCALE_LATENCY + ARRAY_LATENCY - 2
 
 
 @pytest.mark.parametrize(("cfg", "overlap"), [("ecp5s", None), ("ecp5s", True), ("b8l1", None), ("b8l1", True),

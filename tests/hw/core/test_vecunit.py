@@ -284,8 +284,9 @@ def test_onem_saturates_and_limits():
 # -- timing --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_cycles(cfg):
-    """No gaps: a pipelined op of W words has done in cycle W + latency(op) + 1 after its cmd (one
-    word per cycle), the next cmd is taken the cycle after; DIV at the divider's rate."""
+    """No gaps: a pipelined op of W words has done in cycle W + latency(op) + 3 after its cmd (one
+    word per cycle; a word reaches the read queue's head 3 cycles after its read), the next cmd is
+    taken the cycle after; DIV at the divider's rate."""
     config = CONFIGS[cfg]
     lanes = config.vector_lanes
     rng = random.Random(f"vecunit-cycles-{cfg}")
@@ -301,11 +302,11 @@ def test_cycles(cfg):
         if ins.mn == "DIV":
             assert took == div_cycles(n), f"{ins}: {took} cycles"
         else:
-            assert took == pipelined_cycles(n, ins.mn) == n + latency(ins.mn) + 1, f"{ins}: {took} cycles"
+            assert took == pipelined_cycles(n, ins.mn) == n + latency(ins.mn) + 3, f"{ins}: {took} cycles"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1, f"{ins}: not taken right after the previous done"
-    assert pipelined_cycles(W, "MOVV") == W + SHORT_LATENCY + 1
-    assert pipelined_cycles(W, "MUL") == W + LATENCY + 1
+    assert pipelined_cycles(W, "MOVV") == W + SHORT_LATENCY + 3
+    assert pipelined_cycles(W, "MUL") == W + LATENCY + 3
 
 
 # -- interface -----------------------------------------------------------------------------------
