@@ -280,8 +280,9 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
     their clock-to-output delay); end points: output ports and every input of those cells (a
     registered DSP's unregistered A / B inputs after the multiplier's delay, `dsp_in_setup`). Between
     them the combinational cells of `_COMB` and unregistered DSPs; a cell type the model does not
-    know is treated as a register (reported in `unknown`). Returns {"cells", "path_ns", "path",
-    "unknown"}."""
+    know is treated as a register (reported in `unknown`). Returns {"cells", "path_ns", "path"
+    (the cells on the worst path), "nets" (the nets along it), "blocks" (the worst path ending in
+    each submodule named by yosys's $scopeinfo, "(top)" for the rest), "unknown"}."""
     mods = netlist["modules"]
     if top is None:
         top = next(n for n, m in mods.items() if m.get("attributes", {}).get("top"))
@@ -405,7 +406,6 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
     ranked = sorted(blocks.items(), key=lambda kv: -kv[1][0])
     return {"cells": dict(counts), "path_ns": round(worst, 2), "path": path, "nets": nets,
             "blocks": {k: round(a, 2) for k, (a, _) in ranked},
-            "block_paths": {k: trace(b)[1] for k, (_, b) in ranked},
             "unknown": sorted(unknown)}
 
 

@@ -27,16 +27,12 @@ from amaranth.lib.wiring import In, Out
 from spec import isa
 from spec.accel import AccelConfig
 
+from .arith import tree_levels
 from .common import CoreUnit
 from .iface import A_BITS, FX, AWriteBack, ReadChannel, unit_cmd_layout, words
 from .readq import QUEUE_LATENCY, ReadQueue
 
 __all__ = ["ArgmaxUnit", "argmax_cycles", "tree_levels"]
-
-
-def tree_levels(lanes: int) -> int:
-    """Stages of the lane tree: one per level of pairwise compares, log2(lanes)."""
-    return (lanes - 1).bit_length()
 
 
 def argmax_cycles(n_words: int, lanes: int) -> int:
@@ -78,7 +74,7 @@ class ArgmaxUnit(CoreUnit):
         condition. The sequencer applies it after ``awb``: with ``ad == at`` this value wins, as in
         the golden machine.
 
-    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 2 + log2(lanes)) when nothing stalls.
+    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 4 + log2(lanes)) when nothing stalls.
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):

@@ -29,15 +29,14 @@ from collections.abc import Callable
 
 from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Shape, Signal, Value, signed, unsigned
 
-__all__ = ["LIMB", "Mul18", "is_ecp5", "pipelined_product", "product_stages", "split_limbs"]
-
-#: bits of an unsigned limb; a signed top limb has up to LIMB + 1 bits (a MULT18X18D port)
-LIMB = 17
-
-Reg = Callable[[int, str, Shape, Value], Value]
+__all__ = ["LIMB", "Mul18", "is_ecp5", "pipelined_product", "product_stages", "split_limbs", "tree_levels"]
 
 #: the width of a MULT18X18D operand
 DSP_BITS = 18
+#: bits of an unsigned limb; a signed top limb has up to LIMB + 1 bits (a MULT18X18D port)
+LIMB = DSP_BITS - 1
+
+Reg = Callable[[int, str, Shape, Value], Value]
 
 
 def is_ecp5(platform) -> bool:
@@ -153,12 +152,10 @@ def _pack(terms: list[tuple[int, int, bool]]) -> list[list[tuple[int, int, bool]
     return chains
 
 
-def _levels(n: int) -> int:
-    k = 0
-    while n > 1:
-        n = (n + 1) // 2
-        k += 1
-    return k
+def tree_levels(n: int) -> int:
+    """Levels of a tree of pairwise operations (adds, compares) over n items, one per pipeline
+    stage: ceil(log2(n)), 0 for one item."""
+    return (n - 1).bit_length() if n > 1 else 0
 
 
 def product_stages(a: Shape, b: Shape, width: int | None = None) -> int:
@@ -167,7 +164,7 @@ def product_stages(a: Shape, b: Shape, width: int | None = None) -> int:
     a, b = Shape.cast(a), Shape.cast(b)
     terms = [(off, w, g) for _, _, off, w, g in _terms(a.width, a.signed, b.width, b.signed)
              if width is None or off < width]
-    return 1 + _levels(len(_pack(terms)))
+    return 1 + tree_levels(len(_pack(terms)))
 
 
 def pipelined_product(a: Value, b: Value, reg: Reg, k0: int, name: str, width: int | None = None, *,

@@ -8,7 +8,7 @@ Every functional unit (docs/core.md) is a `lib.wiring` component with
   write it makes has been performed (vector writes on or before the ``done`` cycle; memory writes
   accepted by the port). The sequencer then releases the registers it reserved for the unit.
 * vector register channels, named by the unit (``rs``, ``rt``: read; ``wd``: write), each a
-  :class:`ReadChannel` / :class:`WriteChannel` routed by :class:`hw.core.regfile.RegisterRouter`;
+  :class:`ReadChannel` / :class:`WriteChannel` routed by :class:`hw.core.regfile.RegisterFile`;
 * optional scalar write-back ports ``awb`` / ``awb2`` (:class:`AWriteBack`) and ``fwb``
   (:class:`FWriteBack`), applied by the sequencer in the cycle they are asserted;
 * optional ``mem``: Out(hw.mem.port.MemPortSignature(beat_bytes)).
@@ -24,8 +24,9 @@ undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue 
 Write channel: in a cycle with ``en`` high the lanes with ``mask`` set of word ``addr`` of
 register ``reg`` take ``data``; the other lanes keep their value (elements at or past VL are never
 written: the golden machine keeps them). A read of a word in the same cycle as a write of that
-word returns the old value (read-first SRAM); the units never rely on it (each reads a word before
-it writes it, never in one cycle).
+word is not allowed: its result is undefined on the board (hw.core.regfile lets yosys assume it
+never happens, `no_rw_check`), although simulation returns the old value. The units never do it
+(each reads a word before it writes it, never in one cycle).
 The hazard rules of the sequencer guarantee that no two instructions in flight read (or write)
 the same register, so a channel never competes for a port; one unit's two read channels may name
 the same register, and then read the same addresses in the same cycles.

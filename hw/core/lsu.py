@@ -75,9 +75,10 @@ FX = signed(N.FX_BITS)
 #: cycle, and the memory command goes out in the cycle after that.
 SETUP_LATENCY = 1
 #: Per load: cycles from the step that takes an element out of its aligned beat to its register
-#: write (wd, awb or fwb, with done for the last). LDE's bf16 -> FX conversion runs in three stages
-#: before the write (the fields, the shift, the rounding with the negation and the saturation),
-#: LDF's normalization in one (the leading zeros) before the write (the shift).
+#: write (wd, awb or fwb, with done for the last). LDE's bf16 -> FX conversion runs in two stages
+#: before the write (the fields; the signed significand, rounded for small values), the shift and
+#: the saturation in the write stage; LDF's normalization in one (the leading zeros) before the
+#: write (the shift).
 LOAD_LATENCY = {"LDV": 1, "LDG": 1, "LDGT": 1, "LDE": 3, "LDW": 1, "LDF": 2}
 
 # bf16 -> FX: value * 2**FX_FRAC = (128 + f) * 2**(e - 127 - 7 + FX_FRAC) for a normal bf16
@@ -444,11 +445,10 @@ class LoadStoreUnit(CoreUnit):
         #   E2  the signed significand: +-mantissa, or for small values the rounded one
         #   and in the write stage: shifted (a mux per bit, no carry chain), saturated
         # LDF's normalization: F1 the leading zeros of the fraction, F2 the shift (into fwb).
-        chunks, elems = [], []
+        elems = []
         for g, es in enumerate(sizes):
             width = P[g] * es * 8
             chunk = ab[:width] if SA[g] == 1 else ab.word_select(ab_step[:_ceil_log2(SA[g])], width)
-            chunks.append(chunk)
             elems.append([chunk[k * es * 8:(k + 1) * es * 8] for k in range(P[g])])
         smask = Signal(s.p_max)                  # the step's elements below VL
         lo = left[:s.p_max.bit_length()]
@@ -478,15 +478,17 @@ class LoadStoreUnit(CoreUnit):
             sign, e, f = x[15], x[7:15], x[0:7]
             n1 = f"e1_{k}_"
             e1_sign, e1_sat, e1_zero, e1_small = (Signal(name=n1 + nm) for nm in ("sign", "sat", "zero", "small"))
-            e1_sh, e1_k, e1_mant = Signal(4, name=n1 + "sh"), Signal(6, name=n1 + "k"), Signal(8, name=n1 + "mant")
+            e1_sh = Signal(range(_BF16_GUARD), name=n1 + "sh")                    # e - 101 where e < 110
+            e1_k = Signal(range(_BF16_HI - _BF16_SHIFT0), name=n1 + "k")           # e - 110 where e < 150
+            e1_mant = Signal(8, name=n1 + "mant")
             m.d.sync += [e1_sign.eq(sign), e1_sat.eq(e >= _BF16_HI), e1_zero.eq(e < _BF16_LO),
-                         e1_small.eq(e < _BF16_LO + _BF16_GUARD), e1_sh.eq((e - _BF16_LO)[:4]),
-                         e1_k.eq((e - _BF16_LO - _BF16_GUARD)[:6]), e1_mant.eq(Cat(f, C(1, 1)))]
+                         e1_small.eq(e < _BF16_LO + _BF16_GUARD), e1_sh.eq((e - _BF16_LO)[:len(e1_sh)]),
+                         e1_k.eq((e - _BF16_SHIFT0)[:len(e1_k)]), e1_mant.eq(Cat(f, C(1, 1)))]
             # E2: the signed significand and its shift. Small: w = (mant << sh) >> 8, mag = (w + 1) >> 1
             # and -mag = ~((w - 1) >> 1) (one carry chain)
             n2 = f"e2_{k}_"
             e2_sign, e2_sat, e2_zero = (Signal(name=n2 + nm) for nm in ("sign", "sat", "zero"))
-            e2_s, e2_k = Signal(signed(10), name=n2 + "s"), Signal(6, name=n2 + "k")
+            e2_s, e2_k = Signal(signed(10), name=n2 + "s"), Signal.like(e1_k, name=n2 + "k")
             w = Signal(8, name=n2 + "w")
             t = Signal(signed(10), name=n2 + "t")
             m.d.comb += [w.eq((e1_mant << e1_sh)[8:16]), t.eq(w + Mux(e1_sign, -1, 1))]

@@ -319,7 +319,7 @@ class MatmulUnit(CoreUnit):
         m.d.comb += n_after.eq(Mux(emit, Mux(ge_t, nbuf - t, 0), nbuf))
         # n_after == k, from the one-hot code
         after_is = [Mux(emit, Mux(ge_t, nb_oh[k + t] if k + t <= slots else 0, k == 0), nb_oh[k]) for k in range(t)]
-        take = Signal()                    # the word on rs.data goes into the gearbox this cycle
+        take = Signal()                    # the queue's head word goes into the gearbox this cycle
         # n_after <= t - 1: without an emit nbuf < t; with one nbuf < 2 t (or nbuf < t: n_after = 0)
         lt_2t = Cat(nb_oh[:min(2 * t, slots + 1)]).any()
         m.d.comb += take.eq(codes_on & rpend & Mux(emit, ~ge_t | lt_2t, ~ge_t))

@@ -75,6 +75,7 @@ from .reduce import (
     CODE_STAGES,
     PABS,
     SHIFT,
+    SHIFT_STAGES,
     SUMSQ,
     _abs,
     _max,
@@ -112,8 +113,10 @@ _ROUND = 4
 #   B (FX x GAMMA):   MAX, SUMSQ: t * mant (max|t * mant|, QNT's codes); OUT: t2 * mant
 #:  stage 1: the word (lanes past VL as 0); 2: |t|; 3, 4: |t| >> k (shift_stages)
 _S_IN = 1
-#: product A's first stage (operands from stage 4) and the stage it is valid at
-_S_A = 5
+_S_ABS = _S_IN + 1
+_S_SH = _S_ABS + 1
+#: product A's first stage (operands from the last shift stage) and the stage it is valid at
+_S_A = _S_SH + SHIFT_STAGES
 _S_PA = _S_A + product_stages(FX, unsigned(N.SF_BITS)) - 1
 #: OUT: t2 = apply_sf(x, r)
 _S_T2 = _S_PA + _ROUND
@@ -160,13 +163,14 @@ class _Phase(enum.Enum, shape=2):
     OUT = 2
 
 
-def _round_stages(reg, k0: int, name: str, p, left: int, sh, sh_bits: int, big):
+def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     """sat_fx(rround(p << left, sh)) in _ROUND stages from k0 (p valid at stage k0 - 1), valid at
     stage k0 + _ROUND - 1: the right shift by the high bits of sh, by its low bits, the rounding
     add, the saturation. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
     shifts of _L1 or more). `sh` and `big` are constant while words flow."""
     p = p.as_signed()
     v = p << left
+    sh_bits = len(sh)
     lo = sh_bits // 2 + (sh_bits & 1)
     u0 = reg(k0, f"{name}_u0", v.shape(), v >> Cat(Const(0, lo), sh[lo:sh_bits]))
     u1 = reg(k0 + 1, f"{name}_u1", v.shape(), u0 >> sh[:lo])
@@ -220,12 +224,13 @@ class NormQuantUnit(CoreUnit):
     Timing (W = ceil(VL / lanes) words, no backpressure; cycles from the ``cmd`` transfer to
     ``done``): every pass reads one word per cycle; the SUMSQ pass waits for the MAX pass's results
     to leave the pipeline, the scalar sequence for the SUMSQ sum, and the last write comes
-    NORM_LATENCY cycles after the last read (:func:`pipeline_cycles` in all). NORM takes 3W plus
+    QUEUE_LATENCY + NORM_LATENCY cycles after the last read (:func:`pipeline_cycles` in all). NORM takes 3W plus
     the scalar sequence after the SUMSQ pass (NORM, MUL, ADD, RSQRT: about 120 to 150 cycles, data
     dependent) plus the pipeline; QNT takes 2W plus NORM, MUL, ADD, RSQRT, MUL, MUL (about 220).
     ``sf_inv_int(VL)`` is hidden behind the passes from W of about 50 on; below that it adds up to
-    about 50. Measured: VL = 1024 at 4 lanes (ecp5), NORM 947 cycles, QNT 720; at 4 lanes
-    (tests/hw/core/test_normq.py, test_cycles) VL = 1 about 210 (NORM) and 250 .. 285 (QNT).
+    about 50. Measured at 4 lanes (simulated cycles, printed by ``pytest -s
+    tests/hw/core/test_normq.py -k test_cycles``): VL = 1: 214 (NORM), 251 (QNT); VL = 64: 230
+    (NORM), 278 (QNT).
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):
@@ -264,7 +269,6 @@ class NormQuantUnit(CoreUnit):
         vl = Signal.like(cmd.vl)
         last = Signal.like(self.rs.addr)        # W - 1
         last_mask = Signal(lanes)               # lanes below VL in word W - 1
-        last_count = Signal(range(lanes + 1))   # their number
         gexp = Signal(signed(8))                # the gamma exponent (clamped into its range)
         gsh = Signal(_GSH)                      # mul_round's right shift - 1: exp + _L2 - 1
 
@@ -311,7 +315,6 @@ class NormQuantUnit(CoreUnit):
                 vl.eq(cmd.vl),
                 last.eq(vl1 >> shift),
                 last_mask.eq(Cat(vl1[:shift] >= j for j in range(lanes)) if shift else 1),
-                last_count.eq((vl1[:shift] if shift else 0) + 1),
                 gexp.eq(exp_in),
                 gsh.eq(exp_in + (_L2 - 1)),
                 self.rs.reg.eq(cmd.vs),
@@ -400,27 +403,28 @@ class NormQuantUnit(CoreUnit):
         for j in range(lanes):
             # stage 1: the word; lanes at or past VL as 0 (0 changes no maximum, no sum)
             ok = ~plast | last_mask[j]
-            x = reg(1, f"x{j}", FX, Mux(ok, x0[j], 0))
-            g = reg(1, f"g{j}", MANT, g0[j])
+            x = reg(_S_IN, f"x{j}", FX, Mux(ok, x0[j], 0))
+            g = reg(_S_IN, f"g{j}", MANT, g0[j])
             # stage 2: |t| (MAX, SUMSQ)
-            a = reg(2, f"abs{j}", ABS, _abs(x, ABS))
+            a = reg(_S_ABS, f"abs{j}", ABS, _abs(x, ABS))
             mags.append(a)
             # stages 3, 4: |t| >> k (SUMSQ)
-            a4 = shift_stages(reg, 3, f"a{j}", a, shift_k)
+            a4 = shift_stages(reg, _S_SH, f"a{j}", a, shift_k)
             xs = x
-            for k in range(2, _S_A):
+            for k in range(_S_IN + 1, _S_A):
                 xs = reg(k, f"x{j}", FX, xs)
             gs = g
-            for k in range(2, _S_T2 + 1):
+            for k in range(_S_IN + 1, _S_T2 + 1):
                 gs = reg(k, f"g{j}", MANT, gs)
             # product A (SUMSQ: (|t| >> k)**2; OUT: x * r.mantissa), operands at stage _S_A - 1
             pa = pipelined_product(Mux(out_mode, xs, a4), Mux(out_mode, reg_r.mantissa, a4), reg, _S_A, f"pa{j}",
                                    m=m, en=lambda k: adv)
             squares.append(pa[:2 * N.SUMSQ_IN_BITS].as_unsigned())
             # apply_sf (OUT): t = sat(rround(p << _L1, r_sh)), or saturated by a large left shift
-            t2 = _round_stages(reg, _S_PA + 1, f"t{j}", pa, _L1, r_sh, 7, r_big)
+            t2 = _round_stages(reg, _S_PA + 1, f"t{j}", pa, _L1, r_sh, r_big)
             # product B (MAX, SUMSQ: t * mant at stage 1; OUT: t2 * mant at _S_T2)
-            pb = pipelined_product(Mux(out_mode, t2, x), Mux(out_mode, gs, g), reg, 2, f"pb{j}", m=m, en=lambda k: adv)
+            pb = pipelined_product(Mux(out_mode, t2, x), Mux(out_mode, gs, g), reg, _S_IN + 1, f"pb{j}",
+                                   m=m, en=lambda k: adv)
             pabs = reg(_S_PB + 1, f"pabs{j}", PABS, _abs(pb, PABS))
             neg = reg(_S_PB + 1, f"neg{j}", 1, pb < 0)
             pabs_l.append(pabs)
@@ -430,15 +434,15 @@ class NormQuantUnit(CoreUnit):
                 code = reg(k, f"c{j}_code", CODE, code)
             codes.append(code)
             # mul_round (OUT): y = sat(rround(t2 * mant << _L2, gsh))
-            ys.append(_round_stages(reg, _S_QB + 1, f"y{j}", pb, _L2, gsh, _GSH.width, None))
+            ys.append(_round_stages(reg, _S_QB + 1, f"y{j}", pb, _L2, gsh, None))
 
         # reductions: a tree over the lanes, then the accumulator (reset by the instruction's accept)
         levels = tree_levels(lanes)
-        _S_MAXACC = 3 + levels
+        _S_MAXACC = _S_ABS + 1 + levels
         _S_PMAXACC = _S_PB + 2 + levels
         _S_SSACC = _S_PA + 1 + levels
         assert _S_MAXACC + 2 <= _S_PMAXACC      # k (from max_abs) is ready before m_ok
-        bmax = reduce_tree(reg, 3, "bmax", mags, _max, ABS)
+        bmax = reduce_tree(reg, _S_ABS + 1, "bmax", mags, _max, ABS)
         bpmax = reduce_tree(reg, _S_PB + 2, "bpmax", pabs_l, _max, PABS)
         bss = reduce_tree(reg, _S_PA + 1, "bss", squares, lambda u, w: u + w, SUMSQ)
         with m.If(adv & tv[_S_MAXACC - 1] & (tph[_S_MAXACC - 1] == _Phase.MAX)):

@@ -31,6 +31,8 @@ from amaranth.hdl import Cat, Const, Mux, Value, signed, unsigned
 
 from spec import numerics as N
 
+from .arith import tree_levels
+
 __all__ = ["ABS", "CODE", "CODE_STAGES", "PABS", "SHIFT", "SHIFT_STAGES", "SUMSQ", "code_stages",
            "pre_shift", "reduce_tree", "shift_stages", "tree_levels"]
 
@@ -63,11 +65,6 @@ def _max(a, b):
 # hw.core.arith.pipelined_product) and a first stage k0: its inputs are the values the registers of
 # stage k0 - 1 hold (or anything stable), its registers are those of stages k0, k0 + 1, ... One carry
 # chain or a few LUT levels per stage.
-
-def tree_levels(n: int) -> int:
-    """Stages of `reduce_tree` over n items: ceil(log2(n))."""
-    return max(0, (n - 1).bit_length())
-
 
 def reduce_tree(reg, k0: int, name: str, items: list, fn, shape) -> Value:
     """`items` combined pairwise by `fn`, one tree level per stage from k0; the result is valid at

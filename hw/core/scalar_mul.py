@@ -10,10 +10,11 @@ cycles each while the PC waits (bit for bit ``golden.machine``'s results):
   rounding half up to SF_BITS and the exponent in stages of their own (``golden.ops.sf_mul``);
 * LDE's address ``A[base] + offset + 2 * A[At] * VL``: 6 partial products (VL is one limb).
 
-Pipeline, one step per cycle: the limbs selected and registered, their product registered (one
-MULT18X18D), the product shifted by a multiple of 17 and added into the 64-bit accumulator; after
-the last step's sum, one or two stages of rounding or addition, then ``ready`` until ``ack``.
-A MULS takes ``CYCLES[MUL_MULS]`` cycles from ``start`` to ``ready``.
+Pipeline, one step per cycle: the limbs selected and registered, their product registered (a
+:class:`hw.core.arith.Mul18`: on ECP5 one MULT18X18D with its own output register), the product
+shifted by a multiple of 17 and added into the 64-bit accumulator; after the last step's sum, one
+or two stages of rounding or addition, then ``ready`` until ``ack``.
+A MULS takes ``CYCLES[MulOp.MULS]`` cycles from ``start`` to ``ready``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec import numerics as N
 
-from .arith import LIMB
+from .arith import LIMB, Mul18
 from .iface import A_BITS, sf_layout
 
 __all__ = ["CYCLES", "ScalarMultiplier", "MulOp"]
@@ -104,9 +105,11 @@ class ScalarMultiplier(wiring.Component):
             m.d.sync += [la.eq(xs[si[step]]), lb.eq(ys[sj[step]]), sh1.eq(si[step] + sj[step]), step.eq(step + 1)]
             with m.If(step + 1 == last):
                 m.d.sync += [stepping.eq(0), drain.eq(_DRAIN)]
-        # stage 2: the product (one DSP)
-        p, sh2, v2 = Signal(2 * LIMB), Signal(3), Signal()
-        m.d.sync += [p.eq(la * lb), sh2.eq(sh1), v2.eq(v1)]
+        # stage 2: the product (one DSP, its output register the stage's register)
+        m.submodules.mul = mul = Mul18(unsigned(LIMB), unsigned(LIMB), name="smul_p")
+        m.d.comb += [mul.a.eq(la), mul.b.eq(lb), mul.en.eq(1)]
+        p, sh2, v2 = mul.p, Signal(3), Signal()
+        m.d.sync += [sh2.eq(sh1), v2.eq(v1)]
         # stage 3: accumulate (the low 64 bits)
         acc = Signal(A_BITS)
         with m.If(self.start):

@@ -82,10 +82,11 @@ class VectorOpUnit(CoreUnit):
 
     Timing (W = ceil(VL / lanes) words, no backpressure inside, L = `hw.core.vpu.latency(op)`:
     SHORT_LATENCY for ADD SUB ONEM MOVV, LATENCY for MUL GMUL EXP SIG SILU): with `cmd` accepted on
-    the edge ending cycle 0, the reads are in cycles 1 .. W, the writes in cycles L+2 .. L+W+1 and
-    `done` in cycle W + L + 1 (`pipelined_cycles(W, op)`); the next instruction can be accepted in
-    the cycle after. DIV: one word per `VectorDivider.DIV_CYCLES + 1` cycles, `done`
-    in cycle `div_cycles(W)` = W * (DIV_CYCLES + 1) + 1.
+    the edge ending cycle 0, the reads are in cycles 1 .. W, the words at the read queue's head
+    QUEUE_LATENCY (3) cycles later, the writes in cycles L+4 .. L+W+3 and `done` in cycle W + L + 3
+    (`pipelined_cycles(W, op)`); the next instruction can be accepted in the cycle after. DIV: one
+    word per `VectorDivider.DIV_CYCLES + 1` cycles, `done` in cycle `div_cycles(W)` =
+    W * (DIV_CYCLES + 1) + 3.
 
     Every word is read before any result of it is written and words are written in the order
     they are read, so in-place instructions (vd == vs or vd == vt) and vs == vt are exact.

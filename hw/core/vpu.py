@@ -9,8 +9,9 @@ come from `spec.numerics`; the opcodes come from `spec.isa`. DIV, the one iterat
 Both are pipelined for a 100 MHz ECP5 build: one carry chain, one DSP product or a few LUT levels
 between registers, block RAM outputs registered before use. `VectorUnit` runs every op through
 one linear pipeline (below, `LATENCY` stages) with ONE wide multiplier per lane, shared by the ops
-(one op per element): MUL, GMUL and SILU multiply by b or sigmoid(a), EXP by log2(e), and the ops
-that need no product pass through it times one. So a lane has 9 DSPs for its FX x FX product
+(one op per element): MUL, GMUL and SILU multiply by b or sigmoid(a), EXP by log2(e), SIG by one;
+the ops that need no product (ADD SUB ONEM MOVV) leave early, from stage SHORT_LATENCY. So a lane
+has 9 DSPs for its FX x FX product
 (`hw.core.arith.pipelined_product`) plus one each for the sigmoid's and 2**f's interpolation.
 """
 from __future__ import annotations
@@ -95,6 +96,8 @@ _S_EINT = _S_ETAB + 1  # (E[i+1] - E[i]) * fraction (one DSP); E[i] + 2**(n-1) f
 _S_EP = _S_EINT + 1   # p (+ the rounding constant), 2**f interpolated
 _S_ESH = _S_EP + 1    # p shifted by a multiple of 8
 _S_OUT = _S_ESH + 1   # by the rest, saturated; the result by op
+# the two interpolation products (row difference x fraction) are one DSP each: valid one stage later
+assert product_stages(_SIG_D, unsigned(_SIG_FRAC + 1)) == 1 and product_stages(_EXP_D, unsigned(_EXP_FRAC)) == 1
 
 #: Register stages from an accepted request to its result on `o` (with no backpressure).
 LATENCY = _S_OUT
@@ -153,7 +156,9 @@ class VectorUnit(LaneComponent):
         ======  =============================================================================
 
     Pipeline (stage k's registers load from stage k-1's; one carry chain, one 18x18 product or a
-    few LUT levels per stage). Every request takes every stage, so results leave in order:
+    few LUT levels per stage). ADD, SUB, ONEM and MOVV leave from stage SHORT_LATENCY (4), the
+    others from stage LATENCY; a request for the other exit than the requests in flight waits until
+    the pipeline is empty, so results leave in request order:
 
         1            a, b and the op's selects registered
         2            one adder per lane: a + b, a - b, GATE_ONE - a or |a|; the sigmoid table row
@@ -162,7 +167,7 @@ class VectorUnit(LaneComponent):
         4            (T[k+1] - T[k]) * fraction (one DSP); T[k], or GATE_ONE - T[k] for a < 0
         5            sigmoid(a) = T[k] +- round(product) (one adder); the multiplier's operands:
                      a * b (MUL, GMUL), a * sigmoid(a) (SILU), a * EXP_L2E (EXP), 1.0 * sigmoid(a)
-                     (SIG), result * 1.0 (ADD, SUB, ONEM, MOVV)
+                     (SIG); ADD, SUB, ONEM and MOVV have left from stage 4
         6 .. 9       the exact 96-bit product (`hw.core.arith.pipelined_product`: 9 DSPs)
         10, 11       + 2**(n-1); >> n and saturated (n = FX_FRAC, EXP: EXP_L2E_FRAC): y, and for
                      EXP the 2**f table row of y's fraction is read
@@ -173,8 +178,8 @@ class VectorUnit(LaneComponent):
     Both streams follow `amaranth.lib.stream` rules: a transfer happens on a cycle with
     `valid & ready`; `o.valid` never depends on `o.ready`. `i.ready` depends combinationally on
     `o.ready` (a stalled result stalls the stages behind it; empty stages still fill). A result
-    leaves `LATENCY` cycles after its request when `o` never stalls; the throughput is one vector
-    per cycle.
+    leaves `latency(op)` cycles after its request when `o` never stalls; the throughput is one
+    vector per cycle while the op's exit does not change.
 
     Raises
     ------

@@ -80,8 +80,9 @@ def test_product_is_exact_through_a_stalling_pipeline(sa, sb, keep, stages, dsp)
         for x, y in pairs:
             while True:
                 go = rng.random() < 0.7
-                ctx.set(a, x)
-                ctx.set(b, y)
+                # stalled cycles show other operands: a stage that loads without its enable fails
+                ctx.set(a, x if go else rand(sa))
+                ctx.set(b, y if go else rand(sb))
                 ctx.set(adv, go)
                 await ctx.tick()
                 if go:

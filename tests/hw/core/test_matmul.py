@@ -475,7 +475,7 @@ def test_one_beat_per_cycle(cfg):
 def test_weights_overlap_the_codes_copy():
     """ddr4's beat, packing and lanes (B = 64, T = 5, 16 lanes), VL = 1024, rows = 64 (G = 205, a
     copy of 205 cycles), memory without stalls: with overlap the instruction takes FIRST_BEAT + G
-    beats + the drain = 217 cycles, not copy + G + drain (the same unit with overlap=False: 421),
+    beats + the drain = 225 cycles, not copy + G + drain (the same unit with overlap=False: 429),
     in place (vd == vs) too. (A 64-byte-beat unit simulates at ~40 cycles/s: one or two
     instructions each.)"""
     config = EXTRA_CONFIGS["ddr4s"]
