@@ -141,5 +141,7 @@ UNIT_BUDGETS: dict[str, UnitBudget] = {
     "argmax": UnitBudget(luts=610, ffs=440, dsps=0, brams=0, path_ns=8.3),
     "lsu": UnitBudget(luts=3_730, ffs=1_210, dsps=0, brams=0, path_ns=8.8),
     "regfile": UnitBudget(luts=15_400, ffs=1_420, dsps=0, brams=48, path_ns=8.9),
-    "core": UnitBudget(luts=58_900, ffs=29_300, dsps=91, brams=84, path_ns=17.6),
+    # the core's LUTs and path move by a few percent between netlists that differ only in names
+    # (abc's mapping: 57,733 and 59,295 LUTs, 17.2 and 16.2 ns for two such netlists): more margin
+    "core": UnitBudget(luts=60_500, ffs=29_300, dsps=91, brams=84, path_ns=17.6),
 }
