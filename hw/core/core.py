@@ -5,24 +5,26 @@ The paper's core (Zhu et al. 2024, section 5) issues in order and stalls the pro
 while a functional unit or a register it needs is busy. So does this one:
 
 * Fetch: the ROM (`rom_words` words, contents from `rom` at elaboration, rewritable through
-  `rom_wr`) is read one word per cycle, ahead of the PC, through two registers (the word, then
-  the word decoded), so issue starts from registers. Straight-line code issues one instruction
-  per cycle; a jump costs two bubbles, a taken DJNZ or BLTZ three (they resolve a cycle after
-  issue from a registered condition), a branch not taken one.
+  `rom_wr`) is read one word per cycle, ahead of the PC, into a queue of FETCH_DEPTH words; its
+  read address comes from registers only. The queue's head is decoded into registers, so issue
+  starts from registers. Straight-line code issues one instruction per cycle; a taken jump or
+  branch costs three bubbles (JMP redirects the stream in the cycle after it issues, DJNZ and
+  BLTZ resolve then from a registered condition), a branch not taken one.
 * Decode is derived from spec.isa: every opcode of spec.isa.OPS has a case, built from its
   operand list (which fields are registers, which are read or written); a word spec.isa.decode
   would reject (unknown opcode, non-zero unused field, register index out of range, bad
   immediate) stops the core with `fault` set.
 * Issue: scalar and control instructions (SCALAR_OPS) execute in the sequencer in the cycle they
-  issue; MULS, FMUL and LDE's address wait first for the sequencer's multiplier
+  issue (an A register they write is written at the next edge and reserved until then); MULS, FMUL and LDE's address wait first for the sequencer's multiplier
   (hw.core.scalar_mul: one 17x17 product per cycle, `scalar_mul.CYCLES`). The others go to their
   unit (UNIT_OF) with their operands read at issue. An instruction issues when its unit is idle
-  and none of its registers is reserved by an instruction in flight: vector registers it reads or
-  writes must be neither read nor written in flight (one read and one write port per register), A
-  and F registers it reads or writes must not be pending a write. Each unit reserves its registers
-  at issue and releases them with its `done` pulse. Memory order: SV waits for TMATMUL's weight
-  reads to finish and TMATMUL waits for a store in progress; loads and stores share one unit and
-  stay in order. HALT and BARRIER wait until every unit is idle.
+  (nothing of it in flight) and none of its registers is reserved by an instruction in flight;
+  its command reaches the unit through a register, so the unit starts a cycle after issue.
+  Vector registers it reads or writes must be neither read nor written in flight (one read and
+  one write port per register), A and F registers it reads or writes must not be pending a
+  write. Each unit reserves its registers at issue and releases them with its `done` pulse.
+  Memory order: SV waits for TMATMUL's weight reads to finish and TMATMUL waits for a store in
+  progress; loads and stores share one unit and stay in order. HALT and BARRIER wait until every unit is idle.
 * Units: `lsu` (LDV SV LDG LDGT LDE LDW LDF), `vec` (ADD SUB MUL DIV EXP SIG SILU GMUL ONEM MOVV),
   `nq` (NORM QNT), `mm` (TMATMUL), `arg` (ARGMAX). They run concurrently.
 
@@ -69,6 +71,10 @@ assert not _unplaced, f"hw.core: opcodes with no place in the core: {sorted(_unp
 
 #: Token width on tok_in (sign-extended into the A register).
 TOKEN_BITS = 32
+
+#: Words the fetch queue holds (fetch: a read every cycle needs one word queued and one in flight,
+#: plus one of slack so the read address never waits on this cycle's issue).
+FETCH_DEPTH = 4
 
 #: Operand names that the instruction writes (besides reading): everything else is a read.
 _WRITES = {"Vd", "Ad", "Fd", "Ai"}
@@ -178,12 +184,17 @@ class Core(wiring.Component):
         m.d.comb += [self.pc.eq(pc), self.halted.eq(halted), self.fault.eq(fault)]
 
         # ---- fetch ------------------------------------------------------------------------------
-        # Three stages in front of issue: Q, the ROM's block RAM output; W, that word registered
-        # (the block RAM's output is late in its cycle); IR, the word decoded into registers, so
-        # issue starts from registers. A stage takes the one before it when it is empty or being
-        # taken from, so straight-line code issues one instruction per cycle; a jump or taken branch
-        # redirects the stream (a jump costs two bubbles, a taken DJNZ or BLTZ three), and so does a
-        # HALT or a fault: to 0, so a `start` finds the word at 0 decoded.
+        # The ROM is read ahead of issue into a small queue, and its read address comes from
+        # registers only (this cycle's issue decision never reaches it):
+        #   F   the read address: the sequential stream `s_next`, or a redirect's target;
+        #   Q   the block RAM's output (late in its cycle), written straight into the queue;
+        #   W   the queue (FETCH_DEPTH words in flip-flops), read at its head;
+        #   IR  the head word decoded into registers, so issue starts from registers.
+        # A read is started when the queue has room counting the read in flight (`fill`). A jump,
+        # HALT or fault empties the queue at issue and redirects the stream in the next cycle; DJNZ
+        # and BLTZ resolve a cycle after issue from a registered condition and redirect then. Either
+        # way a taken jump or branch costs three bubbles, a branch not taken one. HALT and a fault
+        # redirect to 0, so a `start` finds the word at 0 decoded.
         m.submodules.rom = rom = memory.Memory(shape=isa.WORD_BITS, depth=cfg.rom_words, init=self._rom)
         rom_rd = rom.read_port()
         rom_wp = rom.write_port()
@@ -192,15 +203,25 @@ class Core(wiring.Component):
         pc1 = Signal.like(pc, init=1)         # pc + 1, kept with pc
         s_next = Signal.like(pc)              # the next address of the sequential stream
         fetch = Signal.like(pc)               # the ROM read address this cycle
-        q_addr = Signal.like(pc)              # the address of Q's word
-        q_ok, w_ok, ir_has = Signal(), Signal(), Signal()
-        q_take, w_take, load = Signal(), Signal(), Signal()
-        w_word = Signal(isa.WORD_BITS)
-        redirect = Signal()                   # restart the stream at `target`
-        target = Signal.like(pc)
-        # the read port always reads (a held read would put yosys's hold register and multiplexer
-        # behind the block RAM): the address of the word Q keeps when Q is not taken
-        m.d.comb += [fetch.eq(Mux(redirect, target, Mux(q_take, s_next, q_addr))),
+        go = Signal()                         # the read of this cycle goes into the queue
+        q_ok = Signal()                       # the ROM's output this cycle is a word to queue
+        fill = Signal(range(FETCH_DEPTH + 1))  # words queued or read
+        count = Signal(range(FETCH_DEPTH + 1))  # words queued
+        wq = Array(Signal(isa.WORD_BITS, name=f"wq{i}") for i in range(FETCH_DEPTH))
+        wq_w = Signal(range(FETCH_DEPTH))
+        wq_r = Signal(range(FETCH_DEPTH))
+        ir_has = Signal()
+        load, pop, push = Signal(), Signal(), Signal()
+        w_word = Signal(isa.WORD_BITS)        # the queue's head
+        m.d.comb += w_word.eq(wq[wq_r])
+        kill = Signal()                       # empty the stream at this edge (a redirect next cycle)
+        kill_to = Signal.like(pc)             # ... to this address
+        redir = Signal()                      # registered: this cycle reads `redir_to`
+        redir_to = Signal.like(pc)
+        br_taken = Signal()                   # a branch resolves taken this cycle (from registers)
+        br_target = Signal.like(pc)
+        m.d.comb += [fetch.eq(Mux(redir, redir_to, Mux(br_taken, br_target, s_next))),
+                     go.eq(redir | br_taken | (fill < FETCH_DEPTH)),
                      rom_rd.addr.eq(fetch), rom_rd.en.eq(1)]
         ir_ok = Signal()                      # the decoded registers hold the instruction at pc (not
         m.d.comb += ir_ok.eq(ir_has)          # halted: while halted they hold the word at 0)
@@ -303,40 +324,29 @@ class Core(wiring.Component):
         m.d.comb += base_val.eq(A[reg["base"]] + imm_s)
 
         # ---- scoreboard ---------------------------------------------------------------------------
+        # Per unit, the registers its instruction in flight holds (set at issue, cleared by `done`);
+        # their union over the units is kept in registers of its own (`pend_*`, computed from the
+        # next state), so the hazard check starts from registers one level from `issue`.
         held = {u: {k: Signal(n, name=f"held_{k}_{u}") for k, n in
-                    (("rv", isa.N_VREGS), ("wv", isa.N_VREGS), ("wa", isa.N_AREGS), ("wf", isa.N_FREGS))}
+                    (("v", isa.N_VREGS), ("wa", isa.N_AREGS), ("wf", isa.N_FREGS))}
                 for u in UNITS}
+        held_next = {u: {k: Signal.like(v, name=f"held_next_{k}_{u}") for k, v in held[u].items()} for u in UNITS}
+        pend = {k: Signal.like(held[UNITS[0]][k], name=f"pend_{k}") for k in held[UNITS[0]]}
         busy = {u: Signal(name=f"busy_{u}") for u in UNITS}
         lsu_store = Signal()
-
-        def any_of(key):
-            v = 0
-            for u in UNITS:
-                v = v | held[u][key]
-            return v
-
-        pend_rv, pend_wv, pend_wa, pend_wf = any_of("rv"), any_of("wv"), any_of("wa"), any_of("wf")
         all_idle = Signal()
         m.d.comb += all_idle.eq(~Cat(*busy.values()).any())
         m.d.comb += self.busy.eq(~all_idle)
         hazard = Signal()
-        m.d.comb += hazard.eq(((rv | wv) & (pend_rv | pend_wv)).any() | ((ra | wa) & pend_wa).any() |
-                              ((rf | wf) & pend_wf).any())
+        m.d.comb += hazard.eq(((rv | wv) & pend["v"]).any() | ((ra | wa) & pend["wa"]).any() |
+                              ((rf | wf) & pend["wf"]).any())
 
+        # the waits of particular instructions, as one AND of independent terms (not a chain of
+        # conditions: this is in the issue decision's path)
         special_ok = Signal()
-        m.d.comb += special_ok.eq(1)
-        with m.If(is_op["TOKIN"]):
-            m.d.comb += special_ok.eq(self.tok_in.valid)
-        with m.If(is_op["TOKOUT"]):
-            m.d.comb += special_ok.eq(~self.tok_out.valid)
-        with m.If(is_op["HALT"]):
-            m.d.comb += special_ok.eq(all_idle)
-        with m.If(is_op["BARRIER"]):
-            m.d.comb += special_ok.eq(all_idle & self.barrier_go)
-        with m.If(is_op["SV"]):
-            m.d.comb += special_ok.eq(~busy["mm"])
-        with m.If(is_op["TMATMUL"]):
-            m.d.comb += special_ok.eq(~(busy["lsu"] & lsu_store))
+        m.d.comb += special_ok.eq(~(is_op["TOKIN"] & ~self.tok_in.valid) & ~(is_op["TOKOUT"] & self.tok_out.valid) &
+                                  ~(is_op["HALT"] & ~all_idle) & ~(is_op["BARRIER"] & ~(all_idle & self.barrier_go)) &
+                                  ~(is_op["SV"] & busy["mm"]) & ~(is_op["TMATMUL"] & busy["lsu"] & lsu_store))
 
         ready_to_go = Signal()  # everything but a multiply's result and the unit's readiness
         br_wait = Signal()      # the cycle after a conditional branch issued: it resolves (below)
@@ -358,19 +368,20 @@ class Core(wiring.Component):
 
         can = Signal()          # everything but the unit's readiness
         m.d.comb += can.eq(ready_to_go & (~long_op | mul.ready))
-        unit_ready = Signal()
-        is_unit = Signal()
-        for u in UNITS:
-            with m.If(unit_sel[u]):
-                m.d.comb += [unit_ready.eq(units[u].cmd.ready), is_unit.eq(1)]
+        # a unit instruction issues when its unit has nothing in flight (`busy`, set at issue and
+        # cleared by the unit's `done`): its command goes to the unit through a register (below)
+        unit_busy = Signal()
+        m.d.comb += unit_busy.eq(Cat(*(unit_sel[u] & busy[u] for u in UNITS)).any())
         issue = Signal()
-        m.d.comb += issue.eq(can & (~is_unit | unit_ready))
+        m.d.comb += issue.eq(can & ~unit_busy)
         m.d.comb += self.issued.eq(issue)
         m.d.comb += [
             self.waiting.eq(ir_valid & is_op["TOKIN"] & ~self.tok_in.valid),
             self.at_barrier.eq(ir_valid & is_op["BARRIER"] & all_idle),
         ]
-        with m.If(ir_valid & ~(known & fields_ok)):
+        bad_word = Signal()     # the word at pc cannot execute (not while a branch before it resolves)
+        m.d.comb += bad_word.eq(ir_valid & ~br_wait & ~(known & fields_ok))
+        with m.If(bad_word):
             m.d.sync += [fault.eq(1), halted.eq(1)]
 
         # ---- unit commands --------------------------------------------------------------------------
@@ -398,19 +409,42 @@ class Core(wiring.Component):
             m.d.comb += cmd.s0.eq(A[fld["d"]])
         with m.If(is_op["ARGMAX"]):
             m.d.comb += [cmd.ad.eq(fld["a"]), cmd.at.eq(fld["b"]), cmd.s0.eq(A[fld["b"]]), cmd.s1.eq(A[fld["d"]])]
+        # The command register of each unit: loaded at issue, offered until the unit takes it (an
+        # idle unit takes it in the next cycle). Fields a unit does not use are trimmed by synthesis.
         for u in UNITS:
-            m.d.comb += [units[u].cmd.payload.eq(cmd), units[u].cmd.valid.eq(can & unit_sel[u])]
+            c_valid = Signal(name=f"cmd_valid_{u}")
+            c_payload = Signal(unit_cmd_layout(cfg), name=f"cmd_{u}")
+            # the payload follows the command while none waits, so `issue` enables one register
+            with m.If(~c_valid):
+                m.d.sync += c_payload.eq(cmd)
+            with m.If(units[u].cmd.ready):
+                m.d.sync += c_valid.eq(0)
+            with m.If(issue & unit_sel[u]):
+                m.d.sync += c_valid.eq(1)
+            m.d.comb += [units[u].cmd.payload.eq(c_payload), units[u].cmd.valid.eq(c_valid)]
 
         for u in UNITS:
+            m.d.comb += [held_next[u][k].eq(held[u][k]) for k in held[u]]
             with m.If(units[u].done):
                 m.d.sync += busy[u].eq(0)
-                for k in held[u]:
-                    m.d.sync += held[u][k].eq(0)
+                m.d.comb += [held_next[u][k].eq(0) for k in held[u]]
             with m.If(issue & unit_sel[u]):
-                m.d.sync += [busy[u].eq(1), held[u]["rv"].eq(rv), held[u]["wv"].eq(wv), held[u]["wa"].eq(wa),
-                             held[u]["wf"].eq(wf)]
+                m.d.sync += busy[u].eq(1)
+                m.d.comb += [held_next[u]["v"].eq(rv | wv), held_next[u]["wa"].eq(wa), held_next[u]["wf"].eq(wf)]
                 if u == "lsu":
                     m.d.sync += lsu_store.eq(is_op["SV"])
+            m.d.sync += [held[u][k].eq(held_next[u][k]) for k in held[u]]
+        # the union of the next state, with `issue` near its end: a unit's registers are clear
+        # while it is idle, so an issue adds the instruction's registers to the others' (A registers
+        # also for the sequencer's own write, which lands a cycle after issue)
+        is_unit = Signal()
+        m.d.comb += is_unit.eq(Cat(*unit_sel.values()).any())
+        new = {"v": Mux(is_unit, rv | wv, 0), "wa": wa, "wf": Mux(is_unit, wf, 0)}
+        for k in pend:
+            union = 0
+            for u in UNITS:
+                union = union | Mux(units[u].done, 0, held[u][k])
+            m.d.sync += pend[k].eq(union | Mux(issue, new[k], 0))
 
         # ---- sequencer-executed instructions ----------------------------------------------------
         m.d.comb += next_pc.eq(pc)
@@ -423,19 +457,19 @@ class Core(wiring.Component):
         a_c = A[fld["c"]]
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
         # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
-        taken = Signal()                    # JMP issues, or a branch resolves taken
-        br_cond, br_target = Signal(), Signal.like(pc)
+        br_cond = Signal()
+        m.d.comb += br_taken.eq(br_wait & br_cond)
         m.d.comb += mul.ack.eq(issue & long_op)
         m.d.sync += br_wait.eq(0)
-        with m.If(br_wait & br_cond):
-            m.d.comb += [next_pc.eq(br_target), taken.eq(1)]
+        with m.If(br_taken):
+            m.d.comb += next_pc.eq(br_target)
         with m.If(issue):
             m.d.comb += next_pc.eq(pc1)
             with m.If(is_op["HALT"]):
-                m.d.comb += next_pc.eq(pc)
+                m.d.comb += [next_pc.eq(pc), kill.eq(1), kill_to.eq(0)]
                 m.d.sync += halted.eq(1)
             with m.If(is_op["JMP"]):
-                m.d.comb += [next_pc.eq(fld["imm"]), taken.eq(1)]
+                m.d.comb += [next_pc.eq(fld["imm"]), kill.eq(1), kill_to.eq(fld["imm"])]
             with m.If(is_op["DJNZ"] | is_op["BLTZ"]):
                 m.d.sync += [br_wait.eq(1), br_target.eq(fld["imm"]),
                              br_cond.eq(Mux(is_op["DJNZ"], a_b != 1, a_b < 0))]
@@ -467,31 +501,42 @@ class Core(wiring.Component):
         with m.If(self.start & halted):
             m.d.sync += [halted.eq(0), fault.eq(0)]
             m.d.comb += next_pc.eq(0)
-        m.d.comb += [load.eq(issue | ~ir_has), w_take.eq(load | ~w_ok), q_take.eq(w_take | ~q_ok)]
-        with m.If(taken):
-            m.d.comb += [redirect.eq(1), target.eq(next_pc)]
-        with m.If((issue & is_op["HALT"]) | (ir_valid & ~(known & fields_ok))):
-            m.d.comb += [redirect.eq(1), target.eq(0)]
+        with m.If(bad_word):
+            m.d.comb += [kill.eq(1), kill_to.eq(0)]
         with m.If(self.rom_wr.en):
             # a ROM write: nothing read now is trusted; the stream restarts at the PC (0 when halted)
-            m.d.sync += [q_ok.eq(0), w_ok.eq(0), ir_has.eq(0), s_next.eq(Mux(halted, 0, pc))]
-        with m.Elif(redirect):
-            m.d.sync += [q_ok.eq(1), q_addr.eq(target), w_ok.eq(0), ir_has.eq(0), s_next.eq(target + 1)]
+            m.d.comb += [kill.eq(1), kill_to.eq(Mux(halted, 0, pc))]
+        m.d.comb += [load.eq(issue | ~ir_has), pop.eq(load & (count != 0)), push.eq(q_ok & ~br_taken)]
+        with m.If(go):
+            m.d.sync += s_next.eq(fetch + 1)
+        m.d.sync += [redir.eq(kill), redir_to.eq(kill_to)]
+        with m.If(push):                      # (a word written as the queue empties is not counted)
+            m.d.sync += wq[wq_w].eq(rom_rd.data)
+        with m.If(kill):
+            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), wq_w.eq(0), wq_r.eq(0), ir_has.eq(0)]
+        with m.Elif(br_taken):
+            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), wq_w.eq(0), wq_r.eq(0), ir_has.eq(0)]
         with m.Else():
-            with m.If(q_take):
-                m.d.sync += [q_ok.eq(1), q_addr.eq(s_next), s_next.eq(s_next + 1)]
-            with m.If(w_take):
-                m.d.sync += [w_ok.eq(q_ok), w_word.eq(rom_rd.data)]
+            m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop), count.eq(count + push - pop)]
+            with m.If(push):
+                m.d.sync += wq_w.eq(wq_w + 1)
+            with m.If(pop):
+                m.d.sync += wq_r.eq(wq_r + 1)
             with m.If(load):
-                m.d.sync += ir_has.eq(w_ok)
+                m.d.sync += ir_has.eq(count != 0)
         m.d.sync += pc.eq(next_pc)
         with m.If(next_pc == pc1):
             m.d.sync += pc1.eq(pc1 + 1)
         with m.Elif(next_pc != pc):
             m.d.sync += pc1.eq(next_pc + 1)
 
-        # register writes: the sequencer's own, then the units' write-backs (ARGMAX's Ai last)
-        wbs = [(a_we, a_widx, a_wval), (units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
+        # register writes: the sequencer's own, a cycle after issue (its A register is pending
+        # meanwhile, `pend`), then the units' write-backs (ARGMAX's Ai last)
+        a_we_r = Signal()
+        a_widx_r = Signal.like(a_widx)
+        a_wval_r = Signal.like(a_wval)
+        m.d.sync += [a_we_r.eq(a_we), a_widx_r.eq(a_widx), a_wval_r.eq(a_wval)]
+        wbs = [(a_we_r, a_widx_r, a_wval_r), (units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
                (units["arg"].awb.en, units["arg"].awb.idx, units["arg"].awb.value),
                (units["arg"].awb2.en, units["arg"].awb2.idx, units["arg"].awb2.value)]
         for i in range(isa.N_AREGS):
