@@ -6,25 +6,30 @@ while a functional unit or a register it needs is busy. So does this one:
 
 * Fetch: the ROM (`rom_words` words, contents from `rom` at elaboration, rewritable through
   `rom_wr`) is read one word per cycle, ahead of the PC, into a queue of FETCH_DEPTH words; its
-  read address comes from registers only. The queue's head is decoded into registers, so issue
-  starts from registers. Straight-line code issues one instruction per cycle; a taken jump or
-  branch costs three bubbles (JMP redirects the stream in the cycle after it issues, DJNZ and
-  BLTZ resolve then from a registered condition), a branch not taken one.
-* Decode is derived from spec.isa: every opcode of spec.isa.OPS has a case, built from its
-  operand list (which fields are registers, which are read or written); a word spec.isa.decode
-  would reject (unknown opcode, non-zero unused field, register index out of range, bad
-  immediate) stops the core with `fault` set.
-* Issue: scalar and control instructions (SCALAR_OPS) execute in the sequencer in the cycle they
-  issue (an A register they write is written at the next edge and reserved until then); MULS, FMUL and LDE's address wait first for the sequencer's multiplier
+  read address comes from registers only. The queue's head is decoded in two registered stages
+  (P, then IR), so issue starts from registers. Instructions issue every two cycles at most
+  (below); the one after a taken jump or branch issues six cycles after it (JMP redirects the
+  stream in the cycle after it issues, DJNZ and BLTZ resolve then from a registered condition),
+  after a branch not taken three.
+* Decode is derived from spec.isa (`_decode_tables`: each opcode's operand list, which fields
+  are registers, which are read or written, which checks each field needs); a word
+  spec.isa.decode would reject (unknown opcode, non-zero unused field, register index out of
+  range, bad immediate) stops the core with `fault` set.
+* Issue: the decision is registered (an instruction is judged in one cycle and issues in the
+  next, so at most one every two cycles). Scalar and control instructions (SCALAR_OPS) execute in
+  the sequencer in the cycle they issue (an A register they write is written at the next edge and
+  reserved until then); MULS, FMUL and LDE's address wait first for the sequencer's multiplier
   (hw.core.scalar_mul: one 17x17 product per cycle, `scalar_mul.CYCLES`). The others go to their
-  unit (UNIT_OF) with their operands read at issue. An instruction issues when its unit is idle
+  unit (UNIT_OF) with their operands read at issue (A operands from registers loaded in the
+  cycle before, when the instruction was judged). An instruction issues when its unit is idle
   (nothing of it in flight) and none of its registers is reserved by an instruction in flight;
   its command reaches the unit through a register, so the unit starts a cycle after issue.
   Vector registers it reads or writes must be neither read nor written in flight (one read and
   one write port per register), A and F registers it reads or writes must not be pending a
   write. Each unit reserves its registers at issue and releases them with its `done` pulse.
   Memory order: SV waits for TMATMUL's weight reads to finish and TMATMUL waits for a store in
-  progress; loads and stores share one unit and stay in order. HALT and BARRIER wait until every unit is idle.
+  progress; loads and stores share one unit and stay in order. HALT and BARRIER wait until every
+  unit is idle.
 * Units: `lsu` (LDV SV LDG LDGT LDE LDW LDF), `vec` (ADD SUB MUL DIV EXP SIG SILU GMUL ONEM MOVV),
   `nq` (NORM QNT), `mm` (TMATMUL), `arg` (ARGMAX). They run concurrently.
 
@@ -90,6 +95,63 @@ def _role(op: isa.Op, opd: isa.Operand) -> tuple[bool, bool]:
     if opd.name in _WRITES:
         return False, True
     return True, False
+
+
+def _decode_tables() -> tuple[dict, dict, dict]:
+    """What the decoder needs from spec.isa, per opcode: ``roles[(mask, field)]`` (the opcodes
+    whose `field` names a register of `mask`: rv wv ra wa rf wf), ``checks[(field, check)]`` (the
+    opcodes that require `check` of `field`: lt8 (a V or F register), nz and le_vlmax (a U16),
+    nonneg (a LABEL), zero (a field the opcode does not use)), ``picks[(name, field)]`` (the opcodes
+    whose `field` is their vd, vs, vt, fd or base). Each value lists mnemonics."""
+    roles: dict[tuple[str, str], list[str]] = {}
+    checks: dict[tuple[str, str], list[str]] = {}
+    picks: dict[tuple[str, str], list[str]] = {}
+    for op in isa.OPS:
+        mn = op.mnemonic
+        used = {"opcode"}
+        for opd in op.operands:
+            f = opd.field
+            used.add(f)
+            r, w = _role(op, opd)
+            if opd.kind is isa.Kind.V:
+                checks.setdefault((f, "lt8"), []).append(mn)
+                if r:
+                    roles.setdefault(("rv", f), []).append(mn)
+                if w:
+                    roles.setdefault(("wv", f), []).append(mn)
+                name = {"Vd": "vd", "Vs": "vs"}.get(opd.name, "vt")     # Vt, Vg: vt
+                picks.setdefault((name, f), []).append(mn)
+            elif opd.kind is isa.Kind.A:
+                if r:
+                    roles.setdefault(("ra", f), []).append(mn)
+                if w:
+                    roles.setdefault(("wa", f), []).append(mn)
+            elif opd.kind is isa.Kind.F:
+                checks.setdefault((f, "lt8"), []).append(mn)
+                if r:
+                    roles.setdefault(("rf", f), []).append(mn)
+                if w:
+                    roles.setdefault(("wf", f), []).append(mn)
+                    picks.setdefault(("fd", f), []).append(mn)
+            elif opd.kind is isa.Kind.MEM:
+                used.add("imm")
+                roles.setdefault(("ra", f), []).append(mn)
+                picks.setdefault(("base", f), []).append(mn)
+            elif opd.kind is isa.Kind.U16:
+                checks.setdefault((f, "nz"), []).append(mn)
+                checks.setdefault((f, "le_vlmax"), []).append(mn)
+            elif opd.kind is isa.Kind.LABEL:
+                checks.setdefault((f, "nonneg"), []).append(mn)
+            # S32: any value
+        for name in isa.FIELDS:
+            if name not in used:
+                checks.setdefault((name, "zero"), []).append(mn)
+    return roles, checks, picks
+
+
+def _oh_low(oh, width: int):
+    """The one-hot of an index's low log2(width) bits from the one-hot of the index."""
+    return Cat(*(oh[i] | oh[i + width] for i in range(width)))
 
 
 def rom_write_signature(rom_words: int) -> wiring.Signature:
@@ -189,12 +251,13 @@ class Core(wiring.Component):
         #   F   the read address: the sequential stream `s_next`, or a redirect's target;
         #   Q   the block RAM's output (late in its cycle), written straight into the queue;
         #   W   the queue (FETCH_DEPTH words in flip-flops), read at its head;
-        #   IR  the head word decoded into registers, so issue starts from registers.
+        #   P   the head word predecoded into registers (see "decode");
+        #   IR  the instruction decoded into registers, so issue starts from registers.
         # A read is started when the queue has room counting the read in flight (`fill`). A jump,
         # HALT or fault empties the queue at issue and redirects the stream in the next cycle; DJNZ
         # and BLTZ resolve a cycle after issue from a registered condition and redirect then. Either
-        # way a taken jump or branch costs three bubbles, a branch not taken one. HALT and a fault
-        # redirect to 0, so a `start` finds the word at 0 decoded.
+        # way the target's word is in IR five cycles after the jump or branch issued. HALT and a
+        # fault redirect to 0, so a `start` finds the word at 0 decoded.
         m.submodules.rom = rom = memory.Memory(shape=isa.WORD_BITS, depth=cfg.rom_words, init=self._rom)
         rom_rd = rom.read_port()
         rom_wp = rom.write_port()
@@ -228,11 +291,48 @@ class Core(wiring.Component):
         ir_valid = Signal()
         m.d.comb += ir_valid.eq(ir_ok & ~halted & ~regs.clearing)
 
-        # ---- decode (from spec.isa) of the W word, registered ------------------------------------
+        # ---- decode (from spec.isa), in two registered stages ----------------------------------
+        # P (loaded from the queue's head): the word's fields, what depends on the opcode alone
+        # (the opcode one-hot, its unit, each field's role and checks, which field names Vd, Vs, ...)
+        # and what depends on one field alone (its one-hot register index, its checks). IR (loaded
+        # from P when `load`): the instruction decoded, every item an AND-OR of a few P bits.
         word = w_word
         d_fld = {name: Signal(width, name=f"d_{name}") for name, (_, width) in isa.FIELDS.items()}
         for name, (lsb, width) in isa.FIELDS.items():
             m.d.comb += d_fld[name].eq(word[lsb:lsb + width])
+
+        def onehot(idx, n):
+            return (Const(1, n) << idx)[:n]
+
+        roles, checks, picks = _decode_tables()
+        p_has = Signal()
+        p_fld = {name: Signal(width, name=f"p_{name}") for name, (_, width) in isa.FIELDS.items()}
+        p_op = {op.mnemonic: Signal(name=f"p_op_{op.mnemonic}") for op in isa.OPS}
+        p_role = {rf: Signal(name=f"p_role_{rf[0]}_{rf[1]}") for rf in roles}
+        p_need = {fc: Signal(name=f"p_need_{fc[0]}_{fc[1]}") for fc in checks}
+        p_pick = {nf: Signal(name=f"p_pick_{nf[0]}_{nf[1]}") for nf in picks}
+        p_pass = {fc: Signal(name=f"p_pass_{fc[0]}_{fc[1]}") for fc in checks}
+        idx_fields = {f for (_, f) in roles} | {f for (_, f) in picks}
+        p_oh = {f: Signal(isa.N_AREGS, name=f"p_oh_{f}") for f in idx_fields}
+        is_code = {op.mnemonic: d_fld["opcode"] == op.code for op in isa.OPS}
+
+        def any_op(mnemonics):
+            return Cat(*(is_code[mn] for mn in mnemonics)).any()
+
+        def passes(f, chk):
+            v = d_fld[f]
+            return {"lt8": v < isa.N_VREGS, "nz": v != 0, "le_vlmax": v <= isa.VL_MAX,
+                    "nonneg": ~v[isa.IMM_BITS - 1] if f == "imm" else Const(1), "zero": v == 0}[chk]
+
+        p_load = Signal()                     # P takes the queue's head (or empties)
+        with m.If(p_load):
+            m.d.sync += [p_fld[k].eq(d_fld[k]) for k in p_fld]
+            m.d.sync += [p_op[mn].eq(is_code[mn]) for mn in p_op]
+            m.d.sync += [p_role[rf].eq(any_op(ops)) for rf, ops in roles.items()]
+            m.d.sync += [p_need[fc].eq(any_op(ops)) for fc, ops in checks.items()]
+            m.d.sync += [p_pick[nf].eq(any_op(ops)) for nf, ops in picks.items()]
+            m.d.sync += [p_pass[fc].eq(passes(*fc)) for fc in checks]
+            m.d.sync += [p_oh[f].eq(onehot(d_fld[f][:4], isa.N_AREGS)) for f in p_oh]
 
         shapes = {
             "known": 1, "fields_ok": 1, "rv": isa.N_VREGS, "wv": isa.N_VREGS, "ra": isa.N_AREGS,
@@ -242,76 +342,35 @@ class Core(wiring.Component):
         shapes |= {f"u_{u}": 1 for u in UNITS}
         shapes |= {f"op_{op.mnemonic}": 1 for op in isa.OPS}
         dec = {k: Signal(v, name=f"dec_{k}") for k, v in shapes.items()}
+        m.d.comb += dec["known"].eq(Cat(*p_op.values()).any())
+        m.d.comb += [dec[f"op_{mn}"].eq(p_op[mn]) for mn in p_op]
+        for u in UNITS:
+            m.d.comb += dec[f"u_{u}"].eq(Cat(*(p_op[mn] for mn in p_op if UNIT_OF.get(mn) == u)).any())
+        for key in ("rv", "wv", "ra", "wa", "rf", "wf"):
+            width = len(dec[key])
+            v = Const(0, width)
+            for (k, f), sig in p_role.items():
+                if k == key:
+                    # a V or F register is a field's low 3 bits (the `lt8` check refuses the rest)
+                    v = v | Mux(sig, p_oh[f][:width] if width == isa.N_AREGS else _oh_low(p_oh[f], width), 0)
+            m.d.comb += dec[key].eq(v)
+        ok = Const(1)
+        for fc in checks:
+            ok = ok & (~p_need[fc] | p_pass[fc])
+        m.d.comb += dec["fields_ok"].eq(ok)
+        for name in ("vd", "vs", "vt", "fd", "base"):
+            width = len(dec[name])
+            v = Const(0, width)
+            for (n, f), sig in p_pick.items():
+                if n == name:
+                    v = v | Mux(sig, p_fld[f][:width], 0)
+            m.d.comb += dec[name].eq(v)
 
-        def onehot(idx, n):
-            return (Const(1, n) << idx)[:n]
-
-        with m.Switch(d_fld["opcode"]):
-            for op in isa.OPS:
-                with m.Case(op.code):
-                    m.d.comb += [dec["known"].eq(1), dec[f"op_{op.mnemonic}"].eq(1)]
-                    if op.mnemonic in UNIT_OF:
-                        m.d.comb += dec[f"u_{UNIT_OF[op.mnemonic]}"].eq(1)
-                    used = {"opcode"}
-                    conds = []
-                    masks = {"rv": [], "wv": [], "ra": [], "wa": [], "rf": [], "wf": []}
-                    for opd in op.operands:
-                        f = d_fld[opd.field]
-                        used.add(opd.field)
-                        r, w = _role(op, opd)
-                        if opd.kind is isa.Kind.V:
-                            conds.append(f < isa.N_VREGS)
-                            if r:
-                                masks["rv"].append(onehot(f[:3], isa.N_VREGS))
-                            if w:
-                                masks["wv"].append(onehot(f[:3], isa.N_VREGS))
-                            if opd.name == "Vd":
-                                m.d.comb += dec["vd"].eq(f[:3])
-                            elif opd.name == "Vs":
-                                m.d.comb += dec["vs"].eq(f[:3])
-                            else:                       # Vt, Vg
-                                m.d.comb += dec["vt"].eq(f[:3])
-                        elif opd.kind is isa.Kind.A:
-                            if r:
-                                masks["ra"].append(onehot(f, isa.N_AREGS))
-                            if w:
-                                masks["wa"].append(onehot(f, isa.N_AREGS))
-                        elif opd.kind is isa.Kind.F:
-                            conds.append(f < isa.N_FREGS)
-                            if r:
-                                masks["rf"].append(onehot(f[:3], isa.N_FREGS))
-                            if w:
-                                masks["wf"].append(onehot(f[:3], isa.N_FREGS))
-                                m.d.comb += dec["fd"].eq(f[:3])
-                        elif opd.kind is isa.Kind.MEM:
-                            used.add("imm")
-                            masks["ra"].append(onehot(f, isa.N_AREGS))
-                            m.d.comb += dec["base"].eq(f)
-                        elif opd.kind is isa.Kind.U16:
-                            conds.append(f != 0)
-                            conds.append(f <= isa.VL_MAX)
-                        elif opd.kind is isa.Kind.LABEL:
-                            conds.append(~f[isa.IMM_BITS - 1])
-                        # S32: any value
-                    for name in isa.FIELDS:
-                        if name not in used:
-                            conds.append(d_fld[name] == 0)
-                    ok = Const(1)
-                    for c in conds:
-                        ok = ok & c
-                    m.d.comb += dec["fields_ok"].eq(ok)
-                    for key, parts in masks.items():
-                        if parts:
-                            v = parts[0]
-                            for part in parts[1:]:
-                                v = v | part
-                            m.d.comb += dec[key].eq(v)
-
-        # the registered copies the issue logic works on (IR), loaded with W's word when `load`
+        # the registered copies the issue logic works on (IR), loaded from P when `load`
         fld = {name: Signal(width, name=f"f_{name}") for name, (_, width) in isa.FIELDS.items()}
         reg = {k: Signal.like(v, name=f"ir_{k}") for k, v in dec.items()}
         with m.If(load):
-            m.d.sync += [fld[k].eq(d_fld[k]) for k in fld]
+            m.d.sync += [fld[k].eq(p_fld[k]) for k in fld]
             m.d.sync += [reg[k].eq(dec[k]) for k in dec]
         known, fields_ok = reg["known"], reg["fields_ok"]
         rv, wv, ra, wa, rf, wf = (reg[k] for k in ("rv", "wv", "ra", "wa", "rf", "wf"))
@@ -321,7 +380,14 @@ class Core(wiring.Component):
         imm_s = Signal(signed(isa.IMM_BITS))
         m.d.comb += imm_s.eq(fld["imm"])
         base_val = Signal(signed(A_BITS))    # A[base] + offset of a MEM operand
-        m.d.comb += base_val.eq(A[reg["base"]] + imm_s)
+        # The A operands, read into registers every cycle: an instruction issues in the cycle after
+        # the one that judged it (`ok`), and no write to a register it reads can land between the
+        # two (a write lands at most a cycle after its instruction issued or with its unit's `done`,
+        # and the register is reserved until then), so these hold its operands when it issues.
+        opa = {f: Signal(signed(A_BITS), name=f"opa_{f}", reset_less=True) for f in ("b", "c", "d", "base")}
+        m.d.sync += [opa[f].eq(A[fld[f]]) for f in ("b", "c", "d")]
+        m.d.sync += opa["base"].eq(A[reg["base"]])
+        m.d.comb += base_val.eq(opa["base"] + imm_s)
 
         # ---- scoreboard ---------------------------------------------------------------------------
         # Per unit, the registers its instruction in flight holds (set at issue, cleared by `done`);
@@ -350,30 +416,43 @@ class Core(wiring.Component):
 
         ready_to_go = Signal()  # everything but a multiply's result and the unit's readiness
         br_wait = Signal()      # the cycle after a conditional branch issued: it resolves (below)
-        m.d.comb += ready_to_go.eq(ir_valid & known & fields_ok & ~hazard & special_ok & ~br_wait)
+        ready_unless_halted = Signal()
+        m.d.comb += [
+            ready_unless_halted.eq(ir_ok & ~regs.clearing & known & fields_ok & ~hazard & special_ok & ~br_wait),
+            ready_to_go.eq(ready_unless_halted & ~halted),
+        ]
 
         # ---- MULS, FMUL and LDE's address: one 17x17 multiplier, a partial product per cycle -----------
         long_op = Signal()
         m.d.comb += long_op.eq(is_op["MULS"] | is_op["FMUL"] | is_op["LDE"])
         m.submodules.smul = mul = ScalarMultiplier()
-        # the start is registered: the operands are still the instruction's in the next cycle
+        # the start is registered: the operands (`opa`: the A registers of the cycle before) are
+        # still the instruction's in the next cycle
         m.d.sync += mul.start.eq(ready_to_go & long_op & ~mul.busy & ~mul.ready & ~mul.start)
         m.d.comb += [mul.op.eq(Mux(is_op["FMUL"], MulOp.FMUL, Mux(is_op["LDE"], MulOp.LDE, MulOp.MULS))),
-                     mul.x.eq(A[fld["b"]]), mul.y.eq(A[fld["c"]]), mul.base.eq(base_val),
+                     mul.x.eq(opa["b"]), mul.y.eq(opa["c"]), mul.base.eq(base_val),
                      mul.fb.eq(F[fld["b"][:3]]), mul.fc.eq(F[fld["c"][:3]])]
         with m.If(is_op["LDE"]):
-            m.d.comb += [mul.x.eq(A[fld["c"]]), mul.y.eq(VL)]
+            m.d.comb += [mul.x.eq(opa["c"]), mul.y.eq(VL)]
         with m.If(is_op["FMUL"]):
             m.d.comb += [mul.x.eq(F[fld["b"][:3]].mantissa), mul.y.eq(F[fld["c"][:3]].mantissa)]
 
-        can = Signal()          # everything but the unit's readiness
-        m.d.comb += can.eq(ready_to_go & (~long_op | mul.ready))
+        can = Signal()          # everything but the unit's readiness and `halted`
+        m.d.comb += can.eq(ready_unless_halted & (~long_op | mul.ready))
         # a unit instruction issues when its unit has nothing in flight (`busy`, set at issue and
         # cleared by the unit's `done`): its command goes to the unit through a register (below)
         unit_busy = Signal()
         m.d.comb += unit_busy.eq(Cat(*(unit_sel[u] & busy[u] for u in UNITS)).any())
+        # The issue decision is registered: `ok` judges the instruction in IR in one cycle, and it
+        # issues in the next, when nothing can have changed the verdict: only an issue adds a busy
+        # unit or a reserved register (done pulses, taken tokens and a multiplier's result only free
+        # things), so `ok` is not carried across an issue, a redirect or a ROM write. While halted
+        # the word at 0 is judged, so that it issues in the cycle after a `start`. An
+        # instruction thus takes at least two cycles; a 370m token issues about 2,000 of them in
+        # over a million cycles, and every register `issue` enables is a short path away from it.
+        ok = Signal()
+        m.d.comb += ok.eq(can & ~unit_busy)
         issue = Signal()
-        m.d.comb += issue.eq(can & ~unit_busy)
         m.d.comb += self.issued.eq(issue)
         m.d.comb += [
             self.waiting.eq(ir_valid & is_op["TOKIN"] & ~self.tok_in.valid),
@@ -404,11 +483,11 @@ class Core(wiring.Component):
         with m.If(is_op["LDW"]):
             m.d.comb += cmd.ad.eq(fld["a"])
         with m.If(is_op["TMATMUL"]):
-            m.d.comb += [cmd.addr.eq(A[fld["c"]]), cmd.sf.eq(F[fld["d"][:3]])]
+            m.d.comb += [cmd.addr.eq(opa["c"]), cmd.sf.eq(F[fld["d"][:3]])]
         with m.If(is_op["NORM"] | is_op["QNT"]):
-            m.d.comb += cmd.s0.eq(A[fld["d"]])
+            m.d.comb += cmd.s0.eq(opa["d"])
         with m.If(is_op["ARGMAX"]):
-            m.d.comb += [cmd.ad.eq(fld["a"]), cmd.at.eq(fld["b"]), cmd.s0.eq(A[fld["b"]]), cmd.s1.eq(A[fld["d"]])]
+            m.d.comb += [cmd.ad.eq(fld["a"]), cmd.at.eq(fld["b"]), cmd.s0.eq(opa["b"]), cmd.s1.eq(opa["d"])]
         # The command register of each unit: loaded at issue, offered until the unit takes it (an
         # idle unit takes it in the next cycle). Fields a unit does not use are trimmed by synthesis.
         for u in UNITS:
@@ -453,8 +532,8 @@ class Core(wiring.Component):
         a_wval = Signal(signed(A_BITS))
         f_we = Signal()
         f_wval = Signal(sf_layout())
-        a_b = A[fld["b"]]
-        a_c = A[fld["c"]]
+        a_b = opa["b"]
+        a_c = opa["c"]
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
         # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
         br_cond = Signal()
@@ -506,24 +585,28 @@ class Core(wiring.Component):
         with m.If(self.rom_wr.en):
             # a ROM write: nothing read now is trusted; the stream restarts at the PC (0 when halted)
             m.d.comb += [kill.eq(1), kill_to.eq(Mux(halted, 0, pc))]
-        m.d.comb += [load.eq(issue | ~ir_has), pop.eq(load & (count != 0)), push.eq(q_ok & ~br_taken)]
+        m.d.comb += [load.eq(issue | ~ir_has), p_load.eq(load | ~p_has), pop.eq(p_load & (count != 0)),
+                     push.eq(q_ok & ~br_taken)]
         with m.If(go):
             m.d.sync += s_next.eq(fetch + 1)
         m.d.sync += [redir.eq(kill), redir_to.eq(kill_to)]
+        m.d.sync += issue.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
         with m.If(push):                      # (a word written as the queue empties is not counted)
             m.d.sync += wq[wq_w].eq(rom_rd.data)
         with m.If(kill):
-            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), wq_w.eq(0), wq_r.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), wq_w.eq(0), wq_r.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Elif(br_taken):
-            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), wq_w.eq(0), wq_r.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), wq_w.eq(0), wq_r.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Else():
             m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop), count.eq(count + push - pop)]
             with m.If(push):
                 m.d.sync += wq_w.eq(wq_w + 1)
             with m.If(pop):
                 m.d.sync += wq_r.eq(wq_r + 1)
+            with m.If(p_load):
+                m.d.sync += p_has.eq(count != 0)
             with m.If(load):
-                m.d.sync += ir_has.eq(count != 0)
+                m.d.sync += ir_has.eq(p_has)
         m.d.sync += pc.eq(next_pc)
         with m.If(next_pc == pc1):
             m.d.sync += pc1.eq(pc1 + 1)
