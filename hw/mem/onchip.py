@@ -5,12 +5,13 @@ RAM, initialised from bytes at configuration.
     mem = OnChipMemory(beat_bytes=16, init=image_bytes + bytes(state_bytes), clear_from=len(image_bytes))
     connect(m, accelerator.mem, mem.port)
 
-One `amaranth.lib.memory.Memory` of beat-wide words (one word per line; byte i of line L is byte
-``L * beat_bytes + i``, little-endian, as the port defines), one synchronous read port and one
-write port with byte enables. Commands are served one at a time in command order (so a read sees
+Banks of `amaranth.lib.memory.Memory` of beat-wide words (one word per line; byte i of line L is
+byte ``L * beat_bytes + i``, little-endian, as the port defines; `bank_lines` lines a bank), each
+with one synchronous read port and one write port with byte enables. Commands are served one at a time in command order (so a read sees
 every earlier write): a command is accepted when the previous one has issued its last beat; a
-read's first beat is offered two cycles after its command was accepted, then one beat per cycle
-while `rd.ready` is high; write beats are taken one per cycle, byte masks honoured.
+read's first beat is offered five cycles after its command was accepted (the line's address, the
+banks' outputs, the addressed bank's word and the read FIFO are registers), then one beat per
+cycle while `rd.ready` is high; write beats are taken one per cycle, byte masks honoured.
 
 `clear` (a level or a pulse, while the port is idle or not) aborts the command in progress and
 writes zeros to lines [clear_from / beat_bytes, depth), one line per cycle, with `clearing` high
@@ -20,13 +21,21 @@ its beats past the end are read as garbage and written nowhere.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Array, Module, ResetInserter, Signal
 from amaranth.lib import memory, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, flipped
 
 from hw.mem.port import MemPortSignature
 
-__all__ = ["OnChipMemory"]
+__all__ = ["BANK_LINES", "OnChipMemory", "READ_FIFO"]
+
+#: Lines per block RAM bank (the 512 x 36 shape of an ECP5 DP16KD): each bank's read data is
+#: registered next to it, and the addressed bank's word is chosen in a stage of its own.
+BANK_LINES = 512
+
+#: Words the read FIFO holds: the three reads in flight plus room to stream one beat per cycle.
+READ_FIFO = 8
 
 
 class OnChipMemory(wiring.Component):
@@ -40,6 +49,8 @@ class OnChipMemory(wiring.Component):
         Initial contents from address 0; padded with zeros to whole lines (and to `depth`).
     depth : int, optional
         Lines of memory (default: the lines `init` needs).
+    bank_lines : int, optional
+        Lines per block RAM bank (a power of two; default BANK_LINES).
     clear_from : int, optional
         Byte address (a multiple of `beat_bytes`) from which `clear` zeroes the memory (default:
         the end of memory: `clear` only aborts the command in progress).
@@ -53,7 +64,8 @@ class OnChipMemory(wiring.Component):
     error : Out(1)
     """
 
-    def __init__(self, beat_bytes: int, init: bytes, *, depth: int | None = None, clear_from: int | None = None):
+    def __init__(self, beat_bytes: int, init: bytes, *, depth: int | None = None, clear_from: int | None = None,
+                 bank_lines: int = BANK_LINES):
         sig = MemPortSignature(beat_bytes)          # validates beat_bytes
         init = bytes(init)
         need = -(-len(init) // beat_bytes)
@@ -69,7 +81,10 @@ class OnChipMemory(wiring.Component):
                              f"got {clear_from}")
         self._beat = beat_bytes
         self._depth = depth
+        if not isinstance(bank_lines, int) or bank_lines < 1 or bank_lines & (bank_lines - 1):
+            raise ValueError(f"bank_lines must be a power of two, got {bank_lines!r}")
         self._clear_line = clear_from // beat_bytes
+        self._bank_lines = bank_lines
         init = init + bytes(need * beat_bytes - len(init))
         self._init = [int.from_bytes(init[i:i + beat_bytes], "little") for i in range(0, len(init), beat_bytes)]
         super().__init__({"port": In(sig), "clear": In(1), "clearing": Out(1), "error": Out(1)})
@@ -86,49 +101,64 @@ class OnChipMemory(wiring.Component):
         m = Module()
         beat, depth = self._beat, self._depth
         port = flipped(self.port)       # initiator's view: cmd/wr in from it, rd out to it
-        m.submodules.mem = mem = memory.Memory(shape=8 * beat, depth=depth, init=self._init)
-        rp = mem.read_port()
-        wp = mem.write_port(granularity=8)
+        lg = max(0, (min(self._bank_lines, depth) - 1).bit_length())
+        lines = 1 << lg                 # lines per bank
+        n_banks = -(-depth // lines)
+        banks = []
+        for b in range(n_banks):
+            mem = m.submodules[f"bank{b}"] = memory.Memory(
+                shape=8 * beat, depth=lines, init=self._init[b * lines:(b + 1) * lines])
+            banks.append((mem.read_port(), mem.write_port(granularity=8)))
 
         line = Signal.like(port.cmd.payload.addr)   # next line of the command in progress (may be past the end)
         left = Signal(16)                       # beats still to issue
         write = Signal()
-        rd_valid = Signal()                     # rp.data holds a beat for rd
         clr = Signal(range(depth + 1))
-
-        # a read is issued into the read port's output register whenever that register is free or
-        # being emptied; when nothing is issued the register is refilled with a don't-care word
-        advance = ~rd_valid | port.rd.ready
-        issue = advance & (left != 0) & ~write & ~self.clearing
+        # Reads: issue (every bank reads the line's offset) -> the banks' outputs registered (v2) ->
+        # the addressed bank's word registered (v3) -> a FIFO whose output is the rd stream. A read
+        # is issued while the words in flight and queued (`pend`) leave room in the FIFO.
+        m.submodules.fifo = fifo = ResetInserter(self.clear)(SyncFIFOBuffered(width=8 * beat, depth=READ_FIFO))
+        pend = Signal(range(READ_FIFO + 1))
+        v1, v2, v3 = Signal(), Signal(), Signal()
+        s1, s2 = Signal(range(max(2, n_banks))), Signal(range(max(2, n_banks)))
+        bank_q = Array(Signal(8 * beat, name=f"bank{b}_q", reset_less=True) for b in range(n_banks))
+        d3 = Signal(8 * beat, reset_less=True)
+        issue = (left != 0) & ~write & ~self.clearing & (pend < READ_FIFO)
+        taken = port.rd.valid & port.rd.ready
+        for b, (rp, _) in enumerate(banks):
+            m.d.comb += rp.addr.eq(line[:lg])
+            m.d.sync += bank_q[b].eq(rp.data)
+        m.d.sync += [v1.eq(issue), s1.eq(line[lg:]), v2.eq(v1), s2.eq(s1), v3.eq(v2), d3.eq(bank_q[s2]),
+                     pend.eq(pend + issue - taken)]
         m.d.comb += [
-            rp.addr.eq(line), rp.en.eq(advance),
-            port.rd.valid.eq(rd_valid), port.rd.payload.data.eq(rp.data),
+            fifo.w_en.eq(v3), fifo.w_data.eq(d3),
+            port.rd.valid.eq(fifo.r_rdy), port.rd.payload.data.eq(fifo.r_data), fifo.r_en.eq(port.rd.ready),
             port.cmd.ready.eq((left == 0) & ~self.clearing & ~self.clear),
             port.wr.ready.eq((left != 0) & write & ~self.clearing),
         ]
-        with m.If(advance):
-            m.d.sync += rd_valid.eq(issue)
         with m.If(issue):
             m.d.sync += [line.eq(line + 1), left.eq(left - 1)]
-
         with m.If(port.wr.valid & port.wr.ready):
-            m.d.comb += [wp.addr.eq(line), wp.data.eq(port.wr.payload.data)]
-            with m.If(line < depth):
-                m.d.comb += wp.en.eq(port.wr.payload.mask)
+            for b, (_, wp) in enumerate(banks):
+                m.d.comb += [wp.addr.eq(line[:lg]), wp.data.eq(port.wr.payload.data)]
+                with m.If((line < depth) & (line[lg:] == b)):
+                    m.d.comb += wp.en.eq(port.wr.payload.mask)
             m.d.sync += [line.eq(line + 1), left.eq(left - 1)]
-
         with m.If(port.cmd.valid & port.cmd.ready):
             c = port.cmd.payload
             m.d.sync += [line.eq(c.addr), left.eq(c.len), write.eq(c.write)]
             with m.If(c.addr + c.len > depth):
                 m.d.sync += self.error.eq(1)
-
-        # clearing: abort, then zero [clear_line, depth) through the write port
+        # clearing: abort (the reads in flight and queued are dropped), then zero [clear_line, depth)
+        # through the write ports
         with m.If(self.clear):
-            m.d.sync += [left.eq(0), rd_valid.eq(0), clr.eq(self._clear_line),
+            m.d.sync += [left.eq(0), v1.eq(0), v2.eq(0), v3.eq(0), pend.eq(0), clr.eq(self._clear_line),
                          self.clearing.eq(self._clear_line < depth)]
         with m.Elif(self.clearing):
-            m.d.comb += [wp.addr.eq(clr), wp.data.eq(0), wp.en.eq(-1)]
+            for b, (_, wp) in enumerate(banks):
+                m.d.comb += [wp.addr.eq(clr[:lg]), wp.data.eq(0)]
+                with m.If(clr[lg:] == b):
+                    m.d.comb += wp.en.eq(-1)
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == depth - 1):
                 m.d.sync += self.clearing.eq(0)

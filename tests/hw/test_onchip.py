@@ -49,12 +49,13 @@ def _run(dut, processes, limit_s: float = 1e-3) -> None:
     sim.run_until(limit_s)
 
 
-@pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
-def test_reads_and_masked_writes_match_the_model(p):
-    rng = random.Random(int(p * 100) + 1)
+@pytest.mark.parametrize("p,bank_lines", [(0.0, 512), (0.3, 512), (0.7, 512), (0.3, 8), (0.7, 16)])
+def test_reads_and_masked_writes_match_the_model(p, bank_lines):
+    """One bank (the default bank size) and several (48 lines in banks of 8 or 16)."""
+    rng = random.Random(int(p * 100) + bank_lines)
     init = bytes(rng.getrandbits(8) for _ in range(LINES * BEAT - 5))      # not a whole line: padded
     model = bytearray(init) + bytearray(5)
-    dut = OnChipMemory(BEAT, init)
+    dut = OnChipMemory(BEAT, init, bank_lines=bank_lines)
     assert dut.depth == LINES
     cmds = _commands(rng, 150, LINES, BEAT, model)
     done = []
@@ -97,10 +98,11 @@ def test_back_to_back_reads_stream_one_beat_per_cycle():
     assert cycles[-16:] == [1] * 16, "a burst's beats are not back to back"
 
 
-def test_clear_zeroes_from_clear_from_and_keeps_the_rest():
+@pytest.mark.parametrize("bank_lines", [512, 16])
+def test_clear_zeroes_from_clear_from_and_keeps_the_rest(bank_lines):
     rng = random.Random(5)
     init = bytes(rng.getrandbits(8) for _ in range(LINES * BEAT))
-    dut = OnChipMemory(BEAT, init, clear_from=40 * BEAT)
+    dut = OnChipMemory(BEAT, init, clear_from=40 * BEAT, bank_lines=bank_lines)
 
     async def bench(ctx):
         # a read in progress is aborted by clear
@@ -145,3 +147,5 @@ def test_arguments_are_checked():
         OnChipMemory(8, bytes(64), clear_from=12)
     with pytest.raises(ValueError, match="power of two"):
         OnChipMemory(12, bytes(64))
+    with pytest.raises(ValueError, match="bank_lines"):
+        OnChipMemory(8, bytes(64), bank_lines=12)
