@@ -7,11 +7,12 @@ RAM, initialised from bytes at configuration.
 
 Banks of `amaranth.lib.memory.Memory` of beat-wide words (one word per line; byte i of line L is
 byte ``L * beat_bytes + i``, little-endian, as the port defines; `bank_lines` lines a bank), each
-with one synchronous read port and one write port with byte enables. Commands are served one at a time in command order (so a read sees
-every earlier write): a command is accepted when the previous one has issued its last beat; a
-read's first beat is offered five cycles after its command was accepted (the line's address, the
-banks' outputs, the addressed bank's word and the read FIFO are registers), then one beat per
-cycle while `rd.ready` is high; write beats are taken one per cycle, byte masks honoured.
+with one synchronous read port and one write port with byte enables. Commands are served one at a
+time in command order (so a read sees every earlier write): a command is accepted when the previous
+one has issued its last beat; a read's first beat is offered five cycles after its command was
+accepted (the line's address, the banks' outputs, the addressed bank's word and the read FIFO are
+registers), then one beat per cycle while `rd.ready` is high; write beats are taken one per cycle,
+byte masks honoured.
 
 `clear` (a level or a pulse, while the port is idle or not) aborts the command in progress and
 writes zeros to lines [clear_from / beat_bytes, depth), one line per cycle, with `clearing` high
