@@ -446,13 +446,18 @@ class Core(wiring.Component):
         # The issue decision is registered: `ok` judges the instruction in IR in one cycle, and it
         # issues in the next, when nothing can have changed the verdict: only an issue adds a busy
         # unit or a reserved register (done pulses, taken tokens and a multiplier's result only free
-        # things), so `ok` is not carried across an issue, a redirect or a ROM write. While halted
+        # things), so `ok` is not carried across an issue, a redirect or a ROM write. The one thing
+        # outside the core that may withdraw is a token offered on tok_in, so TOKIN takes its token
+        # in the judging cycle (`tok_in.ready` is the issue decision for the next cycle) and
+        # writes it to its A register when it issues. While halted
         # the word at 0 is judged, so that it issues in the cycle after a `start`. An
         # instruction thus takes at least two cycles; a 370m token issues about 2,000 of them in
         # over a million cycles, and every register `issue` enables is a short path away from it.
         ok = Signal()
         m.d.comb += ok.eq(can & ~unit_busy)
-        issue = Signal()
+        issue = Signal()        # registered: `go_next` of the cycle before
+        go_next = Signal()
+        tok_r = Signal.like(self.tok_in.payload)
         m.d.comb += self.issued.eq(issue)
         m.d.comb += [
             self.waiting.eq(ir_valid & is_op["TOKIN"] & ~self.tok_in.valid),
@@ -567,14 +572,16 @@ class Core(wiring.Component):
             with m.If(is_op["MULS"]):
                 m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(mul.result)]
             with m.If(is_op["TOKIN"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(self.tok_in.payload)]
+                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(tok_r)]
             with m.If(is_op["FMUL"]):
                 m.d.comb += [f_we.eq(1), f_wval.eq(mul.f_result)]
             with m.If(is_op["TOKOUT"]):
                 m.d.sync += [self.tok_out.valid.eq(1), self.tok_out.payload.eq(a_b)]
         with m.If(self.tok_out.valid & self.tok_out.ready):
             m.d.sync += self.tok_out.valid.eq(0)
-        m.d.comb += self.tok_in.ready.eq(issue & is_op["TOKIN"])
+        m.d.comb += self.tok_in.ready.eq(go_next & is_op["TOKIN"])
+        with m.If(self.tok_in.valid & self.tok_in.ready):
+            m.d.sync += tok_r.eq(self.tok_in.payload)
 
         # the stream (see "fetch" above)
         with m.If(self.start & halted):
@@ -590,7 +597,8 @@ class Core(wiring.Component):
         with m.If(go):
             m.d.sync += s_next.eq(fetch + 1)
         m.d.sync += [redir.eq(kill), redir_to.eq(kill_to)]
-        m.d.sync += issue.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
+        m.d.comb += go_next.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
+        m.d.sync += issue.eq(go_next)
         with m.If(push):                      # (a word written as the queue empties is not counted)
             m.d.sync += wq[wq_w].eq(rom_rd.data)
         with m.If(kill):
