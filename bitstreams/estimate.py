@@ -18,12 +18,12 @@ The RTLIL (amaranth.back.rtlil, one module per instance) is read as text:
 * LUTs: a cost per cell by kind and width (`LUT_COST`: an adder or comparator one LUT per bit,
   equality half, a mux half per bit, barrel shifters by their stages, bitwise logic a quarter, as
   it mostly merges into neighbouring LUTs; a process's case arms as muxes), scaled per family by
-  `FAMILY_SCALE`, fitted to measured syntheses: ECP5 to the two ULX3S board designs with the
-  pipelined units, before the registered register-file reads (the `ecp5` config: 61,853 LUT4 from
-  yosys; beat 64 with one vector lane: 50,198; the scale 0.66 puts both within 19 %), iCE40 to
-  the `ice40` config on the iCEBreaker (60,695 logic cells, docs/boards.md).
+  `FAMILY_SCALE`, fitted to measured syntheses: ECP5 to two earlier ULX3S board designs (the
+  `ecp5` config: 61,853 LUT4 from yosys; beat 64 with one vector lane: 50,198; the scale 0.66 put
+  both within 19 %), iCE40 to the `ice40` config on the iCEBreaker (60,695 logic cells).
 
-It is an estimate (tests/bitstreams/test_estimate.py holds it within 25 % of those builds): good
+It is an estimate: tests/bitstreams/test_estimate.py holds it within 25 % of the present core's
+builds (`python -m bitstreams --board ulx3s_85f [--vector-lanes 1]`, `--board icebreaker`): good
 for "does not fit by a factor", not for a last few percent, so `make bitstream` refuses only
 beyond `REFUSE_FACTOR` of a resource, or any DSP or block RAM over the device's count.
 """

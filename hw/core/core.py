@@ -99,8 +99,9 @@ def _role(op: isa.Op, opd: isa.Operand) -> tuple[bool, bool]:
 
 def _decode_tables() -> tuple[dict, dict, dict]:
     """What the decoder needs from spec.isa, per opcode: ``roles[(mask, field)]`` (the opcodes
-    whose `field` names a register of `mask`: rv wv ra wa rf wf), ``checks[(field, check)]`` (the
-    opcodes that require `check` of `field`: lt8 (a V or F register), nz and le_vlmax (a U16),
+    whose `field` names a register of `mask`: rv wv ra wa rf wf), ``checks[(check, field)]`` (the
+    opcodes that require `check` of `field`: vreg and freg (a V or F register index in range), nz
+    and le_vlmax (a U16),
     nonneg (a LABEL), zero (a field the opcode does not use)), ``picks[(name, field)]`` (the opcodes
     whose `field` is their vd, vs, vt, fd or base). Each value lists mnemonics."""
     roles: dict[tuple[str, str], list[str]] = {}
@@ -108,44 +109,40 @@ def _decode_tables() -> tuple[dict, dict, dict]:
     picks: dict[tuple[str, str], list[str]] = {}
     for op in isa.OPS:
         mn = op.mnemonic
+
+        def add(table, key, field, mn=mn):
+            table.setdefault((key, field), []).append(mn)
+
         used = {"opcode"}
         for opd in op.operands:
             f = opd.field
             used.add(f)
             r, w = _role(op, opd)
+            if opd.kind in (isa.Kind.V, isa.Kind.A, isa.Kind.F):
+                kind = {isa.Kind.V: "v", isa.Kind.A: "a", isa.Kind.F: "f"}[opd.kind]
+                for flag, key in ((r, f"r{kind}"), (w, f"w{kind}")):
+                    if flag:
+                        add(roles, key, f)
             if opd.kind is isa.Kind.V:
-                checks.setdefault((f, "lt8"), []).append(mn)
-                if r:
-                    roles.setdefault(("rv", f), []).append(mn)
-                if w:
-                    roles.setdefault(("wv", f), []).append(mn)
-                name = {"Vd": "vd", "Vs": "vs"}.get(opd.name, "vt")     # Vt, Vg: vt
-                picks.setdefault((name, f), []).append(mn)
-            elif opd.kind is isa.Kind.A:
-                if r:
-                    roles.setdefault(("ra", f), []).append(mn)
-                if w:
-                    roles.setdefault(("wa", f), []).append(mn)
+                add(checks, "vreg", f)
+                add(picks, {"Vd": "vd", "Vs": "vs"}.get(opd.name, "vt"), f)     # Vt, Vg: vt
             elif opd.kind is isa.Kind.F:
-                checks.setdefault((f, "lt8"), []).append(mn)
-                if r:
-                    roles.setdefault(("rf", f), []).append(mn)
+                add(checks, "freg", f)
                 if w:
-                    roles.setdefault(("wf", f), []).append(mn)
-                    picks.setdefault(("fd", f), []).append(mn)
+                    add(picks, "fd", f)
             elif opd.kind is isa.Kind.MEM:
                 used.add("imm")
-                roles.setdefault(("ra", f), []).append(mn)
-                picks.setdefault(("base", f), []).append(mn)
+                add(roles, "ra", f)
+                add(picks, "base", f)
             elif opd.kind is isa.Kind.U16:
-                checks.setdefault((f, "nz"), []).append(mn)
-                checks.setdefault((f, "le_vlmax"), []).append(mn)
+                add(checks, "nz", f)
+                add(checks, "le_vlmax", f)
             elif opd.kind is isa.Kind.LABEL:
-                checks.setdefault((f, "nonneg"), []).append(mn)
+                add(checks, "nonneg", f)
             # S32: any value
         for name in isa.FIELDS:
             if name not in used:
-                checks.setdefault((name, "zero"), []).append(mn)
+                add(checks, "zero", name)
     return roles, checks, picks
 
 
@@ -313,16 +310,17 @@ class Core(wiring.Component):
         p_pick = {nf: Signal(name=f"p_pick_{nf[0]}_{nf[1]}") for nf in picks}
         p_pass = {fc: Signal(name=f"p_pass_{fc[0]}_{fc[1]}") for fc in checks}
         idx_fields = {f for (_, f) in roles} | {f for (_, f) in picks}
+        idx_bits = (isa.N_AREGS - 1).bit_length()     # the widest register index (V and F use its low bits)
         p_oh = {f: Signal(isa.N_AREGS, name=f"p_oh_{f}") for f in idx_fields}
         is_code = {op.mnemonic: d_fld["opcode"] == op.code for op in isa.OPS}
 
         def any_op(mnemonics):
             return Cat(*(is_code[mn] for mn in mnemonics)).any()
 
-        def passes(f, chk):
+        def passes(chk, f):
             v = d_fld[f]
-            return {"lt8": v < isa.N_VREGS, "nz": v != 0, "le_vlmax": v <= isa.VL_MAX,
-                    "nonneg": ~v[isa.IMM_BITS - 1] if f == "imm" else Const(1), "zero": v == 0}[chk]
+            return {"vreg": v < isa.N_VREGS, "freg": v < isa.N_FREGS, "nz": v != 0, "le_vlmax": v <= isa.VL_MAX,
+                    "nonneg": ~v[-1], "zero": v == 0}[chk]
 
         p_load = Signal()                     # P takes the queue's head (or empties)
         with m.If(p_load):
@@ -332,7 +330,7 @@ class Core(wiring.Component):
             m.d.sync += [p_need[fc].eq(any_op(ops)) for fc, ops in checks.items()]
             m.d.sync += [p_pick[nf].eq(any_op(ops)) for nf, ops in picks.items()]
             m.d.sync += [p_pass[fc].eq(passes(*fc)) for fc in checks]
-            m.d.sync += [p_oh[f].eq(onehot(d_fld[f][:4], isa.N_AREGS)) for f in p_oh]
+            m.d.sync += [p_oh[f].eq(onehot(d_fld[f][:idx_bits], isa.N_AREGS)) for f in p_oh]
 
         shapes = {
             "known": 1, "fields_ok": 1, "rv": isa.N_VREGS, "wv": isa.N_VREGS, "ra": isa.N_AREGS,
@@ -351,7 +349,7 @@ class Core(wiring.Component):
             v = Const(0, width)
             for (k, f), sig in p_role.items():
                 if k == key:
-                    # a V or F register is a field's low 3 bits (the `lt8` check refuses the rest)
+                    # a V or F register is a field's low bits (the vreg / freg check refuses the rest)
                     v = v | Mux(sig, p_oh[f][:width] if width == isa.N_AREGS else _oh_low(p_oh[f], width), 0)
             m.d.comb += dec[key].eq(v)
         ok = Const(1)
@@ -451,7 +449,7 @@ class Core(wiring.Component):
         # in the judging cycle (`tok_in.ready` is the issue decision for the next cycle) and
         # writes it to its A register when it issues. While halted
         # the word at 0 is judged, so that it issues in the cycle after a `start`. An
-        # instruction thus takes at least two cycles; a 370m token issues about 2,000 of them in
+        # instruction thus takes at least two cycles; a 370m token step issues 2,088 of them in
         # over a million cycles, and every register `issue` enables is a short path away from it.
         ok = Signal()
         m.d.comb += ok.eq(can & ~unit_busy)
