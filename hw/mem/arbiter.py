@@ -4,6 +4,10 @@
 one-entry command register (so a command offered downstream is never withdrawn), read data is
 routed back by an order queue of (initiator, beats), and a write command locks the arbiter to its
 initiator until all of its beats have passed (the port sees a command's write beats in order).
+Read and write beats pass a register slice (hw.mem.port.RegisterSlice) on the port's side, so no
+combinational path runs from the memory through the arbiter into an initiator or back: on a
+board, the arbiter sits between units placed far apart (the first routed build's critical path
+ran memory -> arbiter -> load/store unit).
 
 `WeightBroadcast` serves the weight reads of N cores that run the same program on different
 tokens (batch N, DESIGN.md section 5): a read command is issued once and its beats are delivered
@@ -18,7 +22,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from .port import LEN_BITS, MemPortSignature, cmd_layout
+from .port import LEN_BITS, MemPortSignature, RegisterSlice, cmd_layout
 
 __all__ = ["PortArbiter", "WeightBroadcast"]
 
@@ -58,6 +62,13 @@ class _OrderQueue:
         m.d.sync += self.count.eq(self.count + self.push - pop)
 
 
+class _Side:
+    """The three streams the arbiter's logic drives: the port's `cmd`, the slices' `rd` and `wr`."""
+
+    def __init__(self, cmd, rd, wr):
+        self.cmd, self.rd, self.wr = cmd, rd, wr
+
+
 class PortArbiter(wiring.Component):
     """N initiators (`i0`..`i{n-1}`, In(MemPortSignature)) onto one port `o`."""
 
@@ -75,8 +86,14 @@ class PortArbiter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ins, o, n = self.inputs, self.o, self._n
+        ins, port, n = self.inputs, self.o, self._n
         q = _OrderQueue(m, range(max(2, n)), self._depth, "order")
+        # the beats pass register slices; `o` below is the arbiter's side of them
+        m.submodules.rd_slice = rd_slice = RegisterSlice(port.rd.payload.shape())
+        m.submodules.wr_slice = wr_slice = RegisterSlice(port.wr.payload.shape())
+        wiring.connect(m, wiring.flipped(port.rd), rd_slice.i)
+        wiring.connect(m, wr_slice.o, wiring.flipped(port.wr))
+        o = _Side(port.cmd, rd_slice.o, wr_slice.i)
 
         creg = Signal(cmd_layout(self._beat))
         cfull = Signal()

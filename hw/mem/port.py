@@ -17,10 +17,11 @@ overtake an earlier read of the same bytes). `valid`/`ready` follow amaranth.lib
 """
 from __future__ import annotations
 
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ADDR_BITS", "LEN_BITS", "MAX_BURST", "MemPortSignature", "cmd_layout"]
+__all__ = ["ADDR_BITS", "LEN_BITS", "MAX_BURST", "MemPortSignature", "RegisterSlice", "cmd_layout"]
 
 #: Byte-address width of the port (4 GiB): the 2.7B model's image at 2 bits is ~0.7 GB.
 ADDR_BITS = 32
@@ -59,3 +60,34 @@ class MemPortSignature(wiring.Signature):
 
     def __repr__(self):
         return f"MemPortSignature({self._beat_bytes})"
+
+
+class RegisterSlice(wiring.Component):
+    """A full-throughput register stage for one stream: `i` in, `o` out, no combinational path.
+
+    `o.valid` and `o.payload` come from a main register, `i.ready` from a register ("the skid
+    register is empty"), so neither side's timing reaches the other: a stream between two units
+    placed far apart costs a cycle of latency and no throughput. Two registers of the payload's
+    width (main and skid) and a 2:1 choice per bit.
+    """
+
+    def __init__(self, shape):
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        sk_valid = Signal()
+        sk_data = Signal.like(i.payload)
+        m.d.comb += i.ready.eq(~sk_valid)
+        take = i.valid & i.ready
+        with m.If(o.ready | ~o.valid):
+            with m.If(sk_valid):
+                m.d.sync += [o.payload.eq(sk_data), o.valid.eq(1), sk_valid.eq(0)]
+            with m.Elif(take):
+                m.d.sync += [o.payload.eq(i.payload), o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += o.valid.eq(0)
+        with m.Elif(take):
+            m.d.sync += [sk_data.eq(i.payload), sk_valid.eq(1)]
+        return m
