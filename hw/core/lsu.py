@@ -185,7 +185,8 @@ class LoadStoreUnit(CoreUnit):
     last write (LDW/LDF: cycle ``3 + S + LOAD_LATENCY[op]``, one more off a line start). SV reads
     Vs from cycle ``1 + S`` (the words at the read queue's head from cycle ``1 + S + 3``,
     hw.core.readq) and offers its first write beat in cycle ``4 + S + (beat_bytes // 8) // P`` (not
-    before the write command is accepted); ``done`` with the last beat accepted. The
+    before the write command is accepted); ``done`` the cycle after its last beat is accepted
+    (``done`` is always a register). The
     next instruction can be accepted the cycle after ``done``.
     """
 
@@ -248,8 +249,7 @@ class LoadStoreUnit(CoreUnit):
         last = Signal()                      # this step (SV: piece) holds the vector's last element
         ad = Signal.like(self.awb.idx)
         fd = Signal.like(self.fwb.idx)
-        done_r = Signal()                    # registered done (loads, unknown opcodes)
-        done_sv = Signal()                   # combinational done (SV's last write beat accepted)
+        done_r = Signal()                    # done, a register (the sequencer is far away on a board)
 
         # per-group step constants of the running instruction, registered at acceptance
         p_max = max(P)
@@ -263,7 +263,7 @@ class LoadStoreUnit(CoreUnit):
 
         m.d.comb += [
             self.cmd.ready.eq(~busy),
-            self.done.eq(done_r | done_sv),
+            self.done.eq(done_r),
         ]
         m.d.sync += [done_r.eq(0), setup.eq(0), setup2.eq(setup)]
         with m.If(self.done):
@@ -367,7 +367,7 @@ class LoadStoreUnit(CoreUnit):
             P=P, SA=SA, SW=SW, p_max=p_max, count=count, grp=grp, loading=loading, storing=storing, scalar=scalar,
             is_lde=is_lde, is_ldw=is_ldw, is_ldf=is_ldf, off=off, off0=off0, moff=moff, n_raw=n_raw,
             n_aligned=n_aligned, left=left, last=last, sa_one=sa_one, sa_m2=sa_m2, sw_last=sw_last, ad=ad, fd=fd,
-            done_r=done_r, done_sv=done_sv, accept=accept, setup=setup, setup2=setup2, le_2p=le_2p, s_raw=s_raw,
+            done_r=done_r, accept=accept, setup=setup, setup2=setup2, le_2p=le_2p, s_raw=s_raw,
             s_aligned=s_aligned, adv=adv, burst=burst, cmd_fire=cmd_fire, is_sv=is_sv)
         self._elaborate_load(m, s)
         self._elaborate_store(m, s)
@@ -685,8 +685,9 @@ class LoadStoreUnit(CoreUnit):
             wr.payload.data.eq(o0_data),
             wr.payload.mask.eq(o0_mask),
             pop.eq(wr.valid & wr.ready),
-            s.done_sv.eq(storing & pop & (unsent == 1)),
         ]
+        with m.If(storing & pop & (unsent == 1)):          # SV's last write beat accepted
+            m.d.sync += s.done_r.eq(1)
         # o0 takes o1 when o1 is full (then nothing is pushed), else the new beat: the data's select
         # is a register, the enables come from push and pop
         load0, load1 = Signal(), Signal()

@@ -301,7 +301,8 @@ class Bench:
             hold_cmd(s.mc_valid, s.mc_ready, s.mc_payload)
 
         def start(k):
-            c.nread = c.nwrite = 0
+            c.nread = c.nwrite = c.nbeats = 0
+            c.last_wr = None
             c.wb = None
 
         def busy(s):
@@ -320,6 +321,9 @@ class Bench:
                 c.nwrite += 1
             if (s.rd_valid and s.rd_ready) or (s.wr_valid and s.wr_ready):
                 run.beats[s.k].append(s.cycle)
+            if s.wr_valid and s.wr_ready:
+                c.nbeats += 1
+                c.last_wr = s.cycle
             assert not (s.awb_en and s.fwb_en), f"{where}: two write-backs"
             if s.awb_en:
                 assert c.wb is None and ins.mn == "LDW", f"{where}: awb"
@@ -332,7 +336,10 @@ class Bench:
                     assert s.wd_en and c.nwrite == n_words, f"{where}: done after {c.nwrite} writes"
                 if ins.mn == "SV":
                     assert c.nread == n_words, f"{where}: done after {c.nread} reads"
-                    assert s.wr_valid and s.wr_ready, f"{where}: done without the last write beat"
+                    # done is a register: the cycle after the last write beat
+                    n_beats = sum(n for _, n, _ in bursts(config, ins, max_burst))
+                    assert c.nbeats == n_beats and c.last_wr == s.cycle - 1, \
+                        f"{where}: done after {c.nbeats} of {n_beats} write beats, the last in cycle {c.last_wr}"
                 if ins.mn in SCALAR:
                     assert c.wb is not None, f"{where}: done without the write-back"
                 assert c.wb == expected[s.k].wb, f"{where}: write-back {c.wb}, expected {expected[s.k].wb}"
