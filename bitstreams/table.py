@@ -1,0 +1,108 @@
+"""The table of board builds in docs/boards.md, from the builds' own reports.
+
+    python -m bitstreams.table DIR [DIR ...] [-o FILE]
+
+Each DIR is a `python -m bitstreams --out DIR` (or `make bitstream`) output directory; its
+manifest.json (what was built: board, git revision, config and overrides, clock) and report.json
+(nextpnr's resource use, post-route Fmax and critical path, wall times) become one row, in the order
+given. Nothing in the table is typed by hand: a figure that is not in a report is not in the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COLUMNS", "load_build", "row", "table"]
+
+COLUMNS = ("board", "git", "config", "LUT", "FF", "BRAM", "DSP", "post-route Fmax", "critical path", "wall")
+
+
+class TableError(ValueError):
+    pass
+
+
+def load_build(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(manifest, report) of one build directory; TableError names what is missing."""
+    out = []
+    for name in ("manifest.json", "report.json"):
+        f = path / name
+        if not f.is_file():
+            raise TableError(f"{path}: no {name} (not a finished `python -m bitstreams` build directory)")
+        try:
+            out.append(json.loads(f.read_text()))
+        except json.JSONDecodeError as e:
+            raise TableError(f"{f}: not JSON ({e})") from e
+    return out[0], out[1]
+
+
+def _use(res: dict[str, Any], key: str, pct: bool) -> str:
+    r = res.get(key)
+    if not r:
+        return "-"
+    s = f"{r['used']:,} / {r['available']:,}" if r.get("available") else f"{r['used']:,}"
+    if pct and r.get("available"):
+        s += f" ({100 * r['used'] / r['available']:.0f} %)"
+    return s
+
+
+def row(man: dict[str, Any], rep: dict[str, Any]) -> list[str]:
+    cfg = man["accel_config"]
+    over = man.get("config_overrides") or {}
+    config = (f"{cfg['name']}: beat {cfg['beat_bytes']} B ({cfg['packing']}), {cfg['vector_lanes']} vector "
+              f"lane{'s' if cfg['vector_lanes'] != 1 else ''}, vlen {cfg['vlen']}; model {man['model']['name']}")
+    if over:
+        config += " (" + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in sorted(over.items())) + ")"
+    git = man["git"]["revision"][:7] + (" (dirty)" if man["git"].get("dirty") else "")
+    ach, target = rep.get("achieved_mhz"), rep.get("target_mhz")
+    if ach is None:
+        fmax = "not reported"
+    else:
+        fmax = f"**{ach:.1f} MHz** (target {target:g}: {'met' if rep.get('timing_met') else 'not met'})"
+    crit = "-"
+    paths = [p for p in rep.get("critical_paths", []) if "<async>" not in (p.get("from"), p.get("to"))]
+    if paths:
+        p = paths[0]
+        crit = f"{p['delay_ns']:.2f} ns, {p['start']} -> {p['end']}"
+    wall = rep.get("wall_s") or {}
+    w = "-"
+    if wall.get("total") is not None:
+        w = f"{wall['total'] / 60:.1f} min"
+        parts = [f"{k} {wall[k] / 60:.1f}" for k in ("yosys", "nextpnr_ecp5", "nextpnr_ice40") if k in wall]
+        if parts:
+            w += " (" + ", ".join(parts) + ")"
+    res = rep.get("resources", {})
+    return [man["board"], git, config, _use(res, "LUT", True), _use(res, "FF", False), _use(res, "BRAM", False),
+            _use(res, "DSP", False), fmax, crit, w]
+
+
+def table(dirs: list[Path]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for d in dirs:
+        man, rep = load_build(d)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row(man, rep)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bitstreams.table",
+                                 description="The markdown table of board builds (docs/boards.md) from their reports.")
+    ap.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="build output directories, one row each")
+    ap.add_argument("-o", "--output", type=Path, help="write the table here (default: stdout)")
+    args = ap.parse_args(argv)
+    try:
+        text = table(args.dirs)
+    except TableError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.output:
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
