@@ -62,6 +62,8 @@ from .vecunit import VectorOpUnit
 __all__ = ["Core", "SCALAR_OPS", "UNITS", "UNIT_OF", "TOKEN_BITS", "rom_write_signature"]
 
 UNITS = ("lsu", "vec", "nq", "mm", "arg")
+#: the units whose `done` is a flip-flop output (the others' is registered in the sequencer)
+DONE_IS_REGISTER = ("lsu", "arg")
 UNIT_OF: dict[str, str] = {}
 for _mn in ("LDV", "SV", "LDG", "LDGT", "LDE", "LDW", "LDF"):
     UNIT_OF[_mn] = "lsu"
@@ -505,9 +507,19 @@ class Core(wiring.Component):
                 m.d.sync += c_valid.eq(1)
             m.d.comb += [units[u].cmd.payload.eq(c_payload), units[u].cmd.valid.eq(c_valid)]
 
+        # Each unit's `done` as the scoreboard sees it: a register. The LSU's and ARGMAX's are
+        # registers already; the others' end a unit's pipeline logic, so they are registered here
+        # (the unit is free a cycle later; on a board the units sit far from the sequencer).
+        done = {}
+        for u in UNITS:
+            if u in DONE_IS_REGISTER:
+                done[u] = units[u].done
+            else:
+                done[u] = Signal(name=f"done_{u}")
+                m.d.sync += done[u].eq(units[u].done)
         for u in UNITS:
             m.d.comb += [held_next[u][k].eq(held[u][k]) for k in held[u]]
-            with m.If(units[u].done):
+            with m.If(done[u]):
                 m.d.sync += busy[u].eq(0)
                 m.d.comb += [held_next[u][k].eq(0) for k in held[u]]
             with m.If(issue & unit_sel[u]):
@@ -525,7 +537,7 @@ class Core(wiring.Component):
         for k in pend:
             union = 0
             for u in UNITS:
-                union = union | Mux(units[u].done, 0, held[u][k])
+                union = union | Mux(done[u], 0, held[u][k])
             m.d.sync += pend[k].eq(union | Mux(issue, new[k], 0))
 
         # ---- sequencer-executed instructions ----------------------------------------------------
