@@ -402,6 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output directory (default build/bitstreams/<board>)")
     ap.add_argument("--no-fit-check", action="store_true",
                     help="synthesize even when the estimate before synthesis says the design cannot fit the board")
+    # `--nextpnr-opts --detailed-timing-report`: argparse takes a lone value that starts with "-"
+    # for an option, so the value is joined to its flag first
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 1):
+        if argv[i] == "--nextpnr-opts":
+            argv[i:i + 2] = [f"--nextpnr-opts={argv[i + 1]}"]
+            break
     args = ap.parse_args(argv)
     if args.beat_bytes is not None and args.beat_bytes not in BEAT_BYTES_ALLOWED:
         ap.error(f"--beat-bytes must be one of {', '.join(map(str, BEAT_BYTES_ALLOWED))}, got {args.beat_bytes}")

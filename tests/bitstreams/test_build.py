@@ -160,6 +160,10 @@ def test_trial_options_reach_the_build(monkeypatch):
     assert seen["overrides"] == {"beat_bytes": 64, "vector_lanes": 1}
     assert seen["nextpnr_opts"] == "--router router2 --no-tmdriv"
     seen.clear()
+    # a single nextpnr flag as the value (argparse alone would take it for an option)
+    assert B.main(["--board", "ulx3s_85f", "--nextpnr-opts", "--detailed-timing-report"]) == 1
+    assert seen["nextpnr_opts"] == "--detailed-timing-report"
+    seen.clear()
     assert B.main(["--board", "icebreaker"]) == 1
     assert seen["overrides"] == {} and seen["nextpnr_opts"] == ""
 
