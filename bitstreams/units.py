@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,7 @@ class UnitReport:
     mapper: str                 # the LUT mapper: "abc9" (as the board builds) or "abc" (SCRIPTS)
     cells: dict[str, int]       # every cell type's count
     platform: str = "none"      # what the unit was elaborated for (PLATFORMS, or a platform's class name)
+    area: dict[str, int] = dataclasses.field(default_factory=dict)   # LUTs per signal group (`lut_groups`)
 
     @property
     def fmax_mhz(self) -> float:
@@ -242,7 +244,31 @@ def synth_unit(unit: str, config: AccelConfig | str = "ecp5", workdir: Path | No
     c = a["cells"]
     return UnitReport(unit, cfg.name, c.get("LUT4", 0) + 2 * c.get("CCU2C", 0), c.get("TRELLIS_FF", 0),
                       c.get("MULT18X18D", 0), c.get("DP16KD", 0), a["path_ns"], a["path"], a["nets"], a["blocks"],
-                      round(secs, 1), netlist["mapper"], c, _platform_name(platform))
+                      round(secs, 1), netlist["mapper"], c, _platform_name(platform), lut_groups(netlist, unit))
+
+
+def lut_groups(netlist: dict, top: str | None = None, *, depth: int = 2, keep: int = 20) -> dict[str, int]:
+    """Where a mapped netlist's LUTs go: LUT4 + 2 per CCU2C, grouped by the name yosys gives each
+    cell (the net it drives), cut after `depth` hierarchy levels and the mapping's suffixes, digits
+    folded to '#' (so the lanes or stages of one signal add up). The `keep` largest groups, largest
+    first; the rest as "(other)". An attribution by name: a LUT that computes several signals counts
+    for the one it is named after."""
+    mods = netlist["modules"]
+    if top is None:
+        top = next(n for n, m in mods.items() if m.get("attributes", {}).get("top"))
+    groups: dict[str, int] = {}
+    for name, cell in mods[top]["cells"].items():
+        w = {"LUT4": 1, "CCU2C": 2}.get(cell["type"], 0)
+        if not w:
+            continue
+        base = re.split(r"_TRELLIS|_LUT4|_PFUMX|_CCU2C|_L6MUX|_DPR16X4", name)[0]
+        key = re.sub(r"\d+", "#", ".".join(base.split(".")[:depth]))
+        groups[key] = groups.get(key, 0) + w
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1])
+    out = dict(ranked[:keep])
+    if len(ranked) > keep:
+        out["(other)"] = sum(v for _, v in ranked[keep:])
+    return out
 
 
 # -- the timing estimate --------------------------------------------------------------------------
@@ -490,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         if len(rep.blocks) > 1:
             worst = ", ".join(f"{k} {v:.1f}" for k, v in list(rep.blocks.items())[:8])
             print(f"[units]   worst path ending in each block (ns): {worst}", file=sys.stderr, flush=True)
+        if rep.area:
+            top = ", ".join(f"{k} {v:,}" for k, v in list(rep.area.items())[:8])
+            print(f"[units]   LUTs by signal (yosys's cell names): {top}", file=sys.stderr, flush=True)
         reports.append(rep)
         if cfg.name == "ecp5":
             over += check_budget(rep)

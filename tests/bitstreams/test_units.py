@@ -91,6 +91,20 @@ def test_a_dsp_with_its_output_register():
     assert inreg["path_ns"] == pytest.approx(D["clk_q"] + R)
 
 
+def test_lut_groups_add_up_lanes_and_carries():
+    cells = {
+        "unit.lane0_sum_CCU2C_S0": _ccu2c(1, "0", 2, 3),        # a carry cell counts 2
+        "unit.lane1_sum_CCU2C_S0": _ccu2c(1, "0", 4, 5),
+        "unit.lane1_sum_LUT4_Z": _lut(1, 6),
+        "unit.ctl_LUT4_Z": _lut(1, 7),
+        "unit.ctl_TRELLIS_FF_Q": _ff(7, 8),                        # not a LUT
+        "out__data_LUT4_Z": _lut(1, 9),
+    }
+    g = U.lut_groups(_netlist(cells), keep=2)
+    assert g == {"unit.lane#_sum": 5, "unit.ctl": 1, "(other)": 1}
+    assert sum(U.lut_groups(_netlist(cells)).values()) == 7
+
+
 def test_a_combinational_loop_is_an_error():
     with pytest.raises(ValueError, match="combinational loop"):
         U.analyse(_netlist({"a": _lut(11, 10), "b": _lut(10, 11)}))
