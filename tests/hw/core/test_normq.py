@@ -341,6 +341,24 @@ def test_rounding_ties_and_zeros():
     Bench(config).run(steps, stall=0.1, seed=9)
 
 
+def test_spikes_saturate_norm_output():
+    """NORM of spiky vectors (|t| up to sqrt(VL) * 2**FX_FRAC) with the largest gammas at the lowest
+    exponents: y = t * mant * 2**-exp runs past the FX range by a few bits to many, on both signs,
+    so the rounding shifter's narrowed window and its out-of-window flag decide the saturation."""
+    config = CONFIGS["l4"]
+    rng = random.Random("normq-spikes")
+    n = config.vlen
+    steps = []
+    for k, e in enumerate([N.GAMMA_EXP_MIN, N.GAMMA_EXP_MIN, N.GAMMA_EXP_MIN + 1, N.GAMMA_EXP_MIN + 2,
+                           N.GAMMA_EXP_MIN + 4, N.GAMMA_EXP_MIN + 7, N.GAMMA_EXP_MIN + 9, N.GAMMA_EXP_MIN + 12]):
+        x = [0] * n
+        for _ in range(1 + k % 3):
+            x[rng.randrange(n)] = rng.choice([N.FX_MAX, N.FX_MIN, 1 << 30, -(1 << 30), 12345])
+        mant = [rng.choice([(1 << 15) - 1, -(1 << 15), 1 << 14, -3]) for _ in range(n)]
+        steps.append(Step(Instr("NORM", n, 2 + k % 3, 0, 1, e), {0: x, 1: mant}))
+    Bench(config).run(steps, stall=0.1, seed=11)
+
+
 def _qnt_step(rng: random.Random, config: AccelConfig, t: list[int], mant: list[int], k: int, mn: str = "QNT") -> Step:
     """NORM or QNT of (t, mant) as Vs = V0, Vg = V1 (random upper bits on half the gammas), Vd = V2;
     past VL, elements of a larger |t * mant| than any valid one (a leak would change M, hence every
