@@ -249,7 +249,7 @@ class Core(wiring.Component):
         # registers only (this cycle's issue decision never reaches it):
         #   F   the read address: the sequential stream `s_next`, or a redirect's target;
         #   Q   the block RAM's output (late in its cycle), written straight into the queue;
-        #   W   the queue (FETCH_DEPTH words in flip-flops), read at its head;
+        #   W   the queue (FETCH_DEPTH words in flip-flops, shifting towards its head), read at its head;
         #   P   the head word predecoded into registers (see "decode");
         #   IR  the instruction decoded into registers, so issue starts from registers.
         # A read is started when the queue has room counting the read in flight (`fill`). A jump,
@@ -269,13 +269,13 @@ class Core(wiring.Component):
         q_ok = Signal()                       # the ROM's output this cycle is a word to queue
         fill = Signal(range(FETCH_DEPTH + 1))  # words queued or read
         count = Signal(range(FETCH_DEPTH + 1))  # words queued
-        wq = Array(Signal(isa.WORD_BITS, name=f"wq{i}") for i in range(FETCH_DEPTH))
-        wq_w = Signal(range(FETCH_DEPTH))
-        wq_r = Signal(range(FETCH_DEPTH))
+        # the queue shifts towards its head, wq0: the head is a register, with no choice after it
+        wq = [Signal(isa.WORD_BITS, name=f"wq{i}") for i in range(FETCH_DEPTH)]
+        wq_at = Signal(range(FETCH_DEPTH + 1))  # where this cycle's push lands: count - pop
         ir_has = Signal()
         load, pop, push = Signal(), Signal(), Signal()
         w_word = Signal(isa.WORD_BITS)        # the queue's head
-        m.d.comb += w_word.eq(wq[wq_r])
+        m.d.comb += w_word.eq(wq[0])
         kill = Signal()                       # empty the stream at this edge (a redirect next cycle)
         kill_to = Signal.like(pc)             # ... to this address
         redir = Signal()                      # registered: this cycle reads `redir_to`
@@ -609,18 +609,20 @@ class Core(wiring.Component):
         m.d.sync += [redir.eq(kill), redir_to.eq(kill_to)]
         m.d.comb += go_next.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
         m.d.sync += issue.eq(go_next)
-        with m.If(push):                      # (a word written as the queue empties is not counted)
-            m.d.sync += wq[wq_w].eq(rom_rd.data)
+        # (a word written as the queue empties is not counted)
+        m.d.comb += wq_at.eq(count - pop)
+        for i in range(FETCH_DEPTH):
+            with m.If(push & (wq_at == i)):
+                m.d.sync += wq[i].eq(rom_rd.data)
+            if i + 1 < FETCH_DEPTH:
+                with m.Elif(pop):
+                    m.d.sync += wq[i].eq(wq[i + 1])
         with m.If(kill):
-            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), wq_w.eq(0), wq_r.eq(0), p_has.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Elif(br_taken):
-            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), wq_w.eq(0), wq_r.eq(0), p_has.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Else():
             m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop), count.eq(count + push - pop)]
-            with m.If(push):
-                m.d.sync += wq_w.eq(wq_w + 1)
-            with m.If(pop):
-                m.d.sync += wq_r.eq(wq_r + 1)
             with m.If(p_load):
                 m.d.sync += p_has.eq(count != 0)
             with m.If(load):
