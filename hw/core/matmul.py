@@ -411,8 +411,10 @@ class MatmulUnit(CoreUnit):
             return r
 
         z_shape = signed(p_bits + _T_MAX)
+        # (the write enable travels as its own flag, so the write channel's `en` is a register: on a
+        # board its path runs on through the register file's write choice into a block RAM)
         side = [(go0, "valid"), (go0 & final, "final"), (waddr, "addr"),
-                (Cat(rows_left > j for j in range(lanes)), "mask")]
+                (Cat(rows_left > j for j in range(lanes)), "mask"), (go0 & (waddr < n_words), "wen")]
         cur = [v for v, _ in side]
         ys = []
         for j in range(lanes):
@@ -442,12 +444,12 @@ class MatmulUnit(CoreUnit):
             ys.append(y)
         for k in range(1, RESCALE_LATENCY + 1):
             cur = [reg(k, name, v.shape(), v) for v, (_, name) in zip(cur, side, strict=True)]
-        v3, final3, addr3, mask3 = cur
+        v3, final3, addr3, mask3, wen3 = cur
         m.d.comb += [
             self.wd.reg.eq(vd),
             self.wd.addr.eq(addr3),
             self.wd.mask.eq(mask3),
-            self.wd.en.eq(v3 & (addr3 < n_words)),
+            self.wd.en.eq(wen3),
         ]
         for j in range(lanes):
             m.d.comb += self.wd.data[j].eq(ys[j])
