@@ -50,6 +50,22 @@ def test_nextpnr_report_parsing():
     assert "| LUT |" in md and "Post-route Fmax" in md
 
 
+def test_long_nets_from_the_detailed_timing():
+    data = {"detailed_net_timings": [
+        {"net": "a", "driver": "ff_a",
+         "endpoints": [{"cell": "x", "delay": [1.5, 3.0]}, {"cell": "y", "delay": [4.25, 5.0]}]},
+        {"net": "b", "driver": "ff_b", "endpoints": [{"cell": "z", "delay": [2.0, 2.0]}]},
+        {"net": "c", "driver": "ff_c", "endpoints": []},
+    ]}
+    nets = B.long_nets(data, n=5)
+    assert [r["net"] for r in nets] == ["a", "b"]
+    assert nets[0] == {"net": "a", "driver": "ff_a", "sink": "y", "delay_ns": 4.25, "fanout": 2}
+    assert B.long_nets(data, n=1) == nets[:1] and B.long_nets({}) == []
+    rep = B.parse_nextpnr_report(data, "ecp5", 100.0)
+    assert rep["long_nets"] == B.long_nets(data)
+    assert "| 4.25 ns | 2 | a | ff_a -> y |" in B.report_markdown("ulx3s_85f", rep, _fake_manifest())
+
+
 def test_report_without_timing_is_a_failure():
     rep = B.parse_nextpnr_report({"utilization": {}}, "ice40", 12.0)
     assert rep["achieved_mhz"] is None and not rep["timing_met"]
@@ -181,7 +197,8 @@ def test_overrides_and_nextpnr_opts_go_into_the_manifest_and_the_build_script(tm
     man = json.loads((tmp_path / "manifest.json").read_text())
     assert man["accel_config"]["beat_bytes"] == 16 and man["accel_config"]["name"] == "ice40"
     assert man["config_overrides"] == {"beat_bytes": 16}
-    assert man["nextpnr_opts"] == "--report top_report.json --timing-allow-fail --seed 7 --router router2"
+    assert man["nextpnr_opts"] == \
+        "--report top_report.json --detailed-timing-report --timing-allow-fail --seed 7 --router router2"
     script = (tmp_path / "build_top.sh").read_text()
     nextpnr = [ln for ln in script.splitlines() if "NEXTPNR_ICE40" in ln and ln.startswith('"$')]
     assert len(nextpnr) == 1 and man["nextpnr_opts"] in nextpnr[0]
