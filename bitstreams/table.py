@@ -5,7 +5,8 @@
 Each DIR is a `python -m bitstreams --out DIR` (or `make bitstream`) output directory; its
 manifest.json (what was built: board, git revision, config and overrides, clock) and report.json
 (nextpnr's resource use, post-route Fmax and critical path, wall times) become one row, in the order
-given. Nothing in the table is typed by hand: a figure that is not in a report is not in the table.
+given; the FPGA and its speed grade come from the board's platform. Nothing in the table is typed
+by hand: a figure that is not in a report is not in the table.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 __all__ = ["COLUMNS", "load_build", "row", "table"]
 
-COLUMNS = ("board", "git", "config", "LUT", "FF", "BRAM", "DSP", "post-route Fmax", "critical path", "wall")
+COLUMNS = ("board", "device", "git", "config", "LUT", "FF", "BRAM", "DSP", "post-route Fmax", "critical path", "wall")
 
 
 class TableError(ValueError):
@@ -48,6 +49,17 @@ def _use(res: dict[str, Any], key: str, pct: bool) -> str:
     return s
 
 
+def device(board: str) -> str:
+    """The board's FPGA and speed grade, from its amaranth-boards platform ("-" for an unknown board)."""
+    from bitstreams.build import BOARDS, make_platform
+
+    if board not in BOARDS:
+        return "-"
+    plat = make_platform(BOARDS[board])
+    speed = getattr(plat, "speed", None)
+    return f"{plat.device}-{speed}" if speed is not None else plat.device
+
+
 def row(man: dict[str, Any], rep: dict[str, Any]) -> list[str]:
     cfg = man["accel_config"]
     over = man.get("config_overrides") or {}
@@ -74,8 +86,8 @@ def row(man: dict[str, Any], rep: dict[str, Any]) -> list[str]:
         if parts:
             w += " (" + ", ".join(parts) + ")"
     res = rep.get("resources", {})
-    return [man["board"], git, config, _use(res, "LUT", True), _use(res, "FF", False), _use(res, "BRAM", False),
-            _use(res, "DSP", False), fmax, crit, w]
+    return [man["board"], device(man["board"]), git, config, _use(res, "LUT", True), _use(res, "FF", False),
+            _use(res, "BRAM", False), _use(res, "DSP", False), fmax, crit, w]
 
 
 def table(dirs: list[Path]) -> str:

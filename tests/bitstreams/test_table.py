@@ -39,6 +39,7 @@ def test_one_row_per_build_from_its_reports(tmp_path, capsys):
     assert f"{rep['achieved_mhz']:.1f} MHz" in row_a and "not met" in row_a and "(dirty)" in row_a
     assert "1 vector lane," in row_a and "(vector-lanes 1)" in row_a and "20.0 min" in row_a
     assert "4 vector lanes" in row_b and "(target 1: met)" in row_b and "abcdef0" in row_b
+    assert "| LFE5U-85F-6 |" in row_a
     assert rep["critical_paths"][0]["start"] in row_a
 
 
