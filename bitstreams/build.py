@@ -45,7 +45,8 @@ from sw.artifacts import ROOT, ArtifactError, Artifacts, build_dir, prepare, pro
 
 OUT = build_dir("bitstreams")
 
-__all__ = ["BOARDS", "Board", "BuildError", "build", "long_nets", "manifest", "parse_nextpnr_report", "report_markdown"]
+__all__ = ["BOARDS", "Board", "BuildError", "build", "late_arrivals", "manifest", "parse_nextpnr_report",
+           "report_markdown"]
 
 
 class BuildError(RuntimeError):
@@ -206,23 +207,28 @@ def parse_nextpnr_report(data: dict[str, Any], family: str, target_mhz: float) -
                          "hops": len(path)})
     return {"resources": res, "fmax": fmax, "clock": clock, "achieved_mhz": achieved, "target_mhz": target_mhz,
             "timing_met": achieved is not None and achieved >= target_mhz, "critical_paths": crit,
-            "long_nets": long_nets(data)}
+            "late_arrivals": late_arrivals(data)}
 
 
-def long_nets(data: dict[str, Any], n: int = 12) -> list[dict[str, Any]]:
-    """The `n` nets with the longest routed delay to one of their sinks, from the per-net timing
-    that nextpnr adds to its report with ``--detailed-timing-report`` (empty without it): where a
-    design's routing goes across the device. Each: {net, driver, sink, delay_ns, fanout}."""
+def late_arrivals(data: dict[str, Any], n: int = 12) -> list[dict[str, Any]]:
+    """The `n` nets whose value arrives latest at one of their sinks, from the per-net timing that
+    nextpnr adds to its report with ``--detailed-timing-report`` (empty without it). A sink's
+    ``delay`` there is [earliest, latest] arrival after the launching clock edge, the whole path up
+    to and through the net, so these are the ends of the slowest paths, net by net (a critical path
+    shows only the worst one). Each: {net, driver, sink, arrival_ns, fanout}."""
+    def latest(e: dict[str, Any]) -> float:
+        d = e.get("delay", 0.0)
+        return float(d[-1] if isinstance(d, list) else d)
+
     out = []
     for net in data.get("detailed_net_timings", []):
         eps = net.get("endpoints", [])
         if not eps:
             continue
-        worst = max(eps, key=lambda e: e["delay"][0] if isinstance(e.get("delay"), list) else e.get("delay", 0.0))
-        d = worst["delay"][0] if isinstance(worst.get("delay"), list) else worst.get("delay", 0.0)
+        worst = max(eps, key=latest)
         out.append({"net": net.get("net"), "driver": net.get("driver"), "sink": worst.get("cell"),
-                    "delay_ns": round(float(d), 3), "fanout": len(eps)})
-    out.sort(key=lambda r: -r["delay_ns"])
+                    "arrival_ns": round(latest(worst), 3), "fanout": len(eps)})
+    out.sort(key=lambda r: -r["arrival_ns"])
     return out[:n]
 
 
@@ -263,11 +269,11 @@ def report_markdown(board: str, rep: dict[str, Any], man: dict[str, Any], wall_s
     if rep["critical_paths"]:
         cp = rep["critical_paths"][0]
         lines.append(f"Critical path: {cp['start']} -> {cp['end']}, {cp['delay_ns']:.2f} ns over {cp['hops']} hops")
-    if rep.get("long_nets"):
-        lines += ["", "Longest routed nets (nextpnr's per-net timing):", "",
-                  "| delay | fan-out | net | driver -> sink |", "|---:|---:|---|---|"]
-        lines += [f"| {r['delay_ns']:.2f} ns | {r['fanout']} | {r['net']} | {r['driver']} -> {r['sink']} |"
-                  for r in rep["long_nets"]]
+    if rep.get("late_arrivals"):
+        lines += ["", "Latest arrivals, net by net (nextpnr's per-net timing: the ends of the slowest paths):", "",
+                  "| arrival | fan-out | net | driver -> sink |", "|---:|---:|---|---|"]
+        lines += [f"| {r['arrival_ns']:.2f} ns | {r['fanout']} | {r['net']} | {r['driver']} -> {r['sink']} |"
+                  for r in rep["late_arrivals"]]
     if wall_s is not None:
         lines.append(f"Build wall time on the build machine: {wall_s:.0f} s")
     return "\n".join(lines) + "\n"
@@ -366,7 +372,7 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     if check_fit and est["over"]:
         raise BuildError(f"the design cannot fit the {board.name}'s {est['device']}: " + "; ".join(est["over"])
                          + ". Choose a smaller config (--config, --vector-lanes, --beat-bytes) or model")
-    # --detailed-timing-report: the per-net delays behind the report's longest routed nets
+    # --detailed-timing-report: the per-net arrival times behind the report's latest arrivals
     pnr_opts = " ".join([f"--report {REPORT} --detailed-timing-report --timing-allow-fail",
                          *map(shlex.quote, shlex.split(nextpnr_opts))])
     man = manifest(board, cfg, m, top, overrides=overrides, nextpnr_opts=pnr_opts, clock_source=clock_source)
