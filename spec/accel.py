@@ -140,7 +140,7 @@ UNIT_BUDGETS: dict[str, UnitBudget] = {
     "normq": UnitBudget(luts=16_300, ffs=10_700, dsps=36, brams=0, path_ns=10.0),
     "argmax": UnitBudget(luts=610, ffs=440, dsps=0, brams=0, path_ns=8.3),
     "lsu": UnitBudget(luts=3_730, ffs=1_210, dsps=0, brams=0, path_ns=8.8),
-    "regfile": UnitBudget(luts=15_400, ffs=1_420, dsps=0, brams=48, path_ns=8.9),
+    "regfile": UnitBudget(luts=13_300, ffs=3_100, dsps=0, brams=48, path_ns=8.9),
     # the core's LUTs and path move by a few percent between netlists that differ only in names
     # (abc's mapping: 57,197 to 57,471 LUTs and 14.4 to 15.4 ns for three netlists of one
     # sequencer step, 57,733 and 59,295 for two before it): more margin

@@ -16,8 +16,14 @@ Reads take two cycles (hw.core.iface): the register's block RAM reads the addres
 -6 without its output register, then only the mux before a register). The block RAMs read every
 cycle; a channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
 
+Writes take effect a cycle late: a channel's write is registered beside the register's block RAM
+and written at the next edge, so a read of that word in the write's cycle or the next one is
+undefined (hw.core.iface); the sequencer's hazard rules keep every read of a register at least two
+cycles behind the writes that an instruction in flight makes to it.
+
 After reset the file clears itself: for `words` cycles every register's write port writes zeros
-(`clearing` is high meanwhile), so every element starts at 0 as in the golden machine's `reset()`.
+(`clearing` is high meanwhile; the last zeros land the cycle after), so every element starts at 0
+as in the golden machine's `reset()`.
 """
 from __future__ import annotations
 
@@ -98,12 +104,20 @@ class RegisterFile(wiring.Component):
             for ch in reversed(self.rd):
                 with m.If(ch.en & (ch.reg == r)):
                     m.d.comb += rp.addr.eq(ch.addr)
+            # The write port's address, data and enables are registers beside the block RAM: the
+            # channel's choice is registered, and the word is written at the edge after (a routed
+            # build's worst paths ended in a long last hop from the choice to the block RAM).
+            w_addr = Signal.like(wp.addr, name=f"v{r}_waddr")
+            w_data = Signal.like(wp.data, name=f"v{r}_wdata")
+            w_en = Signal.like(wp.en, name=f"v{r}_wen")
+            m.d.sync += w_en.eq(0)
             with m.If(clearing):
-                m.d.comb += [wp.addr.eq(clear_addr), wp.data.eq(0), wp.en.eq((1 << lanes) - 1)]
+                m.d.sync += [w_addr.eq(clear_addr), w_data.eq(0), w_en.eq((1 << lanes) - 1)]
             with m.Else():
                 for ch in reversed(self.wr):
                     with m.If(ch.en & (ch.reg == r)):
-                        m.d.comb += [wp.addr.eq(ch.addr), wp.data.eq(ch.data), wp.en.eq(ch.mask)]
+                        m.d.sync += [w_addr.eq(ch.addr), w_data.eq(ch.data), w_en.eq(ch.mask)]
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
             rdata.append(rq)
 
         # the router: each channel's register chosen by its `reg` of the read cycle, registered

@@ -12,7 +12,8 @@ What is checked, cycle by cycle:
   register, at most one read channel per register except "twins" (two channels naming the same
   register and reading the same addresses in the same cycles, as one unit's rs/rt do); a
   register may be read by one channel while another writes it (in-place instructions), never at
-  the same word in the same cycle. Idle channels keep `en` low with random `reg`/`addr`/`data`
+  the same word in the same cycle nor in the cycle after (a write lands at the next edge). Idle
+  channels keep `en` low with random `reg`/`addr`/`data`
   (they must not disturb the registers in use);
 * reads: `data` is the word addressed two cycles before with `en` high (READ_LATENCY), as it was
   in the cycle of the read, even when the word is overwritten in the cycle after; writes: only the
@@ -86,6 +87,7 @@ class Bench:
         self.reads = [_Read() for _ in range(n_read)]
         self.writes = [_Write() for _ in range(n_write)]
         self.stats = {"reads": 0, "writes": 0, "twin_reads": 0, "rw_same_reg": 0, "checked": 0}
+        self.last_written: set[tuple[int, int]] = set()
         top = Module()
         top.domains.sync = self.cd = ClockDomain("sync")
         top.submodules.rf = self.rf
@@ -140,6 +142,13 @@ class Bench:
             if s.left and s.twin_of is not None:
                 p = self.reads[s.twin_of]
                 s.en, s.addr = p.en, p.addr
+        # a word written in the previous cycle is not read now (the write lands at this edge)
+        for s in self.reads:
+            if s.left and s.twin_of is None and (s.reg, s.addr) in self.last_written:
+                s.en = 0
+        for s in self.reads:
+            if s.left and s.twin_of is not None:
+                s.en = self.reads[s.twin_of].en
         reading = {(s.reg, s.addr) for s in self.reads if s.left and s.en}
         for ch, s in zip(rf.rd, self.reads, strict=True):
             if s.left:
@@ -164,6 +173,7 @@ class Bench:
                 writes.append((s.reg, addr, mask, data))
                 if any(r.left and r.reg == s.reg for r in self.reads):
                     self.stats["rw_same_reg"] += 1
+        self.last_written = {(reg, addr) for reg, addr, _, _ in writes}
         await ctx.tick()
         # the model: reads see the registers before this cycle's writes; the word of the previous
         # cycle's read is on `data` now
@@ -202,6 +212,10 @@ class Bench:
         at once) and compare with the model."""
         self._end_sessions()
         chans = self.rf.rd
+        for ch in chans + self.rf.wr:
+            ctx.set(ch.en, 0)
+        await ctx.tick()                               # the last write lands (the write register)
+        self.last_written = set()
         for first in range(0, isa.N_VREGS, len(chans)):
             regs = list(range(first, min(first + len(chans), isa.N_VREGS)))
             for a in range(self.words + 1):            # word a read, word a - 1 arriving
