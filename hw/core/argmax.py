@@ -74,7 +74,8 @@ class ArgmaxUnit(CoreUnit):
         condition. The sequencer applies it after ``awb``: with ``ad == at`` this value wins, as in
         the golden machine.
 
-    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 4 + log2(lanes)) when nothing stalls.
+    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 1 + QUEUE_LATENCY + log2(lanes)) when
+    nothing stalls.
     """
 
     def __init__(self, config: AccelConfig, *, test_stall: bool = False):

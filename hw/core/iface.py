@@ -17,18 +17,17 @@ The register file stores a vector register as ``words = vlen // vector_lanes`` w
 ``vector_lanes`` FX elements: element j lives in word ``j // lanes``, lane ``j % lanes``.
 
 Read channel: the unit drives ``reg`` (constant for the whole instruction), ``addr`` and ``en``;
-``data`` is the word at ``addr`` of a cycle with ``en`` high two cycles later (``READ_LATENCY``:
-the block RAM's read, then the router's register), and only in that cycle: in other cycles it is
-undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue until it uses them.
+``data`` is the word at ``addr`` of a cycle with ``en`` high four cycles later (``READ_LATENCY``:
+the address register, the block RAM's read, its output register, then the router's register), and only in that cycle: in
+other cycles it is undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue until it uses them.
 
 Write channel: in a cycle with ``en`` high the lanes with ``mask`` set of word ``addr`` of
-register ``reg`` take ``data`` (at the next edge: the register file registers the write beside its
-block RAM); the other lanes keep their value (elements at or past VL are never written: the golden
-machine keeps them). A read of a word in the cycle of a write of that word or in the cycle after
-is not allowed: its result is undefined on the board (hw.core.regfile lets yosys assume a read and
-a write of one word never meet, `no_rw_check`), although simulation returns the old value. The
-units never do it (each reads a word before it writes it, and never reads it again), and the
-sequencer starts a reader of a register at least two cycles after the writer's ``done``.
+register ``reg`` take ``data`` (the register file registers the write beside its block RAM, as it
+registers a read's address, so a read in the next cycle sees it); the other lanes keep their value
+(elements at or past VL are never written: the golden machine keeps them). A read of a word in the
+same cycle as a write of that word is not allowed: its result is undefined on the board
+(hw.core.regfile lets yosys assume it never happens, `no_rw_check`), although simulation returns
+the old value. The units never do it (each reads a word before it writes it, never in one cycle).
 The hazard rules of the sequencer guarantee that no two instructions in flight read (or write)
 the same register, so a channel never competes for a port; one unit's two read channels may name
 the same register, and then read the same addresses in the same cycles.
@@ -54,7 +53,7 @@ AREG = unsigned((isa.N_AREGS - 1).bit_length())
 FREG = unsigned((isa.N_FREGS - 1).bit_length())
 VL = unsigned(isa.VL_MAX.bit_length())
 #: cycles from a read channel's `en` to its `data`
-READ_LATENCY = 2
+READ_LATENCY = 4
 
 
 def sf_layout() -> data.StructLayout:

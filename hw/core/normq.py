@@ -46,7 +46,7 @@ Every operand stays far inside the ScalarUnit's ports (exponents within a few hu
 integers below 2**64, RSQRT of at least SF_EPS), so every status is OK and every value is the
 golden one; the statuses are not looked at.
 
-Flow control. A read channel's word arrives two cycles after its ``en`` (hw.core.iface), so the
+Flow control. A read channel's word arrives READ_LATENCY cycles after its ``en`` (hw.core.iface), so the
 reads go through a hw.core.readq.ReadQueue (both channels in step, each word tagged with its pass
 and whether it is the last): ``en`` is raised while the queue has space, and the queue's head is
 the stage in front of the pipeline. The pipeline takes a word every cycle (a SUMSQ word once the

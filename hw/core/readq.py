@@ -1,21 +1,22 @@
 """A unit's reads of the vector register file, issued ahead and handed on as a stream of words.
 
-The register file answers a read two cycles after it (hw.core.iface: the block RAM's read, then the
-router's registered output), and its `data` holds that word for that one cycle only. A unit that
+The register file answers a read READ_LATENCY (4) cycles after it (hw.core.iface: the address
+register, the block RAM's read, its output register, the router's registered output), and its
+`data` holds that word for that one cycle only. A unit that
 cannot always take a word in the cycle it arrives (the divider is busy, the write queue is full, the
 gearbox holds enough codes) therefore needs somewhere to keep the words it has asked for.
 `ReadQueue` is that place, the same in every unit:
 
     unit:  issue (the cycle its channels' `en` is high, only while `space`), tag
-             |                                            channel data (2 cycles later)
+             |                                            channel data (4 cycles later)
              v                                                   |
-    [tag delay x2] --------------------------------------> [DEPTH words, LUT RAM] --> valid/dout/tag_out
+    [tag delay x4] --------------------------------------> [DEPTH words, LUT RAM] --> valid/dout/tag_out
                                                                                     <-- take
 
-* `space` is a register: high while fewer than DEPTH reads are in flight or queued. DEPTH = 4
-  covers the read latency (2), the queue's own write-to-read cycle (1) and the word being handed
+* `space` is a register: high while fewer than DEPTH reads are in flight or queued. DEPTH = 8
+  covers the read latency (4), the queue's own write-to-read cycle (1) and the word being handed
   on, so a unit that takes a word every cycle reads a word every cycle.
-* A word is visible (`valid`, `dout`, `tag_out`) from the third cycle after its `issue`, and stays
+* A word is visible (`valid`, `dout`, `tag_out`) from the fifth cycle after its `issue`, and stays
   until a cycle with `take` high (the unit raises `take` only with `valid`).
 * `tag` is whatever the unit wants to know about the word when it uses it (its pass, whether it
   is the last); it is taken in the `issue` cycle and comes out beside the word.
@@ -24,8 +25,8 @@ Every unit reads words in address order, so the queue is a plain FIFO; the unit'
 drives its channels' `en` (a channel whose data the unit does not need, such as `rt` of a one
 operand op, may keep `en` low: the queue stores what the channel shows, unused).
 
-The words are held in 4-deep memories read asynchronously (ECP5 TRELLIS_DPR16X4 LUT RAM, instead
-of four flip-flops and a 4:1 mux per bit), so the unit's first logic on a word starts at a LUT RAM's
+The words are held in DEPTH-deep memories read asynchronously (ECP5 TRELLIS_DPR16X4 LUT RAM,
+instead of DEPTH flip-flops and a DEPTH:1 mux per bit), so the unit's first logic on a word starts at a LUT RAM's
 output at a registered pointer, not at the register file's block RAM. Only the bits of each element
 the unit uses are stored (`elems`).
 """
@@ -39,11 +40,15 @@ from spec.accel import AccelConfig
 
 from .iface import FX, READ_LATENCY
 
-__all__ = ["QUEUE_LATENCY", "ReadQueue"]
+__all__ = ["DEPTH", "QUEUE_LATENCY", "ReadQueue"]
 
 #: cycles from a read's `issue` to its word at the queue's head (`valid`): the channel's latency
 #: and the queue's write
 QUEUE_LATENCY = READ_LATENCY + 1
+#: reads in flight or queued: the smallest power of two that covers the read latency, the queue's
+#: write-to-read cycle and the word being handed on, so that a unit taking a word every cycle reads
+#: one every cycle
+DEPTH = 1 << (READ_LATENCY + 1).bit_length()
 
 
 class ReadQueue(wiring.Component):
@@ -58,7 +63,7 @@ class ReadQueue(wiring.Component):
     tag : shape-castable or None
         What rides with each read.
     depth : int
-        Reads in flight or queued at most (a power of two; 4 keeps one read per cycle).
+        Reads in flight or queued at most (a power of two; DEPTH keeps one read per cycle).
 
     Attributes
     ----------
@@ -78,7 +83,7 @@ class ReadQueue(wiring.Component):
         Registered: no read is in flight or queued (every word issued has been taken).
     """
 
-    def __init__(self, config: AccelConfig, elems=(FX,), tag=None, depth: int = 4):
+    def __init__(self, config: AccelConfig, elems=(FX,), tag=None, depth: int = DEPTH):
         elems = tuple(elems)
         if not elems:
             raise ValueError("a ReadQueue reads at least one channel")

@@ -10,16 +10,17 @@ a register and at most one writes it, so no arbitration is needed; when two chan
 name the same register they read the same word in the same cycle (the lowest-numbered channel
 drives the address).
 
-Reads take two cycles (hw.core.iface): the register's block RAM reads the address in the cycle of
-`en`, and in the next cycle the router's 8:1 choice of the channel's register is registered, so
-`data` comes from a flip-flop two cycles after `en` (the block RAM's 5.8 ns clock-to-output, ECP5
--6 without its output register, then only the mux before a register). The block RAMs read every
-cycle; a channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
+Reads take four cycles (hw.core.iface.READ_LATENCY), each ending in a register: the address of
+the channel that names the register, registered beside its block RAM; the block RAM's read; its
+output, registered beside it (the DP16KD's 5.8 ns clock-to-output, ECP5 -6 without its output
+register, feeds only that flip-flop); the router's 8:1 choice of the channel's register. So `data`
+comes from a flip-flop four cycles after `en`, and no path runs from a unit to a block RAM or
+back in one cycle (the routed builds' worst paths did). The block RAMs read every cycle; a
+channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
 
-Writes take effect a cycle late: a channel's write is registered beside the register's block RAM
-and written at the next edge, so a read of that word in the write's cycle or the next one is
-undefined (hw.core.iface); the sequencer's hazard rules keep every read of a register at least two
-cycles behind the writes that an instruction in flight makes to it.
+Writes are registered beside the block RAM too and written at the next edge, in step with the
+registered read address: a read in the cycle after a write sees it, a read in the same cycle is
+undefined (hw.core.iface).
 
 After reset the file clears itself: for `words` cycles every register's write port writes zeros
 (`clearing` is high meanwhile; the last zeros land the cycle after), so every element starts at 0
@@ -27,14 +28,14 @@ as in the golden machine's `reset()`.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
 from spec.accel import AccelConfig
 
-from .iface import FX, ReadChannel, WriteChannel, check_core_config, words
+from .iface import FX, READ_LATENCY, ReadChannel, WriteChannel, check_core_config, words
 
 __all__ = ["RegisterFile"]
 
@@ -97,33 +98,51 @@ class RegisterFile(wiring.Component):
             mem = m.submodules[f"v{r}"] = memory.Memory(shape=shape, depth=depth, init=[],
                                                         attrs={"no_rw_check": 1})
             rp = mem.read_port(domain="comb")
+            # the read address, chosen among the channels and registered beside the block RAM
+            raddr = Signal.like(rp.addr, name=f"v{r}_raddr")
+            m.d.comb += rp.addr.eq(raddr)
+            rq0 = Signal(shape, name=f"v{r}_rdata0", reset_less=True)
+            m.d.sync += rq0.eq(rp.data)
+            # and the block RAM's output registered beside it (the DP16KD's 5.8 ns clock-to-output
+            # then feeds one flip-flop, not the router's choice across the device)
             rq = Signal(shape, name=f"v{r}_rdata", reset_less=True)
-            m.d.sync += rq.eq(rp.data)
+            m.d.sync += rq.eq(rq0)
             wp = mem.write_port(granularity=1)
             # lowest-numbered channel wins: later statements override, so iterate in reverse
             for ch in reversed(self.rd):
                 with m.If(ch.en & (ch.reg == r)):
-                    m.d.comb += rp.addr.eq(ch.addr)
+                    m.d.sync += raddr.eq(ch.addr)
             # The write port's address, data and enables are registers beside the block RAM: the
             # channel's choice is registered, and the word is written at the edge after (a routed
             # build's worst paths ended in a long last hop from the choice to the block RAM).
+            # (address and data loaded when a channel names the register, the enable an OR of the
+            # channels' hits, not the end of the choice's priority chain)
             w_addr = Signal.like(wp.addr, name=f"v{r}_waddr")
             w_data = Signal.like(wp.data, name=f"v{r}_wdata")
             w_en = Signal.like(wp.en, name=f"v{r}_wen")
-            m.d.sync += w_en.eq(0)
+            s_addr, s_data, s_en = Signal.like(w_addr), Signal.like(w_data), Signal.like(w_en)
+            hits = Signal(len(self.wr), name=f"v{r}_whits")
+            m.d.comb += hits.eq(Cat(ch.en & (ch.reg == r) for ch in self.wr))
             with m.If(clearing):
-                m.d.sync += [w_addr.eq(clear_addr), w_data.eq(0), w_en.eq((1 << lanes) - 1)]
+                m.d.comb += [s_addr.eq(clear_addr), s_en.eq((1 << lanes) - 1)]
             with m.Else():
-                for ch in reversed(self.wr):
-                    with m.If(ch.en & (ch.reg == r)):
-                        m.d.sync += [w_addr.eq(ch.addr), w_data.eq(ch.data), w_en.eq(ch.mask)]
+                for k in reversed(range(len(self.wr))):
+                    ch = self.wr[k]
+                    with m.If(hits[k]):
+                        m.d.comb += [s_addr.eq(ch.addr), s_data.eq(ch.data), s_en.eq(ch.mask)]
+            with m.If(clearing | hits.any()):
+                m.d.sync += [w_addr.eq(s_addr), w_data.eq(s_data)]
+            m.d.sync += w_en.eq(s_en)
             m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
             rdata.append(rq)
 
         # the router: each channel's register chosen by its `reg` of the read cycle, registered
         for k, ch in enumerate(self.rd):
-            reg_d = Signal.like(ch.reg, name=f"rd{k}_reg_d")
-            m.d.sync += reg_d.eq(ch.reg)
+            reg_d = ch.reg
+            for j in range(READ_LATENCY - 1):
+                r_next = Signal.like(ch.reg, name=f"rd{k}_reg_d{j + 1}")
+                m.d.sync += r_next.eq(reg_d)
+                reg_d = r_next
             with m.Switch(reg_d):
                 for r in range(isa.N_VREGS):
                     with m.Case(r):

@@ -7,7 +7,7 @@ for the two-operand ops), W = ceil(VL / vector_lanes), runs them through `hw.cor
 0 .. W-1 of Vd, the last word masked to the lanes below VL. The golden reference is
 `golden.machine`'s vector handlers (`golden.ops` elementwise on Vs[:VL], Vt[:VL]).
 
-Flow control. A read channel's word arrives two cycles after its `en` (hw.core.iface), so the reads
+Flow control. A read channel's word arrives READ_LATENCY cycles after its `en` (hw.core.iface), so the reads
 go through a hw.core.readq.ReadQueue: the unit raises `en` for the next word while the queue has
 space (a registered flag), and the queue's head is the stage in front of the operation.
 Backpressure of the operation (the divider is busy; a stalled pipeline) thus keeps words in the
@@ -83,10 +83,10 @@ class VectorOpUnit(CoreUnit):
     Timing (W = ceil(VL / lanes) words, no backpressure inside, L = `hw.core.vpu.latency(op)`:
     SHORT_LATENCY for ADD SUB ONEM MOVV, LATENCY for MUL GMUL EXP SIG SILU): with `cmd` accepted on
     the edge ending cycle 0, the reads are in cycles 1 .. W, the words at the read queue's head
-    QUEUE_LATENCY (3) cycles later, the writes in cycles L+4 .. L+W+3 and `done` in cycle W + L + 3
-    (`pipelined_cycles(W, op)`); the next instruction can be accepted in the cycle after. DIV: one
-    word per `VectorDivider.DIV_CYCLES + 1` cycles, `done` in cycle `div_cycles(W)` =
-    W * (DIV_CYCLES + 1) + 3.
+    Q = QUEUE_LATENCY (5) cycles later, the writes in cycles L+Q+1 .. L+W+Q and `done` in cycle
+    W + L + Q (`pipelined_cycles(W, op)`); the next instruction can be accepted in the cycle after.
+    DIV: one word per `VectorDivider.DIV_CYCLES + 1` cycles, `done` in cycle `div_cycles(W)` =
+    W * (DIV_CYCLES + 1) + Q.
 
     Every word is read before any result of it is written and words are written in the order
     they are read, so in-place instructions (vd == vs or vd == vt) and vs == vt are exact.

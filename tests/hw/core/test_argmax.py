@@ -25,6 +25,7 @@ import pytest
 
 from hw.core.argmax import ArgmaxUnit, argmax_cycles, tree_levels
 from hw.core.iface import A_BITS, FX, words
+from hw.core.readq import QUEUE_LATENCY
 from sim.tb import unit
 from sim.tb.streams import Pauses
 from spec import isa
@@ -235,9 +236,9 @@ def test_negative_only_and_no_write():
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_cycles(cfg):
-    """No stalls: one word per cycle, done in cycle W + 4 + log2(lanes) after cmd (a word reaches the
-    read queue's head 3 cycles after its read; one stage per level of the lane tree), the next cmd
-    the cycle after."""
+    """No stalls: one word per cycle, done in cycle W + 1 + QUEUE_LATENCY + log2(lanes) after cmd (a
+    word reaches the read queue's head QUEUE_LATENCY cycles after its read; one stage per level of
+    the lane tree), the next cmd the cycle after."""
     config = CONFIGS[cfg]
     lanes = config.vector_lanes
     rng = random.Random(f"argmax-cycles-{cfg}")
@@ -248,7 +249,7 @@ def test_cycles(cfg):
     run = Bench(config).run(cases)
     for (_, ins), took in zip(cases, run.cycles(), strict=True):
         assert took == argmax_cycles(-(-ins.vl // lanes), lanes), f"{ins}: {took} cycles"
-    assert argmax_cycles(words(config), lanes) == words(config) + 4 + tree_levels(lanes)
+    assert argmax_cycles(words(config), lanes) == words(config) + 1 + QUEUE_LATENCY + tree_levels(lanes)
     assert tree_levels(lanes) == (lanes - 1).bit_length() and (1 << tree_levels(lanes)) >= lanes
 
 

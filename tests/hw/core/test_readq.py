@@ -1,5 +1,5 @@
-"""hw.core.readq.ReadQueue: a unit's reads issued ahead of a two-cycle read channel, handed on in
-order, under random issue gaps and random backpressure.
+"""hw.core.readq.ReadQueue: a unit's reads issued ahead of a READ_LATENCY-cycle read channel,
+handed on in order, under random issue gaps and random backpressure.
 
 The bench plays both neighbours: a reader that issues word addresses 0, 1, 2, ... whenever `space`
 is high (and a random coin says so), tagging each with its address, and a channel model that puts
@@ -19,7 +19,7 @@ from amaranth.hdl import signed
 from amaranth.sim import Simulator
 
 from hw.core.iface import FX, READ_LATENCY
-from hw.core.readq import QUEUE_LATENCY, ReadQueue
+from hw.core.readq import DEPTH, QUEUE_LATENCY, ReadQueue
 from sim.tb import unit
 from spec import numerics as N
 
@@ -57,7 +57,7 @@ def _run(cfg: str, n: int, issue_p: float, take_p: float, seed, reads: int = 300
         outstanding = 0                       # issued and not yet taken
         while stats["taken"] < reads:
             space = ctx.get(dut.space)
-            assert space == (outstanding < 4), f"space {space} with {outstanding} reads outstanding"
+            assert space == (outstanding < DEPTH), f"space {space} with {outstanding} reads outstanding"
             assert ctx.get(dut.empty) == (outstanding == 0)
             stats["full"] += not space
             issue = space and issued < reads and rng.random() < issue_p
@@ -122,5 +122,7 @@ def test_random_gaps_and_backpressure(cfg, n, issue_p, take_p):
 def test_rejects_bad_parameters():
     config = CONFIGS["l1"]
     unit.rejects(ValueError, r"at least one channel", ReadQueue, config, ())
-    unit.rejects(ValueError, r"power of two >= 4", ReadQueue, config, (FX,), None, 3)
-    unit.rejects(ValueError, r"power of two >= 4", ReadQueue, config, (FX,), None, 6)
+    least = READ_LATENCY + 2
+    unit.rejects(ValueError, rf"power of two >= {least}", ReadQueue, config, (FX,), None, least - 1)
+    unit.rejects(ValueError, rf"power of two >= {least}", ReadQueue, config, (FX,), None, DEPTH + 2)
+    assert DEPTH >= least and DEPTH & (DEPTH - 1) == 0 and DEPTH // 2 < least

@@ -12,10 +12,10 @@ What is checked, cycle by cycle:
   register, at most one read channel per register except "twins" (two channels naming the same
   register and reading the same addresses in the same cycles, as one unit's rs/rt do); a
   register may be read by one channel while another writes it (in-place instructions), never at
-  the same word in the same cycle nor in the cycle after (a write lands at the next edge). Idle
-  channels keep `en` low with random `reg`/`addr`/`data`
+  the same word in the same cycle (a read in the cycle after a write sees it). Idle channels keep
+  `en` low with random `reg`/`addr`/`data`
   (they must not disturb the registers in use);
-* reads: `data` is the word addressed two cycles before with `en` high (READ_LATENCY), as it was
+* reads: `data` is the word addressed READ_LATENCY cycles before with `en` high, as it was
   in the cycle of the read, even when the word is overwritten in the cycle after; writes: only the
   lanes with `mask` set change.
 
@@ -33,7 +33,7 @@ import pytest
 from amaranth.hdl import ClockDomain, Fragment, Module
 from amaranth.sim import Simulator
 
-from hw.core.iface import words
+from hw.core.iface import READ_LATENCY, words
 from hw.core.regfile import RegisterFile
 from spec import isa
 from spec import numerics as N
@@ -60,13 +60,12 @@ def _fx(rng: random.Random) -> int:
 @dataclasses.dataclass
 class _Read:
     """A read channel's session: its register, cycles left, the twin it follows (if any) and the
-    words it must show: `expect` of this cycle's read, `arriving` of the previous cycle's (None for
-    none)."""
+    words it must show, in flight: `pipe` holds those of the last READ_LATENCY - 1 cycles' reads,
+    oldest first (None for none)."""
     reg: int = 0
     left: int = 0
     twin_of: int | None = None
-    expect: list[int] | None = None
-    arriving: list[int] | None = None
+    pipe: list = dataclasses.field(default_factory=lambda: [None] * (READ_LATENCY - 1))
     en: int = 0
     addr: int = 0
 
@@ -87,7 +86,6 @@ class Bench:
         self.reads = [_Read() for _ in range(n_read)]
         self.writes = [_Write() for _ in range(n_write)]
         self.stats = {"reads": 0, "writes": 0, "twin_reads": 0, "rw_same_reg": 0, "checked": 0}
-        self.last_written: set[tuple[int, int]] = set()
         top = Module()
         top.domains.sync = self.cd = ClockDomain("sync")
         top.submodules.rf = self.rf
@@ -109,11 +107,12 @@ class Bench:
             free = sorted(set(range(isa.N_VREGS)) - self._busy_read_regs())
             if not free:
                 continue
-            s.reg, s.left, s.twin_of, s.expect = rng.choice(free), rng.randint(1, 3 * self.words + 4), None, None
+            s.reg, s.left, s.twin_of = rng.choice(free), rng.randint(1, 3 * self.words + 4), None
+            s.pipe = [None] * (READ_LATENCY - 1)
             idle = [j for j, t in enumerate(self.reads) if j != k and not t.left]
             if idle and rng.random() < 0.3:
                 t = self.reads[rng.choice(idle)]
-                t.reg, t.left, t.twin_of, t.expect = s.reg, s.left, k, None
+                t.reg, t.left, t.twin_of, t.pipe = s.reg, s.left, k, [None] * (READ_LATENCY - 1)
         for s in self.writes:
             if s.left or rng.random() > 0.3:
                 continue
@@ -123,7 +122,8 @@ class Bench:
 
     def _end_sessions(self) -> None:
         for s in self.reads:
-            s.left, s.expect, s.arriving, s.twin_of, s.en = 0, None, None, None, 0
+            s.left, s.twin_of, s.en = 0, None, 0
+            s.pipe = [None] * (READ_LATENCY - 1)
         for s in self.writes:
             s.left = 0
 
@@ -142,13 +142,6 @@ class Bench:
             if s.left and s.twin_of is not None:
                 p = self.reads[s.twin_of]
                 s.en, s.addr = p.en, p.addr
-        # a word written in the previous cycle is not read now (the write lands at this edge)
-        for s in self.reads:
-            if s.left and s.twin_of is None and (s.reg, s.addr) in self.last_written:
-                s.en = 0
-        for s in self.reads:
-            if s.left and s.twin_of is not None:
-                s.en = self.reads[s.twin_of].en
         reading = {(s.reg, s.addr) for s in self.reads if s.left and s.en}
         for ch, s in zip(rf.rd, self.reads, strict=True):
             if s.left:
@@ -173,26 +166,28 @@ class Bench:
                 writes.append((s.reg, addr, mask, data))
                 if any(r.left and r.reg == s.reg for r in self.reads):
                     self.stats["rw_same_reg"] += 1
-        self.last_written = {(reg, addr) for reg, addr, _, _ in writes}
         await ctx.tick()
-        # the model: reads see the registers before this cycle's writes; the word of the previous
-        # cycle's read is on `data` now
+        # the model: reads see the registers before this cycle's writes (also a word written in
+        # the cycle before); the word read READ_LATENCY - 1 cycles ago is on `data` now
+        arriving = []
         for s in self.reads:
-            s.arriving, s.expect = s.expect, None
+            new = None
             if s.left and s.en:
-                s.expect = [int(v) for v in self.model[s.reg, s.addr]]
+                new = [int(v) for v in self.model[s.reg, s.addr]]
                 self.stats["reads"] += 1
                 self.stats["twin_reads"] += s.twin_of is not None
+            s.pipe.append(new)
+            arriving.append(s.pipe.pop(0))
         for reg, addr, mask, data in writes:
             for j in range(self.lanes):
                 if (mask >> j) & 1:
                     self.model[reg, addr, j] = data[j]
             self.stats["writes"] += 1
         assert not ctx.get(rf.clearing), "clearing outside the post-reset clear"
-        for k, (ch, s) in enumerate(zip(rf.rd, self.reads, strict=True)):
-            if s.arriving is not None:
+        for k, (ch, s, want) in enumerate(zip(rf.rd, self.reads, arriving, strict=True)):
+            if want is not None:
                 got = [int(v) for v in ctx.get(ch.data)]
-                assert got == s.arriving, f"rd{k} (V{s.reg}): data {got}, expected {s.arriving}"
+                assert got == want, f"rd{k} (V{s.reg}): data {got}, expected {want}"
                 self.stats["checked"] += 1
         for s in self.reads + self.writes:
             s.left = max(0, s.left - 1)
@@ -214,22 +209,21 @@ class Bench:
         chans = self.rf.rd
         for ch in chans + self.rf.wr:
             ctx.set(ch.en, 0)
-        await ctx.tick()                               # the last write lands (the write register)
-        self.last_written = set()
+        lag = READ_LATENCY - 1
         for first in range(0, isa.N_VREGS, len(chans)):
             regs = list(range(first, min(first + len(chans), isa.N_VREGS)))
-            for a in range(self.words + 1):            # word a read, word a - 1 arriving
+            for a in range(self.words + lag):          # word a read, word a - lag arriving
                 for ch, r in zip(chans, regs, strict=False):
                     ctx.set(ch.reg, r)
                     ctx.set(ch.addr, min(a, self.words - 1))
                     ctx.set(ch.en, int(a < self.words))
                 await ctx.tick()
-                if not a:
+                if a < lag:
                     continue
                 for ch, r in zip(chans, regs, strict=False):
                     got = [int(v) for v in ctx.get(ch.data)]
-                    want = [int(v) for v in self.model[r, a - 1]]
-                    assert got == want, f"sweep: V{r} word {a - 1} reads {got}, expected {want}"
+                    want = [int(v) for v in self.model[r, a - lag]]
+                    assert got == want, f"sweep: V{r} word {a - lag} reads {got}, expected {want}"
         for ch in chans:
             ctx.set(ch.en, 0)
 

@@ -24,6 +24,7 @@ import pytest
 
 from golden import ops as O
 from hw.core.iface import words
+from hw.core.readq import QUEUE_LATENCY
 from hw.core.vecunit import MNEMONICS, TWO_OPERAND, VectorOpUnit, div_cycles, pipelined_cycles
 from hw.core.vpu import LATENCY, SHORT_LATENCY, latency
 from sim.tb import unit
@@ -302,11 +303,11 @@ def test_cycles(cfg):
         if ins.mn == "DIV":
             assert took == div_cycles(n), f"{ins}: {took} cycles"
         else:
-            assert took == pipelined_cycles(n, ins.mn) == n + latency(ins.mn) + 3, f"{ins}: {took} cycles"
+            assert took == pipelined_cycles(n, ins.mn) == n + latency(ins.mn) + QUEUE_LATENCY, f"{ins}: {took} cycles"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1, f"{ins}: not taken right after the previous done"
-    assert pipelined_cycles(W, "MOVV") == W + SHORT_LATENCY + 3
-    assert pipelined_cycles(W, "MUL") == W + LATENCY + 3
+    assert pipelined_cycles(W, "MOVV") == W + SHORT_LATENCY + QUEUE_LATENCY
+    assert pipelined_cycles(W, "MUL") == W + LATENCY + QUEUE_LATENCY
 
 
 # -- interface -----------------------------------------------------------------------------------
