@@ -271,7 +271,8 @@ class Core(wiring.Component):
         count = Signal(range(FETCH_DEPTH + 1))  # words queued
         # the queue shifts towards its head, wq0: the head is a register, with no choice after it
         wq = [Signal(isa.WORD_BITS, name=f"wq{i}") for i in range(FETCH_DEPTH)]
-        wq_at = Signal(range(FETCH_DEPTH + 1))  # where this cycle's push lands: count - pop
+        cnt_oh = Signal(FETCH_DEPTH + 1, init=1)  # count, one-hot (a register beside it)
+        nonempty = Signal()                     # count != 0 (a register beside it)
         ir_has = Signal()
         load, pop, push = Signal(), Signal(), Signal()
         w_word = Signal(isa.WORD_BITS)        # the queue's head
@@ -602,29 +603,36 @@ class Core(wiring.Component):
         with m.If(self.rom_wr.en):
             # a ROM write: nothing read now is trusted; the stream restarts at the PC (0 when halted)
             m.d.comb += [kill.eq(1), kill_to.eq(Mux(halted, 0, pc))]
-        m.d.comb += [load.eq(issue | ~ir_has), p_load.eq(load | ~p_has), pop.eq(p_load & (count != 0)),
+        m.d.comb += [load.eq(issue | ~ir_has), p_load.eq(load | ~p_has), pop.eq(p_load & nonempty),
                      push.eq(q_ok & ~br_taken)]
         with m.If(go):
             m.d.sync += s_next.eq(fetch + 1)
         m.d.sync += [redir.eq(kill), redir_to.eq(kill_to)]
         m.d.comb += go_next.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
         m.d.sync += issue.eq(go_next)
-        # (a word written as the queue empties is not counted)
-        m.d.comb += wq_at.eq(count - pop)
+        # a push lands at count - pop: entry i takes it when count is i + 1 and one pops, or i and
+        # none does (the one-hot count is a register, so this is a LUT after `pop`); a word
+        # written as the queue empties is not counted
         for i in range(FETCH_DEPTH):
-            with m.If(push & (wq_at == i)):
+            with m.If(push & Mux(pop, cnt_oh[i + 1], cnt_oh[i])):
                 m.d.sync += wq[i].eq(rom_rd.data)
             if i + 1 < FETCH_DEPTH:
                 with m.Elif(pop):
                     m.d.sync += wq[i].eq(wq[i + 1])
+        count_next = Signal.like(count)
+        m.d.comb += count_next.eq(count + push - pop)
+        with m.If(kill | br_taken):
+            m.d.comb += count_next.eq(0)
+        m.d.sync += [count.eq(count_next), nonempty.eq(count_next != 0),
+                     cnt_oh.eq(Cat(count_next == i for i in range(FETCH_DEPTH + 1)))]
         with m.If(kill):
-            m.d.sync += [q_ok.eq(0), fill.eq(0), count.eq(0), p_has.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(0), fill.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Elif(br_taken):
-            m.d.sync += [q_ok.eq(1), fill.eq(1), count.eq(0), p_has.eq(0), ir_has.eq(0)]
+            m.d.sync += [q_ok.eq(1), fill.eq(1), p_has.eq(0), ir_has.eq(0)]
         with m.Else():
-            m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop), count.eq(count + push - pop)]
+            m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop)]
             with m.If(p_load):
-                m.d.sync += p_has.eq(count != 0)
+                m.d.sync += p_has.eq(nonempty)
             with m.If(load):
                 m.d.sync += ir_has.eq(p_has)
         m.d.sync += pc.eq(next_pc)
