@@ -203,7 +203,9 @@ def estimate(rtlil: str, family: str, dsps_available: int | None = None) -> Esti
                 ffs += width * depth
                 luts += width * depth * 0.5
             else:
-                luts += width * depth / 16 * n_reads
+                # distributed RAM is 16 words deep per TRELLIS_DPR16X4, so a memory of up to 16
+                # words costs the same whatever its depth (calibrated on the units' read queues)
+                luts += width * (4 if depth <= 16 else depth) / 16 * n_reads
             blocks = 0
         else:
             blocks = _blocks(width, depth, family) * copies

@@ -137,7 +137,7 @@ UNIT_BUDGETS: dict[str, UnitBudget] = {
     "tmac": UnitBudget(luts=2_440, ffs=1_640, dsps=0, brams=10, path_ns=8.0),
     "matmul": UnitBudget(luts=6_900, ffs=3_710, dsps=10, brams=10, path_ns=10.2),
     "vec": UnitBudget(luts=9_500, ffs=9_010, dsps=44, brams=24, path_ns=8.5),
-    "normq": UnitBudget(luts=16_300, ffs=10_700, dsps=36, brams=0, path_ns=10.0),
+    "normq": UnitBudget(luts=17_480, ffs=11_430, dsps=36, brams=0, path_ns=10.0),
     "argmax": UnitBudget(luts=610, ffs=470, dsps=0, brams=0, path_ns=8.3),
     "lsu": UnitBudget(luts=3_730, ffs=1_210, dsps=0, brams=0, path_ns=8.8),
     "regfile": UnitBudget(luts=14_900, ffs=4_800, dsps=0, brams=48, path_ns=6.9),

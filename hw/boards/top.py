@@ -28,6 +28,7 @@ from amaranth.lib.wiring import connect
 
 from hw.boards.link import HostLink
 from hw.mem.onchip import OnChipMemory
+from hw.mem.port import RegisterSlice
 from hw.top import Accelerator
 from hw.uart import UartRx, UartTx, divisor_for
 from spec import host_link as HL
@@ -112,7 +113,11 @@ class BoardTop(Elaboratable):
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
         connect(m, link.tx, tx.i)
-        connect(m, link.tok_in, acc.tok_in[0])
+        # the token stream through a register slice: the core's TOKIN decision and the link sit
+        # far apart (a routed build's critical path ran link -> core -> link in one cycle)
+        m.submodules.tok_slice = tok_slice = RegisterSlice(acc.tok_in[0].payload.shape())
+        connect(m, link.tok_in, tok_slice.i)
+        connect(m, tok_slice.o, acc.tok_in[0])
         connect(m, acc.tok_out[0], link.tok_out)
         # the accelerator's reset is a register: it reaches every flip-flop of the core (a net of
         # over 12,000 sinks across the device), so it starts at a flip-flop, not after a LUT

@@ -57,7 +57,7 @@ after its last read, so in-place operation (vd == vs or vd == vt) is exact.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
@@ -167,37 +167,17 @@ def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     """sat_fx(rround(p << left, sh)) in _ROUND stages from k0 (p valid at stage k0 - 1), valid at
     stage k0 + _ROUND - 1: the right shift by the high bits of sh, by its low bits, the rounding
     add, the saturation. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
-    shifts of _L1 or more). `sh` and `big` are constant while words flow.
-
-    Only FX_BITS + 1 + F bits of the coarse shift are kept (F = 2**lo, the fine shift's reach),
-    with a flag `ovf` for a value outside them: then |v >> sh| >= 2**(FX_BITS + 1), whose rounding
-    saturates by v's sign, and otherwise the kept bits are the value. The flag is chosen, by the
-    high bits of sh, among one all-sign test per coarse shift, taken from v itself, so no shifter
-    is built for the bits above."""
+    shifts of _L1 or more). `sh` and `big` are constant while words flow."""
     p = p.as_signed()
     v = p << left
     sh_bits = len(sh)
     lo = sh_bits // 2 + (sh_bits & 1)
-    hi_bits = sh_bits - lo
-    keep = N.FX_BITS + 1 + (1 << lo)
-    if keep >= len(v):
-        keep = len(v)
-    u0 = reg(k0, f"{name}_u0", signed(keep), (v >> Cat(Const(0, lo), sh[lo:sh_bits]))[:keep])
-    # ovf: v >> (h << lo) does not fit `keep` signed bits, for the h in sh's high bits
-    flags = []
-    for h in range(1 << hi_bits):
-        top = v[min(len(v) - 1, (h << lo) + keep - 1):]
-        flags.append(~((top == 0) | (top == (1 << len(top)) - 1)))
-    ovf = reg(k0, f"{name}_o", 1, Array(flags)[sh[lo:sh_bits]] if hi_bits else flags[0])
-    vn = reg(k0, f"{name}_s", 1, v[-1])
-    for k in (k0 + 1, k0 + 2):
-        ovf = reg(k, f"{name}_o", 1, ovf)
-        vn = reg(k, f"{name}_s", 1, vn)
-    u1 = reg(k0 + 1, f"{name}_u1", signed(keep), u0 >> sh[:lo])
-    w = reg(k0 + 2, f"{name}_w", signed(keep + 1), (u1 + 1) >> 1)
+    u0 = reg(k0, f"{name}_u0", v.shape(), v >> Cat(Const(0, lo), sh[lo:sh_bits]))
+    u1 = reg(k0 + 1, f"{name}_u1", v.shape(), u0 >> sh[:lo])
+    w = reg(k0 + 2, f"{name}_w", signed(len(v)), (u1 + 1) >> 1)
     hi = w[N.FX_BITS - 1:]
-    inside = ~ovf & ((hi == 0) | (hi == (1 << len(hi)) - 1))
-    sat = Mux(inside, w[:N.FX_BITS], Mux(Mux(ovf, vn, w[-1]), N.FX_MIN, N.FX_MAX))
+    inside = (hi == 0) | (hi == (1 << len(hi)) - 1)
+    sat = Mux(inside, w[:N.FX_BITS], Mux(w[-1], N.FX_MIN, N.FX_MAX))
     if big is not None:
         pz = reg(k0, f"{name}_z", 1, p == 0)
         pn = reg(k0, f"{name}_n", 1, p < 0)
