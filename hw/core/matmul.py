@@ -86,7 +86,7 @@ from hw.mem.port import LEN_BITS, MAX_BURST, MemPortSignature
 from spec import numerics as N
 from spec.accel import AccelConfig
 
-from .arith import LIMB, pipelined_product, product_stages
+from .arith import LIMB, Mul18, pipelined_product, product_stages
 from .common import CoreUnit
 from .iface import FX, ReadChannel, WriteChannel, unit_cmd_layout, words
 from .readq import ReadQueue
@@ -125,7 +125,9 @@ def copy_keeps_up(config: AccelConfig) -> bool:
 
 def ceil_div_const(x, d: int, x_max: int):
     """ceil(x / d) for 0 <= x <= x_max and a constant d >= 1, without a divider: a shift for a
-    power of two, else a multiplication by a constant reciprocal, exact over the whole range."""
+    power of two, else a multiplication by a constant reciprocal, exact over the whole range. (The
+    unit's setup pipeline computes G = ceil(VL / T) this way, the add, the product and the shift
+    in stages of their own.)"""
     if d & (d - 1) == 0:
         return (x + (d - 1)) >> (d.bit_length() - 1)
     c, s = _reciprocal(d, x_max + d - 1)
@@ -261,18 +263,33 @@ class MatmulUnit(CoreUnit):
             m.d.comb += ra.eq(N.FX_FRAC - p.sf.exponent)
             m.d.sync += rsa.eq(Mux(ra < 0, 0, Mux(ra > _T_MAX + p_bits, _T_MAX + p_bits, ra)))
 
-        # setup pipeline: stage 1 computes G, stage 2 the beat count of the matrix
-        st1 = Signal()
-        st2 = Signal()
-        m.d.sync += [st1.eq(accept & (p.rows != 0)), st2.eq(st1)]
+        # setup pipeline, one carry chain or one product per stage (the products each a Mul18: on
+        # ECP5 a DSP with its output register): st1: K + T - 1 and the tile counts; st2: its product
+        # with T's reciprocal; st3: G = ceil(K / T) and G - 1; st4: tiles * G; st5: the beat count
+        st = [Signal(name=f"st{k}") for k in range(1, 6)]
+        m.d.sync += st[0].eq(accept & (p.rows != 0))
+        m.d.sync += [st[k].eq(st[k - 1]) for k in range(1, len(st))]
         groups = Signal(range(-(-vl_max // t) + 1))           # G = ceil(K / T)
         groups_m1 = Signal.like(groups)
         tiles_m1 = Signal(range(-(-_ROWS_MAX // b)))          # ceil(R / B) - 1
-        m.d.comb += tiles_m1.eq((rows - 1) >> b_log2)
         tiles = Signal(range(-(-_ROWS_MAX // b) + 1))         # ceil(R / B)
-        with m.If(st1):
-            g = ceil_div_const(k_cols, t, vl_max)
-            m.d.sync += [groups.eq(g), groups_m1.eq(g - 1), tiles.eq(tiles_m1 + 1)]
+        kp = Signal(range(vl_max + t))                        # K + T - 1
+        with m.If(st[0]):
+            m.d.sync += [kp.eq(k_cols + (t - 1)), tiles_m1.eq((rows - 1) >> b_log2),
+                         tiles.eq((rows + (b - 1)) >> b_log2)]
+        if t & (t - 1) == 0:
+            gq = Signal.like(groups)
+            with m.If(st[1]):
+                m.d.sync += gq.eq(kp >> (t.bit_length() - 1))
+        else:
+            c, s = _reciprocal(t, vl_max + t - 1)
+            m.submodules.g_mul = g_mul = Mul18(kp.shape(), unsigned(c.bit_length()), name="g_mul")
+            m.d.comb += [g_mul.a.eq(kp), g_mul.b.eq(c), g_mul.en.eq(st[1])]
+            gq = g_mul.p >> s
+        with m.If(st[2]):
+            m.d.sync += [groups.eq(gq), groups_m1.eq(gq - 1)]
+        m.submodules.n_mul = n_mul = Mul18(tiles.shape(), groups.shape(), name="n_mul")
+        m.d.comb += [n_mul.a.eq(tiles), n_mul.b.eq(groups), n_mul.en.eq(st[3])]
 
         # -- memory read commands: consecutive bursts of up to max_burst beats ----------------
         creq_left = Signal(32)             # beats not yet requested
@@ -286,8 +303,8 @@ class MatmulUnit(CoreUnit):
             self.mem.cmd.payload.write.eq(0),
             self.mem.wr.valid.eq(0),
         ]
-        with m.If(st2):                    # the whole matrix: ceil(R / B) * G beats
-            m.d.sync += [creq_left.eq(tiles * groups), cline.eq(line0)]
+        with m.If(st[4]):                  # the whole matrix: ceil(R / B) * G beats
+            m.d.sync += [creq_left.eq(n_mul.p), cline.eq(line0)]
         with m.Elif(self.mem.cmd.valid & self.mem.cmd.ready):
             m.d.sync += [creq_left.eq(creq_left - burst), cline.eq(cline + burst)]
 
