@@ -4,10 +4,15 @@
 one-entry command register (so a command offered downstream is never withdrawn), read data is
 routed back by an order queue of (initiator, beats), and a write command locks the arbiter to its
 initiator until all of its beats have passed (the port sees a command's write beats in order).
-Read and write beats pass a register slice (hw.mem.port.RegisterSlice) on the port's side, so no
-combinational path runs from the memory through the arbiter into an initiator or back: on a
-board, the arbiter sits between units placed far apart (the first routed build's critical path
-ran memory -> arbiter -> load/store unit).
+Read and write beats pass a register slice (hw.mem.port.RegisterSlice) on the port's side, and
+every initiator's commands and read beats one on its side, so no combinational path runs from the
+memory through the arbiter into an initiator or back, nor from one initiator's command through the
+round-robin choice into its `ready` and back, nor from an initiator's read `ready` through the
+order queue's choice into the port's slice: on a board, the arbiter sits between units placed far
+apart (the first routed build's critical path ran memory -> arbiter -> load/store unit, later ones'
+TMATMUL's command -> the choice -> its beat count and the weight array's `ready` -> the choice ->
+the slice's 128 flip-flop enables). A command and a read beat each cost a cycle of latency, no
+throughput.
 
 `WeightBroadcast` serves the weight reads of N cores that run the same program on different
 tokens (batch N, DESIGN.md section 5): a read command is issued once and its beats are delivered
@@ -94,6 +99,14 @@ class PortArbiter(wiring.Component):
         wiring.connect(m, wiring.flipped(port.rd), rd_slice.i)
         wiring.connect(m, wr_slice.o, wiring.flipped(port.wr))
         o = _Side(port.cmd, rd_slice.o, wr_slice.i)
+        cmds, rds = [], []
+        for k in range(n):
+            sl = m.submodules[f"cmd_slice{k}"] = RegisterSlice(cmd_layout(self._beat))
+            wiring.connect(m, wiring.flipped(ins[k].cmd), sl.i)
+            cmds.append(sl.o)
+            sl = m.submodules[f"rd_slice{k}"] = RegisterSlice(port.rd.payload.shape())
+            wiring.connect(m, sl.o, wiring.flipped(ins[k].rd))
+            rds.append(sl.i)
 
         creg = Signal(cmd_layout(self._beat))
         cfull = Signal()
@@ -112,15 +125,15 @@ class PortArbiter(wiring.Component):
         found = Signal()
         # the lowest valid initiator, overridden by the lowest valid one after `last`
         for k in reversed(range(n)):
-            with m.If(ins[k].cmd.valid):
+            with m.If(cmds[k].valid):
                 m.d.comb += [pick.eq(k), found.eq(1)]
         for k in reversed(range(n)):
-            with m.If(ins[k].cmd.valid & (last < k)):
+            with m.If(cmds[k].valid & (last < k)):
                 m.d.comb += pick.eq(k)
         for k in range(n):
-            m.d.comb += ins[k].cmd.ready.eq(can_take & found & (pick == k))
+            m.d.comb += cmds[k].ready.eq(can_take & found & (pick == k))
         with m.If(can_take & found):
-            sel = Array(i.cmd.payload for i in ins)[pick]
+            sel = Array(c.payload for c in cmds)[pick]
             m.d.sync += [creg.eq(sel), cfull.eq(1), last.eq(pick)]
             with m.If(sel.write):
                 m.d.sync += [wlock.eq(1), wsrc.eq(pick), wleft.eq(sel.len)]
@@ -140,10 +153,10 @@ class PortArbiter(wiring.Component):
 
         # read beats to the initiator at the head of the order queue
         for k in range(n):
-            m.d.comb += [ins[k].rd.valid.eq(o.rd.valid & q.nonempty & (q.head == k)),
-                         ins[k].rd.payload.eq(o.rd.payload)]
+            m.d.comb += [rds[k].valid.eq(o.rd.valid & q.nonempty & (q.head == k)),
+                         rds[k].payload.eq(o.rd.payload)]
         with m.If(q.nonempty):
-            m.d.comb += o.rd.ready.eq(Array(i.rd.ready for i in ins)[q.head])
+            m.d.comb += o.rd.ready.eq(Array(r.ready for r in rds)[q.head])
         m.d.comb += q.beat.eq(o.rd.valid & o.rd.ready)
         return m
 
