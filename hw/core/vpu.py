@@ -288,13 +288,23 @@ class VectorUnit(LaneComponent):
                 yw.eq(Mux(mode[1], a1, b[_S_IN])),
                 s.eq(xw + yw),
             ]
-            # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1])
+            # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1]); the
+            # row from a1 directly, not through the wide adder (a block RAM address is a late sink):
+            # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment; |a| >= LIMIT
+            # (a power of two) from a1's top bits, no compare
             mag = s ^ sign.replicate(w)
+            assert _SIG_LIMIT == 1 << (_SIG_FRAC + _SIG_IDX)
+            top = a1.as_unsigned()[_SIG_FRAC + _SIG_IDX:N.FX_BITS - 1]
+            low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
             over = Signal(name=f"over{j}")
-            m.d.comb += over.eq((a1 >= _SIG_LIMIT) | (a1 <= -_SIG_LIMIT))
+            m.d.comb += over.eq(Mux(sign, ~top.all() | (top.all() & low_zero & ~a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX].any()),
+                                    top.any()))
+            row = Signal(_SIG_IDX, name=f"sig_row{j}")
+            mid = a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
+            m.d.comb += row.eq(Mux(sign, ~mid + low_zero, mid))
             port = table.read_port()
             m.d.comb += [
-                port.addr.eq(Mux(over, N.SIG_ENTRIES - 1, mag[_SIG_FRAC:_SIG_FRAC + _SIG_IDX])),
+                port.addr.eq(Mux(over, N.SIG_ENTRIES - 1, row)),
                 port.en.eq(en[_S_ALU - 1]),
             ]
             fr2 = stage(_S_ALU, f"fr{j}", unsigned(_SIG_FRAC + 1), Mux(over, 1 << _SIG_FRAC, mag[:_SIG_FRAC]))
