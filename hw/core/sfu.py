@@ -40,7 +40,7 @@ class Op(enum.Enum, shape=3):
 
 
 #: Worst-case cycles from a command's transfer to ``result.valid`` at the default widths (ScalarUnit).
-WORST_LATENCY = {Op.MUL: 38, Op.ADD: 40, Op.RECIP: 33, Op.SQRT: 31, Op.RSQRT: 62, Op.NORM: 16, Op.SHIFT: 3}
+WORST_LATENCY = {Op.MUL: 40, Op.ADD: 42, Op.RECIP: 35, Op.SQRT: 33, Op.RSQRT: 65, Op.NORM: 18, Op.SHIFT: 5}
 
 
 class Status(enum.Enum, shape=2):
@@ -99,10 +99,12 @@ class ScalarUnit(wiring.Component):
     unit is idle, so a command is accepted only after the previous result has been taken.
 
     Latency (cycles from the command's transfer to ``result.valid``), worst case at the default
-    widths: :data:`WORST_LATENCY` (MUL 38, ADD 40, RECIP 33, SQRT 31, RSQRT 62, NORM 16, about one
-    more per 8 bits of ``norm_bits``, SHIFT 3). Zero operands and NORM of 0 take 2 or 3 cycles, ADD's
-    "exponents differ by more than SF_BITS" case 4. The command is registered before it is decoded (one
-    cycle), so no path starts at the ``cmd`` payload.
+    widths: :data:`WORST_LATENCY` (MUL 40, ADD 42, RECIP 35, SQRT 33, RSQRT 65, NORM 18, about one
+    more per 8 bits of ``norm_bits``, SHIFT 5). Zero operands and NORM of 0 take 3 or 4 cycles, ADD's
+    "exponents differ by more than SF_BITS" case 5. The command is registered before it is decoded (one
+    cycle), so no path starts at the ``cmd`` payload, and the exponent differences (ADD) and the
+    result's range checks each have a cycle of their own (PREP, CHECK): on a -6 board both were
+    among the late paths, through the NORM/QNT unit's command mux and into the result's enables.
     """
 
     def __init__(self, *, exponent_bits: int = SF_EXP_BITS, norm_bits: int = SF_NORM_BITS):
@@ -148,6 +150,7 @@ class ScalarUnit(wiring.Component):
         v = Signal(vw)                  # value being normalized; MUL product; SQRT radicand
         e = Signal(signed(ew))          # exponent of v
         rnd = Signal()                  # last bit shifted out of v (round half up needs only this bit)
+        e_over, e_under = Signal(), Signal()    # e > e_max, e < e_min (registered in CHECK)
         q = Signal(B + 2)               # RECIP quotient, SQRT root
         r = Signal(B + 4)               # RECIP / SQRT remainder
         cnt = Signal(range(max(vw, 2 * B) + 1))
@@ -171,10 +174,13 @@ class ScalarUnit(wiring.Component):
                 # the command is registered first: nothing is computed from the stream's payload
                 m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
-                    pe = self.cmd.payload
-                    m.d.sync += [cq.eq(pe), d_ab.eq(pe.a.exponent - pe.b.exponent),
-                                 d_ba.eq(pe.b.exponent - pe.a.exponent)]
-                    m.next = "DECODE"
+                    m.d.sync += cq.eq(self.cmd.payload)
+                    m.next = "PREP"
+
+            with m.State("PREP"):
+                # the exponent differences, from the registered command (not from the payload's mux)
+                m.d.sync += [d_ab.eq(cmd.a.exponent - cmd.b.exponent), d_ba.eq(cmd.b.exponent - cmd.a.exponent)]
+                m.next = "DECODE"
 
             with m.State("DECODE"):
                 m.d.sync += [
@@ -246,7 +252,7 @@ class ScalarUnit(wiring.Component):
                             m.d.sync += res.value.eq(cmd.a)
                             m.next = "OUT"
                         with m.Else():
-                            m.next = "RANGE"
+                            m.next = "CHECK"
                     with m.Default():
                         # an undefined op code: answer (0, 0) rather than hang
                         m.d.sync += res.value.eq(0)
@@ -326,17 +332,22 @@ class ScalarUnit(wiring.Component):
                         m.d.sync += [v.eq(1 << (B - 1)), e.eq(e + 1)]
                     with m.Else():
                         m.d.sync += v.eq(rounded)
-                    m.next = "RANGE"
+                    m.next = "CHECK"
+
+            with m.State("CHECK"):
+                # the exponent's range, registered: RANGE loads the result from flags, not compares
+                m.d.sync += [e_over.eq(e > e_max), e_under.eq(e < e_min)]
+                m.next = "RANGE"
 
             with m.State("RANGE"):
                 with m.If((op == Op.RSQRT) & ~rsqrt_recip):
                     # the square root is in range (its exponent is about half the operand's)
                     m.d.sync += start_recip(v[:B], e) + [rsqrt_recip.eq(1)]
                     m.next = "DIV"
-                with m.Elif(e > e_max):
+                with m.Elif(e_over):
                     m.d.sync += sat + [res.status.eq(Status.OVERFLOW)]
                     m.next = "OUT"
-                with m.Elif(e < e_min):
+                with m.Elif(e_under):
                     m.d.sync += [res.value.eq(0), res.status.eq(Status.UNDERFLOW)]
                     m.next = "OUT"
                 with m.Else():
