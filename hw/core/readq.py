@@ -32,7 +32,7 @@ the unit uses are stored (`elems`).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -144,15 +144,27 @@ class ReadQueue(wiring.Component):
         m.d.comb += popped.eq(self.take & self.valid)
         with m.If(popped):
             m.d.sync += rptr.eq(rptr + 1)
-        # words stored (written, not yet taken); `valid` from it, a register
+        # words stored (written, not yet taken) and reads issued and not yet taken; `valid`, `space`
+        # and `empty` are registers. The unit's `take` (often late: its own decision) and `issue` only
+        # choose among values computed from registers (the `arrive` flag, the counts): one LUT level
+        # after them, no carry chain or compare (a -6 build's late paths ended here)
         stored = Signal(range(depth + 1))
-        stored_next = Signal(range(depth + 2))
-        m.d.comb += stored_next.eq(stored + arrive[-1] - popped)
-        m.d.sync += [stored.eq(stored_next), self.valid.eq(stored_next != 0)]
+        s_up, s_down = Signal.like(stored), Signal.like(stored)     # stored + arrive, - 1
+        m.d.comb += [s_up.eq(stored + arrive[-1]), s_down.eq(stored + arrive[-1] - 1)]
+        up_nz, down_nz = Signal(), Signal()
+        m.d.comb += [up_nz.eq(stored.any() | arrive[-1]), down_nz.eq(s_down.any())]
+        m.d.sync += [stored.eq(Mux(popped, s_down, s_up)), self.valid.eq(Mux(popped, down_nz, up_nz))]
 
-        # reads issued and not yet taken; `space` from registers only
         occ = Signal(range(depth + 1))
-        occ_next = Signal(range(depth + 2))
-        m.d.comb += occ_next.eq(occ + self.issue - popped)
-        m.d.sync += [occ.eq(occ_next), self.space.eq(occ_next < depth), self.empty.eq(occ_next == 0)]
+        inc, dec = Signal(), Signal()
+        m.d.comb += [inc.eq(self.issue & ~popped), dec.eq(~self.issue & popped)]
+        occ_p1, occ_m1 = Signal.like(occ), Signal.like(occ)
+        m.d.comb += [occ_p1.eq(occ + 1), occ_m1.eq(occ - 1)]
+        lt_m1, lt, is0, is1 = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [lt_m1.eq(occ < depth - 1), lt.eq(occ < depth), is0.eq(occ == 0), is1.eq(occ == 1)]
+        m.d.sync += [
+            occ.eq(Mux(inc, occ_p1, Mux(dec, occ_m1, occ))),
+            self.space.eq(Mux(inc, lt_m1, Mux(dec, 1, lt))),
+            self.empty.eq(Mux(inc, 0, Mux(dec, is1, is0))),
+        ]
         return m
