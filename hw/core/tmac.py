@@ -246,13 +246,11 @@ class TernaryArray(wiring.Component):
         codes1 = Signal(data.ArrayLayout(signed(CODE_BITS), t))
         m.d.sync += codes1.eq(rd.data)
 
-        # -- edge 2: products (muxes of +code, -code, 0) and the first sums --------------------------
-        pos = [codes1[j] for j in range(t)]
-        neg = []
-        for j in range(t):                  # negated codes shared by all B lanes
-            nc = Signal(signed(CODE_BITS + 1), name=f"neg_code{j}")
-            m.d.comb += nc.eq(-pos[j])
-            neg.append(nc)
+        # -- edge 2: products (muxes of +code, ~code, 0) and the first sums --------------------------
+        # -code = ~code + 1: the product of a -1 trit is ~code (an inverter in the lane's mux, no
+        # carry chain on the codes broadcast to every lane), and the lane's count of -1 trits is
+        # added in the lane sum (one more term in the same two adder levels)
+        pos = [codes1[j].as_signed() for j in range(t)]
         sum_shape = signed(CODE_BITS + 1 + (t - 1).bit_length())
         with m.If(self.acc.valid & self.acc.ready):
             m.d.sync += self.acc.valid.eq(0)
@@ -264,12 +262,16 @@ class TernaryArray(wiring.Component):
             m.d.sync += last_pending.eq(0)
         for i in range(b):
             products = []
+            negs = []
             for j in range(t):
                 trit = trits[i][j]
                 p = Signal(signed(CODE_BITS + 1), name=f"p{i}_{j}")
                 # bit 0 = non-zero, bit 1 = negative (TritDecoder): a mux, not a multiplier
-                m.d.comb += p.eq(Mux(trit[0], Mux(trit[1], neg[j], pos[j]), 0))
+                m.d.comb += p.eq(Mux(trit[0], Mux(trit[1], ~pos[j], pos[j]), 0))
                 products.append(p)
+                negs.append(trit[0] & trit[1])
+            nneg = Signal(range(t + 1), name=f"nneg{i}")
+            m.d.sync += nneg.eq(sum(negs))
             pairs = []
             for k in range(0, t, 2):
                 s2 = Signal(signed(CODE_BITS + 2), name=f"s{i}_{k}")
@@ -277,7 +279,7 @@ class TernaryArray(wiring.Component):
                 pairs.append(s2)
             # -- edge 3: the lane sum --------------------------------------------------------------------
             lane_sum = Signal(sum_shape, name=f"lane_sum{i}")
-            m.d.sync += lane_sum.eq(_adder_tree(pairs))
+            m.d.sync += lane_sum.eq(_adder_tree(pairs + [nneg]))
             # -- edge 4: accumulate; a tile's last beat moves the total to the output register and clears
             # the lane, so the next tile's first beat (one edge behind) starts from zero
             acc = Signal(signed(cfg.acc_bits), name=f"acc{i}")
