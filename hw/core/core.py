@@ -64,6 +64,8 @@ __all__ = ["Core", "SCALAR_OPS", "UNITS", "UNIT_OF", "TOKEN_BITS", "rom_write_si
 UNITS = ("lsu", "vec", "nq", "mm", "arg")
 #: the units whose `done` is a flip-flop output (the others' is registered in the sequencer)
 DONE_IS_REGISTER = ("lsu", "arg")
+#: the instructions whose result the sequencer writes to an A register itself
+A_RESULT_OPS = ("MOVI", "ADDI", "ADDS", "SUBS", "DJNZ", "MULS", "TOKIN")
 UNIT_OF: dict[str, str] = {}
 for _mn in ("LDV", "SV", "LDG", "LDGT", "LDE", "LDW", "LDF"):
     UNIT_OF[_mn] = "lsu"
@@ -411,7 +413,8 @@ class Core(wiring.Component):
         # the waits of particular instructions, as one AND of independent terms (not a chain of
         # conditions: this is in the issue decision's path)
         special_ok = Signal()
-        m.d.comb += special_ok.eq(~(is_op["TOKIN"] & ~self.tok_in.valid) & ~(is_op["TOKOUT"] & self.tok_out.valid) &
+        tok_full = Signal()     # a token is in the core's one-token buffer (tok_r, below)
+        m.d.comb += special_ok.eq(~(is_op["TOKIN"] & ~tok_full) & ~(is_op["TOKOUT"] & self.tok_out.valid) &
                                   ~(is_op["HALT"] & ~all_idle) & ~(is_op["BARRIER"] & ~(all_idle & self.barrier_go)) &
                                   ~(is_op["SV"] & busy["mm"]) & ~(is_op["TMATMUL"] & busy["lsu"] & lsu_store))
 
@@ -448,9 +451,11 @@ class Core(wiring.Component):
         # issues in the next, when nothing can have changed the verdict: only an issue adds a busy
         # unit or a reserved register (done pulses, taken tokens and a multiplier's result only free
         # things), so `ok` is not carried across an issue, a redirect or a ROM write. The one thing
-        # outside the core that may withdraw is a token offered on tok_in, so TOKIN takes its token
-        # in the judging cycle (`tok_in.ready` is the issue decision for the next cycle) and
-        # writes it to its A register when it issues. While halted
+        # outside the core that may withdraw is a token offered on tok_in, so the core takes it into
+        # a one-token buffer while the TOKIN that will use it is in IR (`tok_in.ready` from
+        # registers: the decoded IR, no branch pending, the buffer empty; not the issue decision,
+        # whose path into the board's token slice was a -6 build's late path), TOKIN waits for the
+        # buffer and writes the token to its A register when it issues. While halted
         # the word at 0 is judged, so that it issues in the cycle after a `start`. An
         # instruction thus takes at least two cycles; a 370m token step issues 2,088 of them in
         # over a million cycles, and every register `issue` enables is a short path away from it.
@@ -461,7 +466,7 @@ class Core(wiring.Component):
         tok_r = Signal.like(self.tok_in.payload)
         m.d.comb += self.issued.eq(issue)
         m.d.comb += [
-            self.waiting.eq(ir_valid & is_op["TOKIN"] & ~self.tok_in.valid),
+            self.waiting.eq(ir_valid & is_op["TOKIN"] & ~tok_full & ~self.tok_in.valid),
             self.at_barrier.eq(ir_valid & is_op["BARRIER"] & all_idle),
         ]
         bad_word = Signal()     # the word at pc cannot execute (not while a branch before it resolves)
@@ -550,6 +555,22 @@ class Core(wiring.Component):
         f_wval = Signal(sf_layout())
         a_b = opa["b"]
         a_c = opa["c"]
+
+        def sel_ext(v, mn):     # v sign-extended to A_BITS, masked by op mn
+            w = Signal(signed(A_BITS), name=f"a_term_{mn}")
+            m.d.comb += w.eq(v)
+            return w.as_unsigned() & is_op[mn].replicate(A_BITS)
+
+        add_y = Signal(A_BITS)
+        m.d.comb += add_y.eq(sel_ext(imm_s, "ADDI") | sel_ext(a_c, "ADDS") |
+                             (sel_ext(a_c, "SUBS") ^ is_op["SUBS"].replicate(A_BITS)) |
+                             is_op["DJNZ"].replicate(A_BITS))
+        a_sum = Signal(A_BITS)
+        m.d.comb += a_sum.eq(a_b.as_unsigned() + add_y + is_op["SUBS"])
+        sum_op = is_op["ADDI"] | is_op["ADDS"] | is_op["SUBS"] | is_op["DJNZ"]
+        a_result = Signal(signed(A_BITS))
+        m.d.comb += a_result.eq(sel_ext(imm_s, "MOVI") | (a_sum & sum_op.replicate(A_BITS)) |
+                                sel_ext(mul.result, "MULS") | sel_ext(tok_r, "TOKIN"))
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
         # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
         br_cond = Signal()
@@ -568,31 +589,24 @@ class Core(wiring.Component):
             with m.If(is_op["DJNZ"] | is_op["BLTZ"]):
                 m.d.sync += [br_wait.eq(1), br_target.eq(fld["imm"]),
                              br_cond.eq(Mux(is_op["DJNZ"], a_b != 1, a_b < 0))]
-            with m.If(is_op["DJNZ"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["b"]), a_wval.eq(a_b - 1)]
             with m.If(is_op["SETVL"]):
                 m.d.sync += VL.eq(fld["imm"][:16])
-            with m.If(is_op["MOVI"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(imm_s)]
-            with m.If(is_op["ADDI"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(a_b + imm_s)]
-            with m.If(is_op["ADDS"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(a_b + a_c)]
-            with m.If(is_op["SUBS"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(a_b - a_c)]
-            with m.If(is_op["MULS"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(mul.result)]
-            with m.If(is_op["TOKIN"]):
-                m.d.comb += [a_we.eq(1), a_widx.eq(fld["a"]), a_wval.eq(tok_r)]
+            # the sequencer's A results: one adder (b + y + carry: ADDI, ADDS, SUBS, DJNZ's b - 1)
+            # and a one-hot AND-OR choice (the ops are one-hot), not a chain of overriding muxes
+            m.d.comb += [a_we.eq(Cat(is_op[mn] for mn in A_RESULT_OPS).any()),
+                         a_widx.eq(Mux(is_op["DJNZ"], fld["b"], fld["a"])), a_wval.eq(a_result)]
             with m.If(is_op["FMUL"]):
                 m.d.comb += [f_we.eq(1), f_wval.eq(mul.f_result)]
             with m.If(is_op["TOKOUT"]):
                 m.d.sync += [self.tok_out.valid.eq(1), self.tok_out.payload.eq(a_b)]
         with m.If(self.tok_out.valid & self.tok_out.ready):
             m.d.sync += self.tok_out.valid.eq(0)
-        m.d.comb += self.tok_in.ready.eq(go_next & is_op["TOKIN"])
+        # the TOKIN in IR will execute (valid, no branch before it unresolved): take its token
+        m.d.comb += self.tok_in.ready.eq(ir_valid & is_op["TOKIN"] & ~br_wait & ~tok_full)
         with m.If(self.tok_in.valid & self.tok_in.ready):
-            m.d.sync += tok_r.eq(self.tok_in.payload)
+            m.d.sync += [tok_r.eq(self.tok_in.payload), tok_full.eq(1)]
+        with m.If(issue & is_op["TOKIN"]):
+            m.d.sync += tok_full.eq(0)
 
         # the stream (see "fetch" above)
         with m.If(self.start & halted):
