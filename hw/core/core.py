@@ -33,7 +33,8 @@ while a functional unit or a register it needs is busy. So does this one:
 * Units: `lsu` (LDV SV LDG LDGT LDE LDW LDF), `vec` (ADD SUB MUL DIV EXP SIG SILU GMUL ONEM MOVV),
   `nq` (NORM QNT), `mm` (TMATMUL), `arg` (ARGMAX). They run concurrently.
 
-Host side: `tok_in` (TOKIN blocks until a token is offered; `waiting` is high meanwhile),
+Host side: `tok_in` (TOKIN blocks until a token is offered; `waiting` is high meanwhile; the
+core takes a token into a one-token buffer while the TOKIN that uses it is decoded and will issue),
 `tok_out` (TOKOUT; one token buffered), `halted`, `fault`, `start` (restarts a halted core at
 PC 0 with its registers kept). Memory: `mem` (the load/store unit) and `wmem` (TMATMUL weight
 reads, which hw.top broadcasts to all cores).
