@@ -17,8 +17,8 @@ The register file stores a vector register as ``words = vlen // vector_lanes`` w
 ``vector_lanes`` FX elements: element j lives in word ``j // lanes``, lane ``j % lanes``.
 
 Read channel: the unit drives ``reg`` (constant for the whole instruction), ``addr`` and ``en``;
-``data`` is the word at ``addr`` of a cycle with ``en`` high four cycles later (``READ_LATENCY``:
-the address register, the block RAM's read, its output register, then the router's register), and only in that cycle: in
+``data`` is the word at ``addr`` of a cycle with ``en`` high five cycles later (``READ_LATENCY``:
+the address register, the block RAM's read, its output registered twice, then the router's register), and only in that cycle: in
 other cycles it is undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue until it uses them.
 
 Write channel: in a cycle with ``en`` high the lanes with ``mask`` set of word ``addr`` of
@@ -53,7 +53,7 @@ AREG = unsigned((isa.N_AREGS - 1).bit_length())
 FREG = unsigned((isa.N_FREGS - 1).bit_length())
 VL = unsigned(isa.VL_MAX.bit_length())
 #: cycles from a read channel's `en` to its `data`
-READ_LATENCY = 4
+READ_LATENCY = 5
 
 
 def sf_layout() -> data.StructLayout:

@@ -48,14 +48,15 @@ wide beat with few vector lanes) the write-back limits: a tile takes ``B / lanes
 
 Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
 simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,
-``FIRST_BEAT = 3 + QUEUE_LATENCY`` (8) cycles from acceptance to the first beat (the first group of
+``FIRST_BEAT = 3 + QUEUE_LATENCY`` (9) cycles from acceptance to the first beat (the first group of
 codes: the read queue's QUEUE_LATENCY cycles, the gearbox; meanwhile G, the beat count, the
-command), whatever VL; without, ``max(ceil(VL / lanes), ceil(VL / T)) + 7 or 8`` (the codes
+command), whatever VL; without, ``max(ceil(VL / lanes), ceil(VL / T)) + 8 or 9`` (the codes
 copy). Then ``ceil(rows / B) * G`` beats in as many cycles, then ``words of the last tile +
 RESCALE_LATENCY + ARRAY_LATENCY - 1`` cycles to ``done``. ddr4 config (overlap), K = 1024,
-rows = 1024: 8 + 3280 + 14 = 3302 cycles (without overlap 212 + 3280 + 14 = 3506); K = 2816,
-rows = 1024: 8 + 9024 + 14 = 9046. ecp5 config (no overlap by default), K = 192, rows = 192:
-56 + 468 + 14 = 538 cycles, 100 % of the weight phase with a beat.
+rows = 1024: 9 + 3280 + 14 = 3303 cycles (without overlap 213 + 3280 + 14 = 3507); K = 2816,
+rows = 1024: 9 + 9024 + 14 = 9047. ecp5 config (no overlap by default), K = 192, rows = 192:
+57 + 468 + 14 = 539 cycles, 100 % of the weight phase with a beat (the formulas above, evaluated;
+the tests check the formulas).
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
 with or without overlap. The first write is tile 0's (RESCALE_LATENCY + ARRAY_LATENCY cycles after

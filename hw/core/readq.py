@@ -1,22 +1,22 @@
 """A unit's reads of the vector register file, issued ahead and handed on as a stream of words.
 
-The register file answers a read READ_LATENCY (4) cycles after it (hw.core.iface: the address
-register, the block RAM's read, its output register, the router's registered output), and its
+The register file answers a read READ_LATENCY (5) cycles after it (hw.core.iface: the address
+register, the block RAM's read, its output registered twice, the router's registered output), and its
 `data` holds that word for that one cycle only. A unit that
 cannot always take a word in the cycle it arrives (the divider is busy, the write queue is full, the
 gearbox holds enough codes) therefore needs somewhere to keep the words it has asked for.
 `ReadQueue` is that place, the same in every unit:
 
     unit:  issue (the cycle its channels' `en` is high, only while `space`), tag
-             |                                            channel data (4 cycles later)
+             |                                            channel data (5 cycles later)
              v                                                   |
-    [tag delay x4] --------------------------------------> [DEPTH words, LUT RAM] --> valid/dout/tag_out
+    [tag delay x5] --------------------------------------> [DEPTH words, LUT RAM] --> valid/dout/tag_out
                                                                                     <-- take
 
 * `space` is a register: high while fewer than DEPTH reads are in flight or queued. DEPTH = 8
-  covers the read latency (4), the queue's own write-to-read cycle (1) and the word being handed
+  covers the read latency (5), the queue's own write-to-read cycle (1) and the word being handed
   on, so a unit that takes a word every cycle reads a word every cycle.
-* A word is visible (`valid`, `dout`, `tag_out`) from the fifth cycle after its `issue`, and stays
+* A word is visible (`valid`, `dout`, `tag_out`) from the sixth cycle after its `issue` (QUEUE_LATENCY), and stays
   until a cycle with `take` high (the unit raises `take` only with `valid`).
 * `tag` is whatever the unit wants to know about the word when it uses it (its pass, whether it
   is the last); it is taken in the `issue` cycle and comes out beside the word.

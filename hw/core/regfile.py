@@ -10,11 +10,11 @@ a register and at most one writes it, so no arbitration is needed; when two chan
 name the same register they read the same word in the same cycle (the lowest-numbered channel
 drives the address).
 
-Reads take four cycles (hw.core.iface.READ_LATENCY), each ending in a register: the address of
+Reads take five cycles (hw.core.iface.READ_LATENCY), each ending in a register: the address of
 the channel that names the register, registered beside its block RAM; the block RAM's read; its
 output, registered beside it (the DP16KD's 5.8 ns clock-to-output, ECP5 -6 without its output
-register, feeds only that flip-flop); the router's 8:1 choice of the channel's register. So `data`
-comes from a flip-flop four cycles after `en`, and no path runs from a unit to a block RAM or
+register, feeds only that flip-flop), and again (towards the units); the router's 8:1 choice of
+the channel's register. So `data` comes from a flip-flop five cycles after `en`, and no path runs from a unit to a block RAM or
 back in one cycle (the routed builds' worst paths did). The block RAMs read every cycle; a
 channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
 
@@ -104,9 +104,14 @@ class RegisterFile(wiring.Component):
             rq0 = Signal(shape, name=f"v{r}_rdata0", reset_less=True)
             m.d.sync += rq0.eq(rp.data)
             # and the block RAM's output registered beside it (the DP16KD's 5.8 ns clock-to-output
-            # then feeds one flip-flop, not the router's choice across the device)
+            # then feeds one flip-flop, not the router's choice across the device), and once more:
+            # the first register's only load is the second, so it can sit at the block RAM while the
+            # second moves towards the units (a -6 build placed a single register near its loads:
+            # up to 6 ns of routing after the clock-to-output)
+            rqb = Signal(shape, name=f"v{r}_rdatab", reset_less=True)
+            m.d.sync += rqb.eq(rq0)
             rq = Signal(shape, name=f"v{r}_rdata", reset_less=True)
-            m.d.sync += rq.eq(rq0)
+            m.d.sync += rq.eq(rqb)
             wp = mem.write_port(granularity=1)
             # lowest-numbered channel wins: later statements override, so iterate in reverse
             for ch in reversed(self.rd):

@@ -290,17 +290,13 @@ class VectorUnit(LaneComponent):
             ]
             # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1]); the
             # row from a1 directly, not through the wide adder (a block RAM address is a late sink):
-            # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment; |a| >= LIMIT
-            # (a power of two) from a1's top bits, no compare
+            # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment
             mag = s ^ sign.replicate(w)
-            assert _SIG_LIMIT == 1 << (_SIG_FRAC + _SIG_IDX)
-            top = a1.as_unsigned()[_SIG_FRAC + _SIG_IDX:N.FX_BITS - 1]
-            low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
             over = Signal(name=f"over{j}")
-            m.d.comb += over.eq(Mux(sign, ~top.all() | (top.all() & low_zero & ~a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX].any()),
-                                    top.any()))
+            m.d.comb += over.eq((a1 >= _SIG_LIMIT) | (a1 <= -_SIG_LIMIT))
             row = Signal(_SIG_IDX, name=f"sig_row{j}")
             mid = a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
+            low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
             m.d.comb += row.eq(Mux(sign, ~mid + low_zero, mid))
             port = table.read_port()
             m.d.comb += [

@@ -33,7 +33,12 @@ __all__ = ["PortArbiter", "WeightBroadcast"]
 
 
 class _OrderQueue:
-    """A small register FIFO of (tag, beats) entries with a head counter, built inline."""
+    """A small register FIFO of (tag, beats) entries with a head counter, built inline.
+
+    The head entry's tag and length and whether the queue holds anything are registers of their
+    own (`head`, `nonempty`; the head's last beat a compare of two registers), loaded from the
+    entry behind the head or from the push: the beats' routing and the pop then start at flip-flops,
+    not at a choice among the entries by the read pointer (an ECPIX-5 build's critical path)."""
 
     def __init__(self, m: Module, tag_shape, depth: int, name: str):
         self.depth = depth
@@ -41,30 +46,40 @@ class _OrderQueue:
         self.lens = Array(Signal(LEN_BITS, name=f"{name}_len{k}") for k in range(depth))
         self.wp = Signal(range(depth), name=f"{name}_wp")
         self.rp = Signal(range(depth), name=f"{name}_rp")
+        rp1 = Signal(range(depth), name=f"{name}_rp1", init=1 % depth)     # rp + 1, kept with rp
         self.count = Signal(range(depth + 1), name=f"{name}_count")
         self.done_beats = Signal(LEN_BITS, name=f"{name}_beats")
         self.push = Signal(name=f"{name}_push")
         self.push_tag = Signal(tag_shape, name=f"{name}_push_tag")
         self.push_len = Signal(LEN_BITS, name=f"{name}_push_len")
         self.beat = Signal(name=f"{name}_beat")          # one beat of the head entry transferred
-        self.nonempty = Signal(name=f"{name}_nonempty")
-        self.full = Signal(name=f"{name}_full")
-        self.head = self.tags[self.rp]
+        self.nonempty = Signal(name=f"{name}_nonempty")  # a register
+        self.full = Signal(name=f"{name}_full")          # a register
+        self.head = Signal(tag_shape, name=f"{name}_head")               # the head's tag, a register
+        head_len_m1 = Signal(LEN_BITS, name=f"{name}_head_len_m1")      # its beats - 1, a register
+        more = Signal(name=f"{name}_more")              # count >= 2 (a register)
         pop = Signal(name=f"{name}_pop")
-        m.d.comb += [
-            self.nonempty.eq(self.count != 0),
-            self.full.eq(self.count == depth),
-            pop.eq(self.beat & (self.done_beats + 1 == self.lens[self.rp])),
-        ]
+        m.d.comb += pop.eq(self.beat & (self.done_beats == head_len_m1))
         with m.If(self.push):
             m.d.sync += [self.tags[self.wp].eq(self.push_tag), self.lens[self.wp].eq(self.push_len),
                          self.wp.eq(Mux(self.wp == depth - 1, 0, self.wp + 1))]
         with m.If(self.beat):
             m.d.sync += self.done_beats.eq(self.done_beats + 1)
         with m.If(pop):
-            m.d.sync += [self.done_beats.eq(0),
-                         self.rp.eq(Mux(self.rp == depth - 1, 0, self.rp + 1))]
-        m.d.sync += self.count.eq(self.count + self.push - pop)
+            m.d.sync += [self.done_beats.eq(0), self.rp.eq(rp1), rp1.eq(Mux(rp1 == depth - 1, 0, rp1 + 1))]
+        # the next head: the entry behind the head (when there is one), else the push
+        nxt_tag, nxt_len = self.tags[rp1], self.lens[rp1]
+        with m.If(pop):
+            with m.If(more):
+                m.d.sync += [self.head.eq(nxt_tag), head_len_m1.eq(nxt_len - 1)]
+            with m.Else():
+                m.d.sync += [self.head.eq(self.push_tag), head_len_m1.eq(self.push_len - 1)]
+        with m.Elif(~self.nonempty):
+            m.d.sync += [self.head.eq(self.push_tag), head_len_m1.eq(self.push_len - 1)]
+        count_next = Signal(range(depth + 2), name=f"{name}_count_next")
+        m.d.comb += count_next.eq(self.count + self.push - pop)
+        m.d.sync += [self.count.eq(count_next), self.nonempty.eq(count_next != 0),
+                     self.full.eq(count_next == depth), more.eq(count_next >= 2)]
 
 
 class _Side:
