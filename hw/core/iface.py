@@ -18,8 +18,9 @@ The register file stores a vector register as ``words = vlen // vector_lanes`` w
 
 Read channel: the unit drives ``reg`` (constant for the whole instruction), ``addr`` and ``en``;
 ``data`` is the word at ``addr`` of a cycle with ``en`` high five cycles later (``READ_LATENCY``:
-the address register, the block RAM's read, its output registered twice, then the router's register), and only in that cycle: in
-other cycles it is undefined. A unit keeps the words it has asked for in a hw.core.readq.ReadQueue until it uses them.
+the address register, the block RAM's read, its output registered twice, then the router's
+register), and only in that cycle: in other cycles it is undefined. A unit keeps the words it
+has asked for in a hw.core.readq.ReadQueue until it uses them.
 
 Write channel: in a cycle with ``en`` high the lanes with ``mask`` set of word ``addr`` of
 register ``reg`` take ``data`` (the register file registers the write beside its block RAM, as it
