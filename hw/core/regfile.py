@@ -15,8 +15,9 @@ the channel that names the register, registered beside its block RAM; the block 
 output, registered beside it (the DP16KD's 5.8 ns clock-to-output, ECP5 -6 without its output
 register, feeds only that flip-flop), and again (towards the units); the router's 8:1 choice of
 the channel's register. So `data` comes from a flip-flop five cycles after `en`, and no path
-runs from a unit to a block RAM or back in one cycle (the routed builds' worst paths did). The block RAMs read every cycle; a
-channel's `data` is valid in the one cycle its read arrives (hw.core.readq queues it).
+runs from a unit to a block RAM or back in one cycle (the routed builds' worst paths did). The
+block RAMs read every cycle; a channel's `data` is valid in the one cycle its read arrives
+(hw.core.readq queues it).
 
 Writes are registered beside the block RAM too and written at the next edge, in step with the
 registered read address: a read in the cycle after a write sees it, a read in the same cycle is
