@@ -28,15 +28,16 @@ Datapath (one instruction at a time, three overlapping phases):
    of a tile uses only codes group g, so the array takes beat g of the first tile from the cycle
    after group g was written (tmac.TernaryArray's contract); later tiles find the whole vector.
    As the copy writes a group a cycle, the codes never hold the stream: the first command is on
-   the port in cycle ``accept + 3``, so beat g comes in ``accept + 4 + g`` at the earliest. With
+   the port in cycle ``accept + 6`` (the setup: K + T - 1, G by a reciprocal product, G - 1, the
+   beat count by a product, each a stage), so beat g comes in ``accept + 7 + g`` at the earliest. With
    ``overlap`` off (the default when the copy is slower than a group a cycle) the unit holds
    ``mem.rd`` until the whole copy is done, so that the weight phase has no bubbles; ``overlap=True``
    there makes the first tile take beats at the copy's pace instead.
 3. **rescale / write-back**: each tile's B sums are taken from the array's output register one
-   register word (``lanes`` sums) per cycle, ``B / lanes`` cycles per tile, through ``lanes``
+   register word (``lanes`` sums) per cycle, ``B / lanes`` cycles per tile, registered, through ``lanes``
    multipliers (acc x m: 18x18 partial products and an adder level per stage, 3 stages), a clamped
    shifter (a shift by a multiple of 8, then by the rest with the rounding add) and the saturation
-   (RESCALE_LATENCY = 6 register stages), and written to Vd with the lane mask ``row < rows``;
+   (RESCALE_LATENCY = 7 register stages), and written to Vd with the lane mask ``row < rows``;
    words holding no row below ``rows`` are neither computed nor written.
 
 Throughput: the array's output register and running sums double-buffer the tile sums, so while the
@@ -53,9 +54,9 @@ codes: the read queue's QUEUE_LATENCY cycles, the gearbox; meanwhile G, the beat
 command), whatever VL; without, ``max(ceil(VL / lanes), ceil(VL / T)) + 8 or 9`` (the codes
 copy). Then ``ceil(rows / B) * G`` beats in as many cycles, then ``words of the last tile +
 RESCALE_LATENCY + ARRAY_LATENCY - 1`` cycles to ``done``. ddr4 config (overlap), K = 1024,
-rows = 1024: 9 + 3280 + 14 = 3303 cycles (without overlap 213 + 3280 + 14 = 3507); K = 2816,
-rows = 1024: 9 + 9024 + 14 = 9047. ecp5 config (no overlap by default), K = 192, rows = 192:
-57 + 468 + 14 = 539 cycles, 100 % of the weight phase with a beat (the formulas above, evaluated;
+rows = 1024: 9 + 3280 + 15 = 3304 cycles (without overlap 213 + 3280 + 15 = 3508); K = 2816,
+rows = 1024: 9 + 9024 + 15 = 9048. ecp5 config (no overlap by default), K = 192, rows = 192:
+57 + 468 + 15 = 540 cycles, 100 % of the weight phase with a beat (the formulas above, evaluated;
 the tests check the formulas).
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
@@ -98,9 +99,10 @@ __all__ = ["RESCALE_LATENCY", "MatmulUnit", "ceil_div_const", "copy_keeps_up"]
 #: Register stages of the product acc * m (hw.core.arith.pipelined_product: the 18x18 partial
 #: products, then one adder level per stage; 3 for accumulators of 18 .. 35 bits, fewer padded).
 _PRODUCT_STAGES = 3
-#: Register stages from a tile's sums on the array output to their write on ``wd``: the product,
-#: the shift by a multiple of 8, the shift by the rest with the rounding add, the saturation.
-RESCALE_LATENCY = _PRODUCT_STAGES + 3
+#: Register stages from a tile's sums on the array output to their write on ``wd``: the word of
+#: the tile (a B / lanes : 1 choice), the product, the shift by a multiple of 8, the shift by the
+#: rest with the rounding add, the saturation.
+RESCALE_LATENCY = _PRODUCT_STAGES + 4
 #: Left-shift clamp of z = floor(p * 2**t): t = FX_BITS + 1 (one guard bit for the rounding)
 #: already saturates any non-zero product.
 _T_MAX = N.FX_BITS + 1
@@ -436,7 +438,9 @@ class MatmulUnit(CoreUnit):
         cur = [v for v, _ in side]
         ys = []
         for j in range(lanes):
-            a = acc_word[j * cfg.acc_bits:(j + 1) * cfg.acc_bits].as_signed()
+            # stage 0: the tile's word chosen by wsel (B / lanes : 1), registered before the DSPs
+            # (an ECPIX-5 build's worst path ran from wsel through that choice into a DSP's input)
+            a = reg(0, f"accw{j}", acc_shape, acc_word[j * cfg.acc_bits:(j + 1) * cfg.acc_bits].as_signed())
             # stages 1 .. _PRODUCT_STAGES: p = acc * m, 18x18 partial products and one adder level
             # per stage (hw.core.arith), padded to _PRODUCT_STAGES stages
             pr, pk = _product(a, mant, reg, f"prod{j}", m, lambda k: C(1, 1))
