@@ -107,9 +107,16 @@ class OnChipMemory(wiring.Component):
         n_banks = -(-depth // lines)
         banks = []
         for b in range(n_banks):
+            # The read port is the block RAM's: an asynchronous read and a plain flip-flop on its
+            # output (`bank_q0` below), which yosys merges into a synchronous port, with no_rw_check:
+            # a read and a write of one bank never share a cycle (reads issue only in a read command,
+            # writes only in a write command or while clearing, which drops the reads), so yosys
+            # need not emulate read-first with a flip-flop per bit and a mux after the block RAM
+            # (a -6 build's critical path ran through that mux)
             mem = m.submodules[f"bank{b}"] = memory.Memory(
-                shape=8 * beat, depth=lines, init=self._init[b * lines:(b + 1) * lines])
-            banks.append((mem.read_port(), mem.write_port(granularity=8)))
+                shape=8 * beat, depth=lines, init=self._init[b * lines:(b + 1) * lines],
+                attrs={"no_rw_check": 1})
+            banks.append((mem.read_port(domain="comb"), mem.write_port(granularity=8)))
 
         line = Signal.like(port.cmd.payload.addr)   # next line of the command in progress (may be past the end)
         left = Signal(16)                       # beats still to issue
@@ -122,13 +129,14 @@ class OnChipMemory(wiring.Component):
         pend = Signal(range(READ_FIFO + 1))
         v1, v2, v3 = Signal(), Signal(), Signal()
         s1, s2 = Signal(range(max(2, n_banks))), Signal(range(max(2, n_banks)))
+        bank_q0 = [Signal(8 * beat, name=f"bank{b}_q0", reset_less=True) for b in range(n_banks)]
         bank_q = Array(Signal(8 * beat, name=f"bank{b}_q", reset_less=True) for b in range(n_banks))
         d3 = Signal(8 * beat, reset_less=True)
         issue = (left != 0) & ~write & ~self.clearing & (pend < READ_FIFO)
         taken = port.rd.valid & port.rd.ready
         for b, (rp, _) in enumerate(banks):
             m.d.comb += rp.addr.eq(line[:lg])
-            m.d.sync += bank_q[b].eq(rp.data)
+            m.d.sync += [bank_q0[b].eq(rp.data), bank_q[b].eq(bank_q0[b])]
         m.d.sync += [v1.eq(issue), s1.eq(line[lg:]), v2.eq(v1), s2.eq(s1), v3.eq(v2), d3.eq(bank_q[s2]),
                      pend.eq(pend + issue - taken)]
         m.d.comb += [
