@@ -41,6 +41,8 @@ reads, which hw.top broadcasts to all cores).
 """
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
@@ -65,8 +67,6 @@ __all__ = ["Core", "SCALAR_OPS", "UNITS", "UNIT_OF", "TOKEN_BITS", "rom_write_si
 UNITS = ("lsu", "vec", "nq", "mm", "arg")
 #: the units whose `done` is a flip-flop output (the others' is registered in the sequencer)
 DONE_IS_REGISTER = ("lsu", "arg")
-#: the instructions whose result the sequencer writes to an A register itself
-A_RESULT_OPS = ("MOVI", "ADDI", "ADDS", "SUBS", "DJNZ", "MULS", "TOKIN")
 UNIT_OF: dict[str, str] = {}
 for _mn in ("LDV", "SV", "LDG", "LDGT", "LDE", "LDW", "LDF"):
     UNIT_OF[_mn] = "lsu"
@@ -562,16 +562,21 @@ class Core(wiring.Component):
             m.d.comb += w.eq(v)
             return w.as_unsigned() & is_op[mn].replicate(A_BITS)
 
+        # the instructions whose result the sequencer writes to an A register itself, the one table:
+        # those through its one adder (b + y + carry), by their y, and those whose value is chosen
+        # as it is (the ops are one-hot: an AND-OR choice, not a chain of overriding muxes)
+        a_sum_y = {"ADDI": sel_ext(imm_s, "ADDI"), "ADDS": sel_ext(a_c, "ADDS"),
+                   "SUBS": sel_ext(a_c, "SUBS") ^ is_op["SUBS"].replicate(A_BITS),
+                   "DJNZ": is_op["DJNZ"].replicate(A_BITS)}
+        a_value = {"MOVI": imm_s, "MULS": mul.result, "TOKIN": tok_r}
         add_y = Signal(A_BITS)
-        m.d.comb += add_y.eq(sel_ext(imm_s, "ADDI") | sel_ext(a_c, "ADDS") |
-                             (sel_ext(a_c, "SUBS") ^ is_op["SUBS"].replicate(A_BITS)) |
-                             is_op["DJNZ"].replicate(A_BITS))
+        m.d.comb += add_y.eq(functools.reduce(operator.or_, a_sum_y.values()))
         a_sum = Signal(A_BITS)
         m.d.comb += a_sum.eq(a_b.as_unsigned() + add_y + is_op["SUBS"])
-        sum_op = is_op["ADDI"] | is_op["ADDS"] | is_op["SUBS"] | is_op["DJNZ"]
+        sum_op = Cat(is_op[mn] for mn in a_sum_y).any()
         a_result = Signal(signed(A_BITS))
-        m.d.comb += a_result.eq(sel_ext(imm_s, "MOVI") | (a_sum & sum_op.replicate(A_BITS)) |
-                                sel_ext(mul.result, "MULS") | sel_ext(tok_r, "TOKIN"))
+        m.d.comb += a_result.eq(functools.reduce(operator.or_, (sel_ext(v, mn) for mn, v in a_value.items()),
+                                                 a_sum & sum_op.replicate(A_BITS)))
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
         # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
         br_cond = Signal()
@@ -592,9 +597,8 @@ class Core(wiring.Component):
                              br_cond.eq(Mux(is_op["DJNZ"], a_b != 1, a_b < 0))]
             with m.If(is_op["SETVL"]):
                 m.d.sync += VL.eq(fld["imm"][:16])
-            # the sequencer's A results: one adder (b + y + carry: ADDI, ADDS, SUBS, DJNZ's b - 1)
-            # and a one-hot AND-OR choice (the ops are one-hot), not a chain of overriding muxes
-            m.d.comb += [a_we.eq(Cat(is_op[mn] for mn in A_RESULT_OPS).any()),
+            # the sequencer's A results (a_sum_y and a_value above)
+            m.d.comb += [a_we.eq(Cat(is_op[mn] for mn in (*a_sum_y, *a_value)).any()),
                          a_widx.eq(Mux(is_op["DJNZ"], fld["b"], fld["a"])), a_wval.eq(a_result)]
             with m.If(is_op["FMUL"]):
                 m.d.comb += [f_we.eq(1), f_wval.eq(mul.f_result)]

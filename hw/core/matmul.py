@@ -57,7 +57,7 @@ RESCALE_LATENCY + ARRAY_LATENCY - 1`` cycles to ``done``. ddr4 config (overlap),
 rows = 1024: 9 + 3280 + 15 = 3304 cycles (without overlap 213 + 3280 + 15 = 3508); K = 2816,
 rows = 1024: 9 + 9024 + 15 = 9048. ecp5 config (no overlap by default), K = 192, rows = 192:
 57 + 468 + 15 = 540 cycles, 100 % of the weight phase with a beat (the formulas above, evaluated;
-the tests check the formulas).
+test_docstring_cycle_examples re-evaluates these from the formulas).
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
 with or without overlap. The first write is tile 0's (RESCALE_LATENCY + ARRAY_LATENCY cycles after
@@ -126,14 +126,20 @@ def copy_keeps_up(config: AccelConfig) -> bool:
     return config.vector_lanes >= config.trits_per_byte
 
 
-def ceil_div_const(x, d: int, x_max: int):
-    """ceil(x / d) for 0 <= x <= x_max and a constant d >= 1, without a divider: a shift for a
-    power of two, else a multiplication by a constant reciprocal, exact over the whole range. (The
-    unit's setup pipeline computes G = ceil(VL / T) this way, the add, the product and the shift
-    in stages of their own.)"""
+def ceil_div_factors(d: int, x_max: int) -> tuple[int, int]:
+    """(c, s) with ceil(x / d) == ((x + d - 1) * c) >> s for every 0 <= x <= x_max and a
+    constant d >= 1: (1, log2 d) for a power of two (the product is the identity), else a
+    constant reciprocal checked exhaustively over the range."""
     if d & (d - 1) == 0:
-        return (x + (d - 1)) >> (d.bit_length() - 1)
-    c, s = _reciprocal(d, x_max + d - 1)
+        return 1, d.bit_length() - 1
+    return _reciprocal(d, x_max + d - 1)
+
+
+def ceil_div_const(x, d: int, x_max: int):
+    """ceil(x / d) for 0 <= x <= x_max and a constant d >= 1, without a divider (the factors of
+    :func:`ceil_div_factors`). The unit's setup pipeline computes G = ceil(VL / T) from the same
+    factors, the add, the product and the shift in stages of their own."""
+    c, s = ceil_div_factors(d, x_max)
     return ((x + (d - 1)) * c) >> s
 
 
@@ -280,12 +286,12 @@ class MatmulUnit(CoreUnit):
         with m.If(st[0]):
             m.d.sync += [kp.eq(k_cols + (t - 1)), tiles_m1.eq((rows - 1) >> b_log2),
                          tiles.eq((rows + (b - 1)) >> b_log2)]
-        if t & (t - 1) == 0:
+        c, s = ceil_div_factors(t, vl_max)
+        if c == 1:
             gq = Signal.like(groups)
             with m.If(st[1]):
-                m.d.sync += gq.eq(kp >> (t.bit_length() - 1))
+                m.d.sync += gq.eq(kp >> s)
         else:
-            c, s = _reciprocal(t, vl_max + t - 1)
             m.submodules.g_mul = g_mul = Mul18(kp.shape(), unsigned(c.bit_length()), name="g_mul")
             m.d.comb += [g_mul.a.eq(kp), g_mul.b.eq(c), g_mul.en.eq(st[1])]
             gq = g_mul.p >> s

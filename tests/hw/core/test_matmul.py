@@ -33,6 +33,7 @@ import pytest
 
 from golden import ops as O
 from golden.kernels import matvec_numpy
+from hw.core import matmul as matmul_module
 from hw.core.matmul import RESCALE_LATENCY, MatmulUnit, ceil_div_const, copy_keeps_up
 from hw.core.readq import QUEUE_LATENCY
 from hw.core.tmac import ARRAY_LATENCY
@@ -470,6 +471,26 @@ def test_one_beat_per_cycle(cfg):
                 f"{ins}: {codes} cycles to the first beat"
         if k:
             assert run.accepted[k] == run.done[k - 1] + 1
+
+
+def test_docstring_cycle_examples():
+    """The module docstring's worked cycle budgets are its formulas evaluated for the named configs
+    (the tests around this one check the formulas in simulation): first beat + ceil(rows / B) * G
+    beats + the drain; without overlap the first beat after the codes copy + 8 or 9."""
+    doc = " ".join(matmul_module.__doc__.split())
+    for name, k, rows in (("ddr4", 1024, 1024), ("ddr4", 2816, 1024), ("ecp5", 192, 192)):
+        config = get_config(name)
+        b, lanes, t = config.beat_bytes, config.vector_lanes, config.trits_per_byte
+        beats = -(-rows // b) * -(-k // t)
+        last_words = -(-(rows - (-(-rows // b) - 1) * b) // lanes)
+        drain = last_words + RESCALE_LATENCY + ARRAY_LATENCY - 1
+        firsts = [FIRST_BEAT] if copy_keeps_up(config) else [_copy_cycles(config, k) + 8, _copy_cycles(config, k) + 9]
+        shown = [f"{f} + {beats} + {drain} = {f + beats + drain}" for f in firsts]
+        assert any(x in doc for x in shown), f"{name} K={k} rows={rows}: none of {shown} in the docstring"
+    # the one example without overlap on an overlapping config (ddr4, K = rows = 1024)
+    config = get_config("ddr4")
+    assert any(f"without overlap {_copy_cycles(config, 1024) + d} + 3280 + 15 = {_copy_cycles(config, 1024) + d + 3295}"
+               in doc for d in (8, 9))
 
 
 def test_weights_overlap_the_codes_copy():
