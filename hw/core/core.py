@@ -17,9 +17,10 @@ while a functional unit or a register it needs is busy. So does this one:
   range, bad immediate) stops the core with `fault` set.
 * Issue: the decision is registered (an instruction is judged in one cycle and issues in the
   next, so at most one every two cycles). Scalar and control instructions (SCALAR_OPS) execute in
-  the sequencer in the cycle they issue (an A register they write is written at the next edge and
-  reserved until then); MULS, FMUL and LDE's address wait first for the sequencer's multiplier
-  (hw.core.scalar_mul: one 17x17 product per cycle, `scalar_mul.CYCLES`). The others go to their
+  the sequencer when they issue (an A register they write is written from registers at the second
+  edge after issue, an F register at the first, and reserved until then); MULS, FMUL and LDE's
+  address wait first for the sequencer's multiplier (hw.core.scalar_mul: one 17x17 product per
+  cycle, `scalar_mul.CYCLES`). The others go to their
   unit (UNIT_OF) with their operands read at issue (A operands from registers loaded in the
   cycle before, when the instruction was judged). An instruction issues when its unit is idle
   (nothing of it in flight) and none of its registers is reserved by an instruction in flight;
@@ -373,9 +374,20 @@ class Core(wiring.Component):
         # the registered copies the issue logic works on (IR), loaded from P when `load`
         fld = {name: Signal(width, name=f"f_{name}") for name, (_, width) in isa.FIELDS.items()}
         reg = {k: Signal.like(v, name=f"ir_{k}") for k, v in dec.items()}
+        # the A operand fields one-hot (the base: field b's where the opcode picks it, else A0), so
+        # the operand reads below are an AND-OR whose selects each drive one gate per bit, not a
+        # binary 16:1 choice whose low select bit reaches every bit's whole first level
+        opa_fields = ("b", "c", "d")
+        base_picks = [(sig, p_oh[f]) for (n, f), sig in p_pick.items() if n == "base"]
+        base_oh = Signal(isa.N_AREGS)
+        m.d.comb += base_oh.eq(functools.reduce(operator.or_, (Mux(sig, oh, 0) for sig, oh in base_picks),
+                                                Mux(Cat(sig for sig, _ in base_picks).any(), 0, 1)))
+        ir_oh = {f: Signal(isa.N_AREGS, name=f"ir_oh_{f}") for f in (*opa_fields, "base")}
         with m.If(load):
             m.d.sync += [fld[k].eq(p_fld[k]) for k in fld]
             m.d.sync += [reg[k].eq(dec[k]) for k in dec]
+            m.d.sync += [ir_oh[f].eq(p_oh[f]) for f in opa_fields]
+            m.d.sync += ir_oh["base"].eq(base_oh)
         known, fields_ok = reg["known"], reg["fields_ok"]
         rv, wv, ra, wa, rf, wf = (reg[k] for k in ("rv", "wv", "ra", "wa", "rf", "wf"))
         unit_sel = {u: reg[f"u_{u}"] for u in UNITS}
@@ -388,9 +400,10 @@ class Core(wiring.Component):
         # the one that judged it (`ok`), and no write to a register it reads can land between the
         # two (a write lands at most a cycle after its instruction issued or with its unit's `done`,
         # and the register is reserved until then), so these hold its operands when it issues.
-        opa = {f: Signal(signed(A_BITS), name=f"opa_{f}", reset_less=True) for f in ("b", "c", "d", "base")}
-        m.d.sync += [opa[f].eq(A[fld[f]]) for f in ("b", "c", "d")]
-        m.d.sync += opa["base"].eq(A[reg["base"]])
+        opa = {f: Signal(signed(A_BITS), name=f"opa_{f}", reset_less=True) for f in ir_oh}
+        for f, oh in ir_oh.items():
+            m.d.sync += opa[f].eq(functools.reduce(operator.or_, (A[i].as_unsigned() & oh[i].replicate(A_BITS)
+                                                                   for i in range(isa.N_AREGS))))
         m.d.comb += base_val.eq(opa["base"] + imm_s)
 
         # ---- scoreboard ---------------------------------------------------------------------------
@@ -407,6 +420,8 @@ class Core(wiring.Component):
         all_idle = Signal()
         m.d.comb += all_idle.eq(~Cat(*busy.values()).any())
         m.d.comb += self.busy.eq(~all_idle)
+        s1_we = Signal()        # the sequencer writes an A register, in the write's second cycle
+        s1_widx = Signal(range(isa.N_AREGS))
         hazard = Signal()
         m.d.comb += hazard.eq(((rv | wv) & pend["v"]).any() | ((ra | wa) & pend["wa"]).any() |
                               ((rf | wf) & pend["wf"]).any())
@@ -536,22 +551,24 @@ class Core(wiring.Component):
                     m.d.sync += lsu_store.eq(is_op["SV"])
             m.d.sync += [held[u][k].eq(held_next[u][k]) for k in held[u]]
         # the union of the next state, with `issue` near its end: a unit's registers are clear
-        # while it is idle, so an issue adds the instruction's registers to the others' (A registers
-        # also for the sequencer's own write, which lands a cycle after issue)
+        # while it is idle, so an issue adds the instruction's registers to the others' (A and F
+        # registers also for the sequencer's own writes: an F write lands at the edge after the
+        # issue's, an A write an edge later, kept pending meanwhile from its first stage's registers)
         is_unit = Signal()
         m.d.comb += is_unit.eq(Cat(*unit_sel.values()).any())
-        new = {"v": Mux(is_unit, rv | wv, 0), "wa": wa, "wf": Mux(is_unit, wf, 0)}
+        new = {"v": Mux(is_unit, rv | wv, 0), "wa": wa, "wf": wf}
         for k in pend:
             union = 0
             for u in UNITS:
                 union = union | Mux(done[u], 0, held[u][k])
+            if k == "wa":       # the sequencer's A write in its second cycle
+                union = union | Mux(s1_we, (Const(1, isa.N_AREGS) << s1_widx)[:isa.N_AREGS], 0)
             m.d.sync += pend[k].eq(union | Mux(issue, new[k], 0))
 
         # ---- sequencer-executed instructions ----------------------------------------------------
         m.d.comb += next_pc.eq(pc)
         a_we = Signal()
         a_widx = Signal(range(isa.N_AREGS))
-        a_wval = Signal(signed(A_BITS))
         f_we = Signal()
         f_wval = Signal(sf_layout())
         a_b = opa["b"]
@@ -569,14 +586,20 @@ class Core(wiring.Component):
                    "SUBS": sel_ext(a_c, "SUBS") ^ is_op["SUBS"].replicate(A_BITS),
                    "DJNZ": is_op["DJNZ"].replicate(A_BITS)}
         a_value = {"MOVI": imm_s, "MULS": mul.result, "TOKIN": tok_r}
-        add_y = Signal(A_BITS)
-        m.d.comb += add_y.eq(functools.reduce(operator.or_, a_sum_y.values()))
-        a_sum = Signal(A_BITS)
-        m.d.comb += a_sum.eq(a_b.as_unsigned() + add_y + is_op["SUBS"])
-        sum_op = Cat(is_op[mn] for mn in a_sum_y).any()
+        # in two stages: at issue the adder's operands and the chosen value are registered (s1_*),
+        # in the next cycle the sum and the AND-OR choice (a_wval_r); the write lands at the edge
+        # after that (the register is pending until then: `pend` below)
+        s1_b = Signal(A_BITS)
+        s1_y = Signal(A_BITS)
+        s1_cin = Signal()
+        s1_sum_op = Signal()
+        s1_val = Signal(A_BITS)
+        m.d.sync += [s1_we.eq(a_we), s1_widx.eq(a_widx)]
+        m.d.sync += [s1_b.eq(a_b), s1_y.eq(functools.reduce(operator.or_, a_sum_y.values())),
+                     s1_cin.eq(is_op["SUBS"]), s1_sum_op.eq(Cat(is_op[mn] for mn in a_sum_y).any()),
+                     s1_val.eq(functools.reduce(operator.or_, (sel_ext(v, mn) for mn, v in a_value.items())))]
         a_result = Signal(signed(A_BITS))
-        m.d.comb += a_result.eq(functools.reduce(operator.or_, (sel_ext(v, mn) for mn, v in a_value.items()),
-                                                 a_sum & sum_op.replicate(A_BITS)))
+        m.d.comb += a_result.eq(((s1_b + s1_y + s1_cin)[:A_BITS] & s1_sum_op.replicate(A_BITS)) | s1_val)
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next
         # cycle from a registered condition (br_wait: nothing issues), as if not taken meanwhile
         br_cond = Signal()
@@ -599,9 +622,9 @@ class Core(wiring.Component):
                 m.d.sync += VL.eq(fld["imm"][:16])
             # the sequencer's A results (a_sum_y and a_value above)
             m.d.comb += [a_we.eq(Cat(is_op[mn] for mn in (*a_sum_y, *a_value)).any()),
-                         a_widx.eq(Mux(is_op["DJNZ"], fld["b"], fld["a"])), a_wval.eq(a_result)]
+                         a_widx.eq(Mux(is_op["DJNZ"], fld["b"], fld["a"]))]
             with m.If(is_op["FMUL"]):
-                m.d.comb += [f_we.eq(1), f_wval.eq(mul.f_result)]
+                m.d.comb += f_we.eq(1)
             with m.If(is_op["TOKOUT"]):
                 m.d.sync += [self.tok_out.valid.eq(1), self.tok_out.payload.eq(a_b)]
         with m.If(self.tok_out.valid & self.tok_out.ready):
@@ -660,20 +683,27 @@ class Core(wiring.Component):
         with m.Elif(next_pc != pc):
             m.d.sync += pc1.eq(next_pc + 1)
 
-        # register writes: the sequencer's own, a cycle after issue (its A register is pending
-        # meanwhile, `pend`), then the units' write-backs (ARGMAX's Ai last)
-        a_we_r = Signal()
-        a_widx_r = Signal.like(a_widx)
-        a_wval_r = Signal.like(a_wval)
-        m.d.sync += [a_we_r.eq(a_we), a_widx_r.eq(a_widx), a_wval_r.eq(a_wval)]
-        wbs = [(a_we_r, a_widx_r, a_wval_r), (units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
+        # register writes: the sequencer's own (A: at the second edge after issue, F: at the first,
+        # each from registers; the register is pending meanwhile, `pend`), then the units'
+        # write-backs (ARGMAX's Ai last)
+        a_woh_r = Signal(isa.N_AREGS)      # the register written, one-hot (0: none)
+        a_wval_r = Signal.like(a_result)
+        m.d.sync += [a_woh_r.eq(Mux(s1_we, (Const(1, isa.N_AREGS) << s1_widx)[:isa.N_AREGS], 0)),
+                     a_wval_r.eq(a_result)]
+        f_we_r = Signal()
+        f_widx_r = Signal.like(fd_idx)
+        f_wval_r = Signal.like(f_wval)
+        m.d.sync += [f_we_r.eq(f_we), f_widx_r.eq(fd_idx), f_wval_r.eq(mul.f_result)]
+        wbs = [(units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
                (units["arg"].awb.en, units["arg"].awb.idx, units["arg"].awb.value),
                (units["arg"].awb2.en, units["arg"].awb2.idx, units["arg"].awb2.value)]
         for i in range(isa.N_AREGS):
+            with m.If(a_woh_r[i]):
+                m.d.sync += A[i].eq(a_wval_r)
             for en, idx, val in wbs:
                 with m.If(en & (idx == i)):
                     m.d.sync += A[i].eq(val)
-        fwbs = [(f_we, fd_idx, f_wval), (units["lsu"].fwb.en, units["lsu"].fwb.idx, units["lsu"].fwb.value),
+        fwbs = [(f_we_r, f_widx_r, f_wval_r), (units["lsu"].fwb.en, units["lsu"].fwb.idx, units["lsu"].fwb.value),
                 (units["nq"].fwb.en, units["nq"].fwb.idx, units["nq"].fwb.value)]
         for i in range(isa.N_FREGS):
             for en, idx, val in fwbs:
