@@ -14,9 +14,11 @@ Datapath: words are read in order, one per cycle, through a hw.core.readq.ReadQu
 hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
 (a compare and the select it drives, registered: one carry chain per stage), then compared strictly
-with the running maximum (ties keep the earlier word); Ao + index is added beside that compare and
-kept with the maximum. The write-backs and ``done`` come from registers, the cycle after the last
-word's compare.
+with the running maximum (ties keep the earlier word), kept with its index. The running maximum is
+FX-wide plus a bit: A[Am] enters it clamped to [FX min - 1, FX max] (in the cycle after the command,
+from flags registered with it), which decides every compare as the 64-bit value would, and it is
+written back sign-extended. Ao + index is added in the cycle after the last compare; the write-backs
+and ``done`` come from registers in the cycle after that.
 """
 from __future__ import annotations
 
@@ -39,10 +41,10 @@ def argmax_cycles(n_words: int, lanes: int) -> int:
     """The ``done`` cycle of an ARGMAX of `n_words` words of `lanes` lanes, counted from the cycle
     ``cmd`` is accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the words at the read
     queue's head in cycles 1 + Q .. W + Q (Q = ``QUEUE_LATENCY``), the lane tree's
-    :func:`tree_levels` registers, the compare with the running maximum in cycle W + Q + levels and
-    the write-backs from registers one cycle later. The next instruction can be accepted one cycle
-    after ``done``."""
-    return n_words + 1 + QUEUE_LATENCY + tree_levels(lanes)
+    :func:`tree_levels` registers, the compare with the running maximum in cycle W + Q + levels,
+    Ao + index in the next and the write-backs from registers one cycle later. The next instruction
+    can be accepted one cycle after ``done``."""
+    return n_words + 2 + QUEUE_LATENCY + tree_levels(lanes)
 
 
 class ArgmaxUnit(CoreUnit):
@@ -74,7 +76,7 @@ class ArgmaxUnit(CoreUnit):
         condition. The sequencer applies it after ``awb``: with ``ad == at`` this value wins, as in
         the golden machine.
 
-    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 1 + QUEUE_LATENCY + log2(lanes)) when
+    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 2 + QUEUE_LATENCY + log2(lanes)) when
     nothing stalls.
     """
 
@@ -114,10 +116,15 @@ class ArgmaxUnit(CoreUnit):
         last_count = Signal(range(lanes + 1))   # lanes below VL in word W - 1
         raddr = Signal.like(self.rs.addr)
         more = Signal()
-        best = Signal(signed(A_BITS))           # running maximum (Am)
-        bsum = Signal(A_BITS)                   # Ao + its element index (64-bit wrap)
+        best = Signal(signed(fx_bits + 1))      # running maximum (Am, clamped: module docstring)
+        bidx = Signal(index)                    # its element index
+        bsum = Signal(A_BITS)                   # Ao + bidx (64-bit wrap)
         found = Signal()                        # some element exceeded A[Am]
         ao = Signal(signed(A_BITS))
+        s0_lo = Signal(fx_bits)                 # A[Am]'s FX bits, and whether it is in FX's range
+        s0_fits = Signal()
+        s0_neg = Signal()
+        init = Signal()                         # the cycle after the command: best from the above
 
         m.d.comb += self.cmd.ready.eq(~busy)
         vl1 = Signal.like(cmd.vl)
@@ -132,10 +139,16 @@ class ArgmaxUnit(CoreUnit):
                 self.awb2.idx.eq(cmd.ad),
                 raddr.eq(0),
                 more.eq(1),
-                best.eq(cmd.s0),
+                s0_lo.eq(cmd.s0[:fx_bits]),
+                s0_fits.eq(~cmd.s0[fx_bits - 1:].any() | cmd.s0[fx_bits - 1:].all()),
+                s0_neg.eq(cmd.s0[-1]),
                 found.eq(0),
                 ao.eq(cmd.s1),
             ]
+        m.d.sync += init.eq(self.cmd.valid & self.cmd.ready)
+        with m.If(init):
+            m.d.sync += best.eq(Mux(s0_fits, s0_lo.as_signed(),
+                                    Mux(s0_neg, -(1 << (fx_bits - 1)) - 1, (1 << (fx_bits - 1)) - 1)))
 
         # -- read: the words through the read queue, tagged with their last flag and address ----------
         tag = data.StructLayout({"last": 1, "word": range(max(2, self._words))})
@@ -196,24 +209,24 @@ class ArgmaxUnit(CoreUnit):
         m.d.comb += aidx.eq(Cat(ai, tword) if shift else tword)      # word * lanes + lane: wiring
         avalid, alast = tvalid, tlast
 
-        # -- the strict compare with the running maximum ----------------------------------------------
-        # Ao + index is added beside the compare (registers to registers), kept with the maximum
+        # -- the strict compare with the running maximum (FX + 1 bits), kept with its index -----------
         upd = Signal()
-        diff = Signal(signed(A_BITS + 1))
+        diff = Signal(signed(fx_bits + 2))
         m.d.comb += [diff.eq(best - av), upd.eq(avalid & aok & diff[-1])]     # best - av < 0: one carry chain
         with m.If(upd):
-            m.d.sync += [best.eq(av), bsum.eq(ao + aidx), found.eq(1)]
+            m.d.sync += [best.eq(av), bidx.eq(aidx), found.eq(1)]
 
-        # -- the write-backs, from registers, the cycle after the last compare -------------------------
+        # -- Ao + index the cycle after the last compare, the write-backs from registers the next ------
         fin = Signal()
-        m.d.sync += fin.eq(avalid & alast)
+        wb = Signal()
+        m.d.sync += [fin.eq(avalid & alast), wb.eq(fin), bsum.eq(ao + bidx)]
         m.d.comb += [
-            self.done.eq(fin),
-            self.awb.en.eq(fin & found),
+            self.done.eq(wb),
+            self.awb.en.eq(wb & found),
             self.awb.value.eq(best),
-            self.awb2.en.eq(fin & found),
+            self.awb2.en.eq(wb & found),
             self.awb2.value.eq(bsum),
         ]
-        with m.If(fin):
+        with m.If(wb):
             m.d.sync += busy.eq(0)
         return m

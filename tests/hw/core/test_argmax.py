@@ -249,7 +249,7 @@ def test_cycles(cfg):
     run = Bench(config).run(cases)
     for (_, ins), took in zip(cases, run.cycles(), strict=True):
         assert took == argmax_cycles(-(-ins.vl // lanes), lanes), f"{ins}: {took} cycles"
-    assert argmax_cycles(words(config), lanes) == words(config) + 1 + QUEUE_LATENCY + tree_levels(lanes)
+    assert argmax_cycles(words(config), lanes) == words(config) + 2 + QUEUE_LATENCY + tree_levels(lanes)
     assert tree_levels(lanes) == (lanes - 1).bit_length() and (1 << tree_levels(lanes)) >= lanes
 
 
