@@ -49,15 +49,15 @@ wide beat with few vector lanes) the write-back limits: a tile takes ``B / lanes
 
 Cycle budget, memory without stalls and with a 1-cycle latency (the RAM model of the tests;
 simulated cycles, Amaranth sim; tests/hw/core/test_matmul.py checks it exactly): with overlap,
-``FIRST_BEAT = 3 + QUEUE_LATENCY`` (9) cycles from acceptance to the first beat (the first group of
-codes: the read queue's QUEUE_LATENCY cycles, the gearbox; meanwhile G, the beat count, the
-command), whatever VL; without, ``max(ceil(VL / lanes), ceil(VL / T)) + 8 or 9`` (the codes
-copy). Then ``ceil(rows / B) * G`` beats in as many cycles, then ``words of the last tile +
-RESCALE_LATENCY + ARRAY_LATENCY - 1`` cycles to ``done``. ddr4 config (overlap), K = 1024,
-rows = 1024: 9 + 3280 + 15 = 3304 cycles (without overlap 213 + 3280 + 15 = 3508); K = 2816,
-rows = 1024: 9 + 9024 + 15 = 9048. ecp5 config (no overlap by default), K = 192, rows = 192:
-57 + 468 + 15 = 540 cycles, 100 % of the weight phase with a beat (the formulas above, evaluated;
-test_docstring_cycle_examples re-evaluates these from the formulas).
+``FIRST_BEAT = 5 + QUEUE_LATENCY`` (11) cycles from acceptance to the first beat (the first two
+groups of codes: the read queue's QUEUE_LATENCY cycles, the gearbox, the array's register that says
+two groups are in; meanwhile G, the beat count, the command), whatever VL; without,
+``max(ceil(VL / lanes), ceil(VL / T)) + 8 or 9`` (the codes copy). Then ``ceil(rows / B) * G`` beats in as many
+cycles, then ``words of the last tile + RESCALE_LATENCY + ARRAY_LATENCY - 1`` cycles to ``done``.
+ddr4 config (overlap), K = 1024, rows = 1024: 11 + 3280 + 15 = 3306 cycles (without overlap 213 +
+3280 + 15 = 3508); K = 2816, rows = 1024: 11 + 9024 + 15 = 9050. ecp5 config (no overlap by
+default), K = 192, rows = 192: 57 + 468 + 15 = 540 cycles, 100 % of the weight phase with a beat
+(the formulas above, evaluated; test_docstring_cycle_examples re-evaluates these from the formulas).
 
 In place (``vd == vs``): the first write of Vd comes at least 8 cycles after the last read of Vs,
 with or without overlap. The first write is tile 0's (RESCALE_LATENCY + ARRAY_LATENCY cycles after
@@ -157,12 +157,14 @@ def _product(a, mant, reg, name, m=None, en=None):
     assert product_stages(a_lo.shape(), mant.shape()) == 2
     lo = pipelined_product(a_lo, mant, reg, 1, f"{name}_lo", m=m, en=en)               # stages 1, 2
     hw_ = signed(len(mant) + 2)
-    # a_hi as signed: -2 * a_hi[1] + a_hi[0] (h = 2) or -a_hi[0] (h = 1)
+    # a_hi as signed: -2 * a_hi[1] + a_hi[0] (h = 2) or -a_hi[0] (h = 1); stage 1 registers the
+    # choices (a LUT after the accumulator's word), stage 2 their difference (one carry chain)
+    t0 = reg(1, f"{name}_hi1a", unsigned(len(mant)), Mux(a_hi[0], mant, 0))
     if h == 2:
-        hi_val = Mux(a_hi[0], mant, 0) - Mux(a_hi[1], mant << 1, 0)
+        t1 = reg(1, f"{name}_hi1b", unsigned(len(mant) + 1), Mux(a_hi[1], mant << 1, 0))
+        hi = reg(2, f"{name}_hi2", hw_, t0 - t1)
     else:
-        hi_val = -Mux(a_hi[0], mant, 0)
-    hi = reg(2, f"{name}_hi2", hw_, reg(1, f"{name}_hi1", hw_, hi_val))
+        hi = reg(2, f"{name}_hi2", hw_, -t0)
     shape = signed(len(a) + len(mant))
     return reg(3, f"{name}_sum", shape, lo + (hi << LIMB)), 3
 
@@ -385,14 +387,20 @@ class MatmulUnit(CoreUnit):
         # -- phase 2: memory beats -> array.weights (last per tile, end on the final beat) ----
         bgrp = Signal.like(groups)
         btile = Signal.like(tiles_m1)
+        # bgrp == G - 1 as a register of its own (it is the beat's `last`, which the array's
+        # `ready` depends on): G == 1 once G is known, then from bgrp == G - 2 at each beat
         w_last = Signal()
+        groups_m2 = Signal.like(groups)            # G - 2 (wraps for G = 1: then unused)
+        with m.If(st[2]):
+            m.d.sync += groups_m2.eq(gq - 2)
+        with m.If(st[3]):
+            m.d.sync += w_last.eq(groups_m1 == 0)
         # without overlap the stream waits for the whole copy (the array alone would take beat g
         # once group g is written)
         hold = Signal()
         if not self._overlap:
             m.d.comb += hold.eq(codes_on)
         m.d.comb += [
-            w_last.eq(bgrp == groups_m1),
             arr.weights.valid.eq(self.mem.rd.valid & ~hold),
             self.mem.rd.ready.eq(arr.weights.ready & ~hold),
             arr.weights.payload.data.eq(self.mem.rd.payload.data),
@@ -400,7 +408,7 @@ class MatmulUnit(CoreUnit):
             arr.weights.payload.end.eq(w_last & (btile == tiles_m1)),
         ]
         with m.If(arr.weights.valid & arr.weights.ready):
-            m.d.sync += bgrp.eq(Mux(w_last, 0, bgrp + 1))
+            m.d.sync += [bgrp.eq(Mux(w_last, 0, bgrp + 1)), w_last.eq(Mux(w_last, groups_m1 == 0, bgrp == groups_m2))]
             with m.If(w_last):
                 m.d.sync += btile.eq(btile + 1)
         with m.If(accept):
@@ -410,22 +418,24 @@ class MatmulUnit(CoreUnit):
         wsel = Signal(range(wpt))                              # word of the tile on the output
         rows_left = Signal(range(_ROWS_MAX + 1))               # rows from this word on
         waddr = Signal(range(-(-_ROWS_MAX // lanes) + wpt + 1))
-        final = Signal()                                       # this word holds row rows - 1
-        tile_last = Signal()
-        m.d.comb += [
-            final.eq(rows_left <= lanes),
-            tile_last.eq((wsel == wpt - 1) | final),
-            arr.acc.ready.eq(tile_last),
-        ]
+        # final (rows_left <= lanes) and tile_last (the tile's last word) are registers of their
+        # own, from the next state: `tile_last` is the array's acc.ready, which its weights `ready`
+        # depends on (an ECPIX-5 build's worst path ran rows_left -> tile end -> weight slice enables)
+        final = Signal(init=1)                                 # this word holds row rows - 1
+        tile_last = Signal(init=1)
+        m.d.comb += arr.acc.ready.eq(tile_last)
         go0 = busy & arr.acc.valid
         with m.If(go0):
             m.d.sync += [
                 wsel.eq(Mux(tile_last, 0, wsel + 1)),
                 rows_left.eq(rows_left - lanes),
                 waddr.eq(waddr + 1),
+                final.eq(rows_left <= 2 * lanes),
+                tile_last.eq(Mux(tile_last, wpt == 1, wsel == wpt - 2) | (rows_left <= 2 * lanes)),
             ]
         with m.If(accept):
-            m.d.sync += [wsel.eq(0), rows_left.eq(p.rows), waddr.eq(0)]
+            m.d.sync += [wsel.eq(0), rows_left.eq(p.rows), waddr.eq(0), final.eq(p.rows <= lanes),
+                         tile_last.eq((wpt == 1) | (p.rows <= lanes))]
 
         acc_word = arr.acc.payload.data.as_value().word_select(wsel, lanes * cfg.acc_bits)
 

@@ -132,7 +132,8 @@ class TernaryArray(wiring.Component):
         with ``last``: the tile's sums are only emitted on ``last``); the codes memory is then
         free for the next vector. ``ready`` is high only while the next beat's codes group is in
         the memory: once the vector is loaded, every beat; while it is still being loaded (the
-        first tile), beat g from the cycle after group g was written (the weights overlap the
+        first tile), beat g from the second cycle after group g + 1 was written (a register says
+        that two groups are ahead, so no compare is in ``ready``'s path; the weights overlap the
         load: beat g of the first tile needs only groups 0 .. g, and later tiles come after the
         first tile's last beat, which needs the whole vector). A beat with ``last`` is taken only
         while no other tile's last beat is in the pipeline and the ``acc`` register is free or
@@ -220,8 +221,13 @@ class TernaryArray(wiring.Component):
         last_pending = Signal()             # a last beat is in the pipeline, its sums not yet out
         slot_free = Signal()
         m.d.comb += slot_free.eq(~last_pending & (~self.acc.valid | self.acc.ready))
+        # the beat's codes group is in the memory: the whole vector is, or (a register) at least two
+        # groups were ahead of gptr in the cycle before (at most one beat was taken since), so the
+        # compare is not in `ready`'s path; the copy runs a group or two ahead of the beats
+        ahead2 = Signal()
+        m.d.sync += ahead2.eq(gptr + 1 < wptr)
         group_in = Signal()
-        m.d.comb += group_in.eq(loaded | (gptr < wptr))
+        m.d.comb += group_in.eq(loaded | ahead2)
         m.d.comb += self.weights.ready.eq(group_in & (~self.weights.payload.last | slot_free))
         take = Signal()
         m.d.comb += take.eq(self.weights.valid & self.weights.ready)

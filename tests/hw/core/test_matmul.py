@@ -64,10 +64,10 @@ CONFIGS = {
 #: ddr4's beat, packing and lanes with a 1024-element register (the 370m model's d): timing tests only
 EXTRA_CONFIGS = {"ddr4s": _config("1.6bit", 64, 16, 1024)}
 #: Cycles from acceptance to the first weight beat with overlap on a RAM model that never stalls:
-#: the first group of codes (the read queue's latency, the gearbox), which the array needs with the
-#: beat; the command goes out meanwhile (G, the beat count: 3 cycles of setup, then the RAM model's
-#: 1-cycle latency).
-FIRST_BEAT = 3 + QUEUE_LATENCY
+#: the first two groups of codes (the read queue's latency, the gearbox) and the array's register
+#: that says two groups are in (hw.core.tmac); the command goes out meanwhile (G, the beat count:
+#: the setup pipeline, then the RAM model's 1-cycle latency).
+FIRST_BEAT = 5 + QUEUE_LATENCY
 
 
 # -- the reference: golden.machine._tmatmul ---------------------------------------------------------
@@ -496,8 +496,8 @@ def test_docstring_cycle_examples():
 def test_weights_overlap_the_codes_copy():
     """ddr4's beat, packing and lanes (B = 64, T = 5, 16 lanes), VL = 1024, rows = 64 (G = 205, a
     copy of 205 cycles), memory without stalls: with overlap the instruction takes FIRST_BEAT + G
-    beats + the drain = 227 cycles, not copy + G + drain (the same unit with overlap=False: 431),
-    in place (vd == vs) too. (A 64-byte-beat unit simulates at ~40 cycles/s: one or two
+    beats + the drain, not copy + G + drain (the same unit with overlap=False), in place (vd == vs)
+    too. (A 64-byte-beat unit simulates at ~40 cycles/s: one or two
     instructions each.)"""
     config = EXTRA_CONFIGS["ddr4s"]
     lanes, b, t = config.vector_lanes, config.beat_bytes, config.trits_per_byte
@@ -519,9 +519,9 @@ def test_weights_overlap_the_codes_copy():
             else:
                 assert beats[0] - run.accepted[k] > groups                  # after the whole copy
     assert totals[True, 0] == totals[True, 1] == FIRST_BEAT + groups + drain
-    # (216 and 420 with the two-cycle register-file read, QUEUE_LATENCY 3)
+    # (216 and 420 with the two-cycle register-file read, QUEUE_LATENCY 3, and one group ahead)
     q = QUEUE_LATENCY - 3
-    assert FIRST_BEAT + groups + drain == 216 + q + RESCALE_LATENCY + ARRAY_LATENCY - 2
+    assert FIRST_BEAT + groups + drain == 218 + q + RESCALE_LATENCY + ARRAY_LATENCY - 2
     assert totals[False, 0] == groups + 5 + q + groups + drain == 420 + q + RESCALE_LATENCY + ARRAY_LATENCY - 2
 
 

@@ -268,8 +268,8 @@ def test_array_extremes_do_not_overflow(packing, stalls):
 def test_array_takes_one_beat_per_cycle_across_tiles(packing):
     # no stalls: the beats of a matrix are accepted in consecutive cycles, tile boundaries
     # included for tiles of at least ARRAY_LATENCY beats (the running sums and the output
-    # register double-buffer them); the next matrix's first beat follows its first codes group
-    # (the load overlaps the first tile)
+    # register double-buffer them); the next matrix's first beat follows its first two codes
+    # groups and the register that says so (the load overlaps the first tile)
     cfg = small_config(8, packing)
     t = cfg.trits_per_byte
     rng = np.random.default_rng(11)
@@ -281,7 +281,8 @@ def test_array_takes_one_beat_per_cycle_across_tiles(packing):
     assert first == list(range(first[0], first[0] + n0))
     second = tb.accepted_cycles[n0:]
     assert second == list(range(second[0], second[0] + len(second)))
-    assert second[0] - first[-1] == 2             # end beat; next cycle group 0 written; beat 0
+    # end beat; groups 0 and 1 written in the next two cycles; `ahead2` registered; beat 0
+    assert second[0] - first[-1] == 4
 
 
 @pytest.mark.parametrize("packing", PACKINGS)
@@ -327,8 +328,15 @@ def test_array_takes_first_tile_beats_while_codes_load(packing, stalls):
         for g in range(groups):
             assert beats[g] > written[g], f"beat {g} taken in cycle {beats[g]}, group written in {written[g]}"
         assert beats[groups - 1] > written[-1]
-        if stalls == "none":                                       # one cycle behind the load (a tile's
-            assert beats[:groups - 1] == [c + 1 for c in written[:groups - 1]]  # last beat may wait)
+        if stalls == "none":
+            # beat g as soon as group g + 1 was written and the register that says so loaded (two
+            # cycles after that write), or the whole vector is (the cycle after the last write),
+            # one beat per cycle (a tile's last beat may wait)
+            want, prev = [], -1
+            for g in range(groups - 1):
+                prev = max(prev + 1, min(written[g + 1] + 2, written[-1] + 1))
+                want.append(prev)
+            assert beats[:groups - 1] == want
         overlapped += beats[0] < written[-1]
     assert overlapped >= (3 if stalls in ("none", "codes") else 1)
     assert next(codes_at, None) is None and next(beats_at, None) is None
