@@ -296,6 +296,7 @@ class NormQuantUnit(CoreUnit):
         reg_p = Signal(sf)
         reg_r = Signal(sf)
         r_sh = Signal(range(_V1.width))         # apply_sf's right shift - 1: n + _L1 - 1, clamped
+        r_calc = Signal()                       # r_sh and r_big are computed from reg_r this cycle
         r_big = Signal()                        # n + _L1 < 1: a left shift that saturates
 
         m.d.comb += self.cmd.ready.eq(~busy)
@@ -491,6 +492,7 @@ class NormQuantUnit(CoreUnit):
             m.d.sync += issued.eq(1)
         s_fire = Signal()
         r_fire = sfu.result.valid & sfu.result.ready
+        m.d.sync += r_calc.eq(0)
         with m.If(r_fire):
             m.d.sync += issued.eq(0)
             v = res.value
@@ -508,15 +510,7 @@ class NormQuantUnit(CoreUnit):
                 with m.Case(Step.ADD_EPS):
                     m.d.sync += [reg_t.eq(v), step.eq(Step.RSQRT)]
                 with m.Case(Step.RSQRT):
-                    # apply_sf's shift: n = -e; right shift by n + _L1 of p << _L1
-                    k1 = Signal(signed(v.exponent.shape().width + 2))
-                    m.d.comb += k1.eq(_L1 - 1 - v.exponent)
-                    m.d.sync += [
-                        reg_r.eq(v),
-                        r_sh.eq(Mux(k1 < 0, 0, Mux(k1 > _V1.width - 1, _V1.width - 1, k1))),
-                        r_big.eq(k1 < 0),
-                        step.eq(Step.MUL_R),
-                    ]
+                    m.d.sync += [reg_r.eq(v), r_calc.eq(1), step.eq(Step.MUL_R)]
                     with m.If(~is_qnt):
                         m.d.sync += [seq_end.eq(1), more.eq(1), out_mode.eq(1)]     # start the OUT pass
                 with m.Case(Step.MUL_R):
@@ -524,6 +518,13 @@ class NormQuantUnit(CoreUnit):
                 with m.Case(Step.MUL_CODE):
                     m.d.sync += seq_end.eq(1)
                     m.d.comb += s_fire.eq(1)
+        # apply_sf's shift from the registered result, the cycle after (the OUT pass's first word
+        # reaches the rounding stages several cycles later: a register read and its queue first):
+        # n = -e; right shift by n + _L1 of p << _L1
+        k1 = Signal(signed(reg_r.exponent.shape().width + 2))
+        m.d.comb += k1.eq(_L1 - 1 - reg_r.exponent)
+        with m.If(r_calc):
+            m.d.sync += [r_sh.eq(Mux(k1 < 0, 0, Mux(k1 > _V1.width - 1, _V1.width - 1, k1))), r_big.eq(k1 < 0)]
         m.d.comb += [self.fwb.en.eq(s_fire), self.fwb.value.eq(res.value)]
         with m.If(s_fire):
             m.d.sync += s_done.eq(1)
