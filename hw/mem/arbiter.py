@@ -36,7 +36,8 @@ class _OrderQueue:
     """A small register FIFO of (tag, beats) entries with a head counter, built inline.
 
     The head entry's tag and length and whether the queue holds anything are registers of their
-    own (`head`, `nonempty`; the head's last beat a compare of two registers), loaded from the
+    own (`head`, `nonempty`; the head's last beat a compare of two registers, the beats so far + 1
+    against the length), loaded from the
     entry behind the head or from the push: the beats' routing and the pop then start at flip-flops,
     not at a choice among the entries by the read pointer (an ECPIX-5 build's critical path)."""
 
@@ -48,7 +49,7 @@ class _OrderQueue:
         self.rp = Signal(range(depth), name=f"{name}_rp")
         rp1 = Signal(range(depth), name=f"{name}_rp1", init=1 % depth)     # rp + 1, kept with rp
         self.count = Signal(range(depth + 1), name=f"{name}_count")
-        self.done_beats = Signal(LEN_BITS, name=f"{name}_beats")
+        self.done_beats = Signal(LEN_BITS, name=f"{name}_beats", init=1)   # the head's beats so far + 1
         self.push = Signal(name=f"{name}_push")
         self.push_tag = Signal(tag_shape, name=f"{name}_push_tag")
         self.push_len = Signal(LEN_BITS, name=f"{name}_push_len")
@@ -56,26 +57,26 @@ class _OrderQueue:
         self.nonempty = Signal(name=f"{name}_nonempty")  # a register
         self.full = Signal(name=f"{name}_full")          # a register
         self.head = Signal(tag_shape, name=f"{name}_head")               # the head's tag, a register
-        head_len_m1 = Signal(LEN_BITS, name=f"{name}_head_len_m1")      # its beats - 1, a register
+        head_len = Signal(LEN_BITS, name=f"{name}_head_len")            # its beats, a register
         more = Signal(name=f"{name}_more")              # count >= 2 (a register)
         pop = Signal(name=f"{name}_pop")
-        m.d.comb += pop.eq(self.beat & (self.done_beats == head_len_m1))
+        m.d.comb += pop.eq(self.beat & (self.done_beats == head_len))     # no subtraction on the way in
         with m.If(self.push):
             m.d.sync += [self.tags[self.wp].eq(self.push_tag), self.lens[self.wp].eq(self.push_len),
                          self.wp.eq(Mux(self.wp == depth - 1, 0, self.wp + 1))]
         with m.If(self.beat):
             m.d.sync += self.done_beats.eq(self.done_beats + 1)
         with m.If(pop):
-            m.d.sync += [self.done_beats.eq(0), self.rp.eq(rp1), rp1.eq(Mux(rp1 == depth - 1, 0, rp1 + 1))]
+            m.d.sync += [self.done_beats.eq(1), self.rp.eq(rp1), rp1.eq(Mux(rp1 == depth - 1, 0, rp1 + 1))]
         # the next head: the entry behind the head (when there is one), else the push
         nxt_tag, nxt_len = self.tags[rp1], self.lens[rp1]
         with m.If(pop):
             with m.If(more):
-                m.d.sync += [self.head.eq(nxt_tag), head_len_m1.eq(nxt_len - 1)]
+                m.d.sync += [self.head.eq(nxt_tag), head_len.eq(nxt_len)]
             with m.Else():
-                m.d.sync += [self.head.eq(self.push_tag), head_len_m1.eq(self.push_len - 1)]
+                m.d.sync += [self.head.eq(self.push_tag), head_len.eq(self.push_len)]
         with m.Elif(~self.nonempty):
-            m.d.sync += [self.head.eq(self.push_tag), head_len_m1.eq(self.push_len - 1)]
+            m.d.sync += [self.head.eq(self.push_tag), head_len.eq(self.push_len)]
         count_next = Signal(range(depth + 2), name=f"{name}_count_next")
         m.d.comb += count_next.eq(self.count + self.push - pop)
         m.d.sync += [self.count.eq(count_next), self.nonempty.eq(count_next != 0),
