@@ -113,11 +113,16 @@ class BoardTop(Elaboratable):
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
         connect(m, link.tx, tx.i)
-        # the token stream through a register slice: the core's TOKIN decision and the link sit
-        # far apart (a routed build's critical path ran link -> core -> link in one cycle)
-        m.submodules.tok_slice = tok_slice = RegisterSlice(acc.tok_in[0].payload.shape())
-        connect(m, link.tok_in, tok_slice.i)
-        connect(m, tok_slice.o, acc.tok_in[0])
+        # the token stream through two register slices: the core's TOKIN decision and the link sit
+        # far apart (a routed build's critical path ran link -> core -> link in one cycle; with one
+        # slice, a -6 build still spent ~11 ns on a LUT or two and the route from the slice to the
+        # core's token buffer), so the placer has a stage to put half-way
+        tok_slices = [RegisterSlice(acc.tok_in[0].payload.shape()) for _ in range(2)]
+        m.submodules.tok_slice = tok_slices[0]
+        m.submodules.tok_slice2 = tok_slices[1]
+        connect(m, link.tok_in, tok_slices[0].i)
+        connect(m, tok_slices[0].o, tok_slices[1].i)
+        connect(m, tok_slices[1].o, acc.tok_in[0])
         connect(m, acc.tok_out[0], link.tok_out)
         # the accelerator's reset is a register: it reaches every flip-flop of the core (a net of
         # over 12,000 sinks across the device), so it starts at a flip-flop, not after a LUT
