@@ -6,9 +6,9 @@ paper's core. A register holds `vlen` FX elements as `vlen // vector_lanes` word
 channels (iface.ReadChannel / iface.WriteChannel) to the register ports: a channel names its
 register in `reg`, and the register's port follows whichever channel addresses it with `en` high.
 The sequencer's hazard rules (hw.core.core) guarantee that at most one instruction in flight reads
-a register and at most one writes it, so no arbitration is needed; when two channels of one unit
-name the same register they read the same word in the same cycle (the lowest-numbered channel
-drives the address).
+a register and at most one writes it, so no arbitration is needed and a port's address, data and
+enables are an AND-OR of the channels that name its register; when two channels of one unit name
+the same register they read the same word in the same cycle (equal addresses).
 
 Reads take five cycles (hw.core.iface.READ_LATENCY), each ending in a register: the address of
 the channel that names the register, registered beside its block RAM; the block RAM's read; its
@@ -29,7 +29,10 @@ as in the golden machine's `reset()`.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+import functools
+import operator
+
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,6 +42,12 @@ from spec.accel import AccelConfig
 from .iface import FX, READ_LATENCY, ReadChannel, WriteChannel, check_core_config, words
 
 __all__ = ["RegisterFile"]
+
+
+def _and_or(sels, values):
+    """OR of `values[k]` where `sels[k]` (one-hot or values equal where several are set): two
+    pairs per LUT and an OR tree, not a chain of overriding muxes."""
+    return functools.reduce(operator.or_, (Mux(sels[k], v, 0) for k, v in enumerate(values)))
 
 
 class RegisterFile(wiring.Component):
@@ -114,10 +123,12 @@ class RegisterFile(wiring.Component):
             rq = Signal(shape, name=f"v{r}_rdata", reset_less=True)
             m.d.sync += rq.eq(rqb)
             wp = mem.write_port(granularity=1)
-            # lowest-numbered channel wins: later statements override, so iterate in reverse
-            for ch in reversed(self.rd):
-                with m.If(ch.en & (ch.reg == r)):
-                    m.d.sync += raddr.eq(ch.addr)
+            # the read address: an AND-OR of the channels that name the register (at most one
+            # instruction reads it; two channels of one unit that name it read the same word in the
+            # same cycle, so their addresses are equal), not a priority chain of muxes
+            rhits = [ch.en & (ch.reg == r) for ch in self.rd]
+            with m.If(Cat(rhits).any()):
+                m.d.sync += raddr.eq(_and_or(rhits, [ch.addr for ch in self.rd]))
             # The write port's address, data and enables are registers beside the block RAM: the
             # channel's choice is registered, and the word is written at the edge after (a routed
             # build's worst paths ended in a long last hop from the choice to the block RAM).
@@ -129,13 +140,13 @@ class RegisterFile(wiring.Component):
             s_addr, s_data, s_en = Signal.like(w_addr), Signal.like(w_data), Signal.like(w_en)
             hits = Signal(len(self.wr), name=f"v{r}_whits")
             m.d.comb += hits.eq(Cat(ch.en & (ch.reg == r) for ch in self.wr))
+            # at most one instruction writes a register: the channels' AND-OR (zeros while clearing)
             with m.If(clearing):
                 m.d.comb += [s_addr.eq(clear_addr), s_en.eq((1 << lanes) - 1)]
             with m.Else():
-                for k in reversed(range(len(self.wr))):
-                    ch = self.wr[k]
-                    with m.If(hits[k]):
-                        m.d.comb += [s_addr.eq(ch.addr), s_data.eq(ch.data), s_en.eq(ch.mask)]
+                m.d.comb += [s_addr.eq(_and_or(hits, [ch.addr for ch in self.wr])),
+                             s_data.eq(_and_or(hits, [ch.data for ch in self.wr])),
+                             s_en.eq(_and_or(hits, [ch.mask for ch in self.wr]))]
             with m.If(clearing | hits.any()):
                 m.d.sync += [w_addr.eq(s_addr), w_data.eq(s_data)]
             m.d.sync += w_en.eq(s_en)
