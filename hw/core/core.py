@@ -21,7 +21,7 @@ while a functional unit or a register it needs is busy. So does this one:
   edge after issue, an F register at the first, and reserved until then); MULS, FMUL and LDE's
   address wait first for the sequencer's multiplier (hw.core.scalar_mul: one 17x17 product per
   cycle, `scalar_mul.CYCLES`). The others go to their
-  unit (UNIT_OF) with their operands read at issue (A operands from registers loaded in the
+  unit (UNIT_OF) with their operands read at issue (A and F operands from registers loaded in the
   cycle before, when the instruction was judged). An instruction issues when its unit is idle
   (nothing of it in flight) and none of its registers is reserved by an instruction in flight;
   its command reaches the unit through a register, so the unit starts a cycle after issue.
@@ -272,11 +272,10 @@ class Core(wiring.Component):
         go = Signal()                         # the read of this cycle goes into the queue
         q_ok = Signal()                       # the ROM's output this cycle is a word to queue
         fill = Signal(range(FETCH_DEPTH + 1))  # words queued or read
-        count = Signal(range(FETCH_DEPTH + 1))  # words queued
         # the queue shifts towards its head, wq0: the head is a register, with no choice after it
         wq = [Signal(isa.WORD_BITS, name=f"wq{i}") for i in range(FETCH_DEPTH)]
-        cnt_oh = Signal(FETCH_DEPTH + 1, init=1)  # count, one-hot (a register beside it)
-        nonempty = Signal()                     # count != 0 (a register beside it)
+        cnt_oh = Signal(FETCH_DEPTH + 1, init=1)  # words queued, one-hot
+        nonempty = Signal()                     # some word is queued (a register beside it)
         ir_has = Signal()
         load, pop, push = Signal(), Signal(), Signal()
         w_word = Signal(isa.WORD_BITS)        # the queue's head
@@ -405,6 +404,9 @@ class Core(wiring.Component):
             m.d.sync += opa[f].eq(functools.reduce(operator.or_, (A[i].as_unsigned() & oh[i].replicate(A_BITS)
                                                                    for i in range(isa.N_AREGS))))
         m.d.comb += base_val.eq(opa["base"] + imm_s)
+        # the F operands likewise (FMUL's b and c, TMATMUL's scale d), read into registers every cycle
+        opf = {f: Signal(sf_layout(), name=f"opf_{f}") for f in ("b", "c", "d")}
+        m.d.sync += [opf[f].eq(F[fld[f][:3]]) for f in opf]
 
         # ---- scoreboard ---------------------------------------------------------------------------
         # Per unit, the registers its instruction in flight holds (set at issue, cleared by `done`);
@@ -451,11 +453,11 @@ class Core(wiring.Component):
         m.d.sync += mul.start.eq(ready_to_go & long_op & ~mul.busy & ~mul.ready & ~mul.start)
         m.d.comb += [mul.op.eq(Mux(is_op["FMUL"], MulOp.FMUL, Mux(is_op["LDE"], MulOp.LDE, MulOp.MULS))),
                      mul.x.eq(opa["b"]), mul.y.eq(opa["c"]), mul.base.eq(base_val),
-                     mul.fb.eq(F[fld["b"][:3]]), mul.fc.eq(F[fld["c"][:3]])]
+                     mul.fb.eq(opf["b"]), mul.fc.eq(opf["c"])]
         with m.If(is_op["LDE"]):
             m.d.comb += [mul.x.eq(opa["c"]), mul.y.eq(VL)]
         with m.If(is_op["FMUL"]):
-            m.d.comb += [mul.x.eq(F[fld["b"][:3]].mantissa), mul.y.eq(F[fld["c"][:3]].mantissa)]
+            m.d.comb += [mul.x.eq(opf["b"].mantissa), mul.y.eq(opf["c"].mantissa)]
 
         can = Signal()          # everything but the unit's readiness and `halted`
         m.d.comb += can.eq(ready_unless_halted & (~long_op | mul.ready))
@@ -510,7 +512,7 @@ class Core(wiring.Component):
         with m.If(is_op["LDW"]):
             m.d.comb += cmd.ad.eq(fld["a"])
         with m.If(is_op["TMATMUL"]):
-            m.d.comb += [cmd.addr.eq(opa["c"]), cmd.sf.eq(F[fld["d"][:3]])]
+            m.d.comb += [cmd.addr.eq(opa["c"]), cmd.sf.eq(opf["d"])]
         with m.If(is_op["NORM"] | is_op["QNT"]):
             m.d.comb += cmd.s0.eq(opa["d"])
         with m.If(is_op["ARGMAX"]):
@@ -653,7 +655,7 @@ class Core(wiring.Component):
         m.d.comb += go_next.eq(ok & ~issue & ~kill & ~br_taken & ~(halted & ~self.start))
         m.d.sync += issue.eq(go_next)
         # a push lands at count - pop: entry i takes it when count is i + 1 and one pops, or i and
-        # none does (the one-hot count is a register, so this is a LUT after `pop`); a word
+        # none does (the count is one-hot, a register, so this is a LUT after `pop`); a word
         # written as the queue empties is not counted
         for i in range(FETCH_DEPTH):
             with m.If(push & Mux(pop, cnt_oh[i + 1], cnt_oh[i])):
@@ -661,12 +663,12 @@ class Core(wiring.Component):
             if i + 1 < FETCH_DEPTH:
                 with m.Elif(pop):
                     m.d.sync += wq[i].eq(wq[i + 1])
-        count_next = Signal.like(count)
-        m.d.comb += count_next.eq(count + push - pop)
+        # the count kept one-hot: a shift by push and pop (no adder and compares after them)
+        oh_next = Signal.like(cnt_oh)
+        m.d.comb += oh_next.eq(Mux(push & ~pop, cnt_oh << 1, Mux(pop & ~push, cnt_oh >> 1, cnt_oh)))
         with m.If(kill | br_taken):
-            m.d.comb += count_next.eq(0)
-        m.d.sync += [count.eq(count_next), nonempty.eq(count_next != 0),
-                     cnt_oh.eq(Cat(count_next == i for i in range(FETCH_DEPTH + 1)))]
+            m.d.comb += oh_next.eq(1)
+        m.d.sync += [cnt_oh.eq(oh_next), nonempty.eq(~oh_next[0])]
         with m.If(kill):
             m.d.sync += [q_ok.eq(0), fill.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Elif(br_taken):
