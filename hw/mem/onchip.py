@@ -12,7 +12,7 @@ time in command order (so a read sees every earlier write): a command is accepte
 one has issued its last beat; a read's first beat is offered five cycles after its command was
 accepted (the line's address, the banks' outputs, the addressed bank's word and the read FIFO are
 registers), then one beat per cycle while `rd.ready` is high; write beats are taken one per cycle,
-byte masks honoured.
+byte masks honoured, and written from registers beside the banks at the next edge.
 
 `clear` (a level or a pulse, while the port is idle or not) aborts the command in progress and
 writes zeros to lines [clear_from / beat_bytes, depth), one line per cycle, with `clearing` high
@@ -147,11 +147,22 @@ class OnChipMemory(wiring.Component):
         ]
         with m.If(issue):
             m.d.sync += [line.eq(line + 1), left.eq(left - 1)]
+        # Writes: each bank's address, data and byte enables are registers beside its block RAM,
+        # loaded from the accepted beat (or the clear) and written at the next edge (an ECPIX-5
+        # build's worst path ran from `line` through the write choice into a block RAM's address).
+        # A read of a line never shares a cycle with its delayed write: the next command is taken
+        # the cycle after the last beat at the earliest and issues its first read a cycle later.
+        w_addr = Signal(max(1, lg), name="w_addr", reset_less=True)
+        w_data = Signal(8 * beat, name="w_data", reset_less=True)
+        w_en = [Signal(beat, name=f"bank{b}_w_en") for b in range(n_banks)]
+        for b, (_, wp) in enumerate(banks):
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en[b])]
+            m.d.sync += w_en[b].eq(0)
         with m.If(port.wr.valid & port.wr.ready):
-            for b, (_, wp) in enumerate(banks):
-                m.d.comb += [wp.addr.eq(line[:lg]), wp.data.eq(port.wr.payload.data)]
+            m.d.sync += [w_addr.eq(line[:lg]), w_data.eq(port.wr.payload.data)]
+            for b in range(n_banks):
                 with m.If((line < depth) & (line[lg:] == b)):
-                    m.d.comb += wp.en.eq(port.wr.payload.mask)
+                    m.d.sync += w_en[b].eq(port.wr.payload.mask)
             m.d.sync += [line.eq(line + 1), left.eq(left - 1)]
         with m.If(port.cmd.valid & port.cmd.ready):
             c = port.cmd.payload
@@ -164,10 +175,10 @@ class OnChipMemory(wiring.Component):
             m.d.sync += [left.eq(0), v1.eq(0), v2.eq(0), v3.eq(0), pend.eq(0), clr.eq(self._clear_line),
                          self.clearing.eq(self._clear_line < depth)]
         with m.Elif(self.clearing):
-            for b, (_, wp) in enumerate(banks):
-                m.d.comb += [wp.addr.eq(clr[:lg]), wp.data.eq(0)]
+            m.d.sync += [w_addr.eq(clr[:lg]), w_data.eq(0)]
+            for b in range(n_banks):
                 with m.If(clr[lg:] == b):
-                    m.d.comb += wp.en.eq(-1)
+                    m.d.sync += w_en[b].eq(-1)
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == depth - 1):
                 m.d.sync += self.clearing.eq(0)
