@@ -292,8 +292,10 @@ class VectorUnit(LaneComponent):
             # row from a1 directly, not through the wide adder (a block RAM address is a late sink):
             # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment
             mag = s ^ sign.replicate(w)
-            over = Signal(name=f"over{j}")
-            m.d.comb += over.eq((a1 >= _SIG_LIMIT) | (a1 <= -_SIG_LIMIT))
+            # |a| beyond the table: compared on the input, a register beside a1 (the compares and the
+            # row choice after a1 were an ECPIX-5 build's late path into the table's address)
+            a_in = self.i.payload.a[j].as_signed()
+            over = stage(_S_IN, f"over{j}", 1, (a_in >= _SIG_LIMIT) | (a_in <= -_SIG_LIMIT))
             row = Signal(_SIG_IDX, name=f"sig_row{j}")
             mid = a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
             low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
