@@ -156,5 +156,8 @@ class BoardTop(Elaboratable):
                 except ResourceError:           # the board has fewer LEDs
                     break
                 m.submodules[f"led{i}_buf"] = buf = io.Buffer("o", led)
-                m.d.comb += buf.o.eq(sig)
+                # from a flip-flop: `waiting` is decoded in the core, across the device from the pin
+                led_r = Signal(name=f"led{i}_r")
+                m.d.sync += led_r.eq(sig)
+                m.d.comb += buf.o.eq(led_r)
         return m
