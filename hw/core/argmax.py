@@ -15,10 +15,11 @@ hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
 (a compare and the select it drives, registered: one carry chain per stage), then compared strictly
 with the running maximum (ties keep the earlier word), kept with its index. The running maximum is
-FX-wide plus a bit: A[Am] enters it clamped to [FX min - 1, FX max] (in the cycle after the command,
-from flags registered with it), which decides every compare as the 64-bit value would, and it is
-written back sign-extended. Ao + index is added in the cycle after the last compare; the write-backs
-and ``done`` come from registers in the cycle after that.
+FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range: no element exceeds it;
+below: the first valid element does), which decide every compare as the 64-bit value would; it is
+written back sign-extended.
+Ao + index is added in the cycle after the last compare; the write-backs and ``done`` come from
+registers in the cycle after that.
 """
 from __future__ import annotations
 
@@ -116,15 +117,13 @@ class ArgmaxUnit(CoreUnit):
         last_count = Signal(range(lanes + 1))   # lanes below VL in word W - 1
         raddr = Signal.like(self.rs.addr)
         more = Signal()
-        best = Signal(signed(fx_bits + 1))      # running maximum (Am, clamped: module docstring)
+        best = Signal(signed(fx_bits))          # running maximum (Am within FX: module docstring)
+        above = Signal()                        # A[Am] > FX max: no element exceeds it
+        below = Signal()                        # A[Am] < FX min (until the first update): every element does
         bidx = Signal(index)                    # its element index
         bsum = Signal(A_BITS)                   # Ao + bidx (64-bit wrap)
         found = Signal()                        # some element exceeded A[Am]
         ao = Signal(signed(A_BITS))
-        s0_lo = Signal(fx_bits)                 # A[Am]'s FX bits, and whether it is in FX's range
-        s0_fits = Signal()
-        s0_neg = Signal()
-        init = Signal()                         # the cycle after the command: best from the above
 
         m.d.comb += self.cmd.ready.eq(~busy)
         vl1 = Signal.like(cmd.vl)
@@ -139,16 +138,13 @@ class ArgmaxUnit(CoreUnit):
                 self.awb2.idx.eq(cmd.ad),
                 raddr.eq(0),
                 more.eq(1),
-                s0_lo.eq(cmd.s0[:fx_bits]),
-                s0_fits.eq(~cmd.s0[fx_bits - 1:].any() | cmd.s0[fx_bits - 1:].all()),
-                s0_neg.eq(cmd.s0[-1]),
+                # A[Am]'s FX bits, and whether it is above or below FX's range
+                best.eq(cmd.s0[:fx_bits].as_signed()),
+                above.eq(~cmd.s0[-1] & cmd.s0[fx_bits - 1:].any()),
+                below.eq(cmd.s0[-1] & ~cmd.s0[fx_bits - 1:].all()),
                 found.eq(0),
                 ao.eq(cmd.s1),
             ]
-        m.d.sync += init.eq(self.cmd.valid & self.cmd.ready)
-        with m.If(init):
-            m.d.sync += best.eq(Mux(s0_fits, s0_lo.as_signed(),
-                                    Mux(s0_neg, -(1 << (fx_bits - 1)) - 1, (1 << (fx_bits - 1)) - 1)))
 
         # -- read: the words through the read queue, tagged with their last flag and address ----------
         tag = data.StructLayout({"last": 1, "word": range(max(2, self._words))})
@@ -211,10 +207,11 @@ class ArgmaxUnit(CoreUnit):
 
         # -- the strict compare with the running maximum (FX + 1 bits), kept with its index -----------
         upd = Signal()
-        diff = Signal(signed(fx_bits + 2))
-        m.d.comb += [diff.eq(best - av), upd.eq(avalid & aok & diff[-1])]     # best - av < 0: one carry chain
+        diff = Signal(signed(fx_bits + 1))
+        m.d.comb += [diff.eq(best - av),                                       # best - av < 0: one carry chain
+                     upd.eq(avalid & aok & ~above & (below | diff[-1]))]
         with m.If(upd):
-            m.d.sync += [best.eq(av), bidx.eq(aidx), found.eq(1)]
+            m.d.sync += [best.eq(av), bidx.eq(aidx), found.eq(1), below.eq(0)]
 
         # -- Ao + index the cycle after the last compare, the write-backs from registers the next ------
         fin = Signal()
