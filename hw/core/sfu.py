@@ -161,7 +161,6 @@ class ScalarUnit(wiring.Component):
         cq = Signal(command_layout(eb, self._norm_bits))       # the command being decoded
         d_ab = Signal(signed(eb + 2))                               # ADD: a.exponent - b.exponent
         d_ba = Signal(signed(eb + 2))                               # and b.exponent - a.exponent
-        a_zero, b_zero = Signal(), Signal()                         # the mantissas are 0 (PREP)
         cmd = cq
         sat = [res.value.mantissa.eq((1 << B) - 1), res.value.exponent.eq(e_max)]
 
@@ -179,10 +178,8 @@ class ScalarUnit(wiring.Component):
                     m.next = "PREP"
 
             with m.State("PREP"):
-                # the exponent differences and the zero flags, from the registered command (not from the
-                # payload's mux)
-                m.d.sync += [d_ab.eq(cmd.a.exponent - cmd.b.exponent), d_ba.eq(cmd.b.exponent - cmd.a.exponent),
-                             a_zero.eq(cmd.a.mantissa == 0), b_zero.eq(cmd.b.mantissa == 0)]
+                # the exponent differences, from the registered command (not from the payload's mux)
+                m.d.sync += [d_ab.eq(cmd.a.exponent - cmd.b.exponent), d_ba.eq(cmd.b.exponent - cmd.a.exponent)]
                 m.next = "DECODE"
 
             with m.State("DECODE"):
@@ -193,6 +190,8 @@ class ScalarUnit(wiring.Component):
                     rsqrt_recip.eq(0),
                     res.status.eq(Status.OK),
                 ]
+                a_zero = cmd.a.mantissa == 0
+                b_zero = cmd.b.mantissa == 0
                 with m.Switch(cmd.op):
                     with m.Case(Op.MUL):
                         with m.If(a_zero | b_zero):
