@@ -489,8 +489,11 @@ def test_docstring_cycle_examples():
         assert any(x in doc for x in shown), f"{name} K={k} rows={rows}: none of {shown} in the docstring"
     # the one example without overlap on an overlapping config (ddr4, K = rows = 1024)
     config = get_config("ddr4")
-    assert any(f"without overlap {_copy_cycles(config, 1024) + d} + 3280 + 15 = {_copy_cycles(config, 1024) + d + 3295}"
-               in doc for d in (8, 9))
+    b, lanes, t = config.beat_bytes, config.vector_lanes, config.trits_per_byte
+    beats = -(-1024 // b) * -(-1024 // t)
+    drain = b // lanes + RESCALE_LATENCY + ARRAY_LATENCY - 1
+    firsts = [_copy_cycles(config, 1024) + d for d in (8, 9)]
+    assert any(f"without overlap {f} + {beats} + {drain} = {f + beats + drain}" in doc for f in firsts)
 
 
 def test_weights_overlap_the_codes_copy():
