@@ -102,9 +102,10 @@ class ScalarUnit(wiring.Component):
     widths: :data:`WORST_LATENCY` (MUL 40, ADD 42, RECIP 35, SQRT 33, RSQRT 65, NORM 18, about one
     more per 8 bits of ``norm_bits``, SHIFT 5). Zero operands and NORM of 0 take 3 or 4 cycles, ADD's
     "exponents differ by more than SF_BITS" case 5. The command is registered before it is decoded (one
-    cycle), so no path starts at the ``cmd`` payload, and the exponent differences (ADD) and the
-    result's range checks each have a cycle of their own (PREP, CHECK): on a -6 board both were
-    among the late paths, through the NORM/QNT unit's command mux and into the result's enables.
+    cycle), so no path starts at the ``cmd`` payload; the exponent differences (ADD), the operands'
+    zero flags and each operation's starting registers, and the result's range checks each have a
+    cycle of their own (PREP, CHECK): on a -6 board all were among the late paths, through the
+    NORM/QNT unit's command mux, the zero compares and the op's choice into ``v`` and the result.
     """
 
     def __init__(self, *, exponent_bits: int = SF_EXP_BITS, norm_bits: int = SF_NORM_BITS):
@@ -146,6 +147,7 @@ class ScalarUnit(wiring.Component):
         b_m = Signal(B)
         b_e = Signal(signed(ew))
         rsqrt_recip = Signal()          # RSQRT: the square root is done, the reciprocal follows
+        to_recip = Signal()             # RANGE starts RSQRT's reciprocal (registered in CHECK)
 
         v = Signal(vw)                  # value being normalized; MUL product; SQRT radicand
         e = Signal(signed(ew))          # exponent of v
@@ -161,6 +163,7 @@ class ScalarUnit(wiring.Component):
         cq = Signal(command_layout(eb, self._norm_bits))       # the command being decoded
         d_ab = Signal(signed(eb + 2))                               # ADD: a.exponent - b.exponent
         d_ba = Signal(signed(eb + 2))                               # and b.exponent - a.exponent
+        a_zero, b_zero = Signal(), Signal()                         # a.mantissa == 0, b.mantissa == 0
         cmd = cq
         sat = [res.value.mantissa.eq((1 << B) - 1), res.value.exponent.eq(e_max)]
 
@@ -178,8 +181,32 @@ class ScalarUnit(wiring.Component):
                     m.next = "PREP"
 
             with m.State("PREP"):
-                # the exponent differences, from the registered command (not from the payload's mux)
-                m.d.sync += [d_ab.eq(cmd.a.exponent - cmd.b.exponent), d_ba.eq(cmd.b.exponent - cmd.a.exponent)]
+                # from the registered command (not from the payload's mux): the exponent differences,
+                # the operands' zero flags, and each operation's starting v, e and counters, so that
+                # DECODE chooses from flags and nothing wide (a -6 build's worst path ran from the
+                # command through the zero compares and the op's choice into v)
+                m.d.sync += [d_ab.eq(cmd.a.exponent - cmd.b.exponent), d_ba.eq(cmd.b.exponent - cmd.a.exponent),
+                             a_zero.eq(cmd.a.mantissa == 0), b_zero.eq(cmd.b.mantissa == 0),
+                             q.eq(0), rnd.eq(0)]
+                with m.Switch(cmd.op):
+                    with m.Case(Op.MUL):
+                        # product register: multiplier in the low half, accumulated above
+                        m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B), e.eq(cmd.a.exponent + cmd.b.exponent)]
+                    with m.Case(Op.RECIP):
+                        # floor(2**(2B) / mant) by restoring division (start_recip)
+                        m.d.sync += [r.eq(1 << (B - 2)), cnt.eq(B + 2)]
+                    with m.Case(Op.SQRT, Op.RSQRT):
+                        # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
+                        odd = cmd.a.exponent[0]
+                        m.d.sync += [
+                            v.eq(Mux(odd, cmd.a.mantissa << (B + 1), cmd.a.mantissa << B)),
+                            e.eq(((cmd.a.exponent - odd) >> 1) - B // 2),
+                            r.eq(0), cnt.eq(B + 1),
+                        ]
+                    with m.Case(Op.NORM):
+                        m.d.sync += [v.eq(cmd.integer), e.eq(cmd.a.exponent)]
+                    with m.Case(Op.SHIFT):
+                        m.d.sync += [v.eq(cmd.a.mantissa), e.eq(cmd.a.exponent + cmd.b.exponent)]
                 m.next = "DECODE"
 
             with m.State("DECODE"):
@@ -190,17 +217,12 @@ class ScalarUnit(wiring.Component):
                     rsqrt_recip.eq(0),
                     res.status.eq(Status.OK),
                 ]
-                a_zero = cmd.a.mantissa == 0
-                b_zero = cmd.b.mantissa == 0
                 with m.Switch(cmd.op):
                     with m.Case(Op.MUL):
                         with m.If(a_zero | b_zero):
                             m.d.sync += res.value.eq(0)
                             m.next = "OUT"
                         with m.Else():
-                            # product register: multiplier in the low half, accumulated above
-                            m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B),
-                                         e.eq(cmd.a.exponent + cmd.b.exponent)]
                             m.next = "MUL"
                     with m.Case(Op.ADD):
                         a_big = ~d_ab[-1]
@@ -225,7 +247,6 @@ class ScalarUnit(wiring.Component):
                             m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
                             m.next = "OUT"
                         with m.Else():
-                            m.d.sync += start_recip(cmd.a.mantissa, cmd.a.exponent)
                             m.next = "DIV"
                     with m.Case(Op.SQRT, Op.RSQRT):
                         with m.If(a_zero & (cmd.op == Op.SQRT)):
@@ -235,19 +256,10 @@ class ScalarUnit(wiring.Component):
                             m.d.sync += sat + [res.status.eq(Status.DIV_ZERO)]
                             m.next = "OUT"
                         with m.Else():
-                            # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
-                            odd = cmd.a.exponent[0]
-                            m.d.sync += [
-                                v.eq(Mux(odd, cmd.a.mantissa << (B + 1), cmd.a.mantissa << B)),
-                                e.eq(((cmd.a.exponent - odd) >> 1) - B // 2),
-                                q.eq(0), r.eq(0), cnt.eq(B + 1),
-                            ]
                             m.next = "SQRT"
                     with m.Case(Op.NORM):
-                        m.d.sync += [v.eq(cmd.integer), e.eq(cmd.a.exponent), rnd.eq(0)]
                         m.next = "NORM"
                     with m.Case(Op.SHIFT):
-                        m.d.sync += [v.eq(cmd.a.mantissa), e.eq(cmd.a.exponent + cmd.b.exponent)]
                         with m.If(a_zero):
                             m.d.sync += res.value.eq(cmd.a)
                             m.next = "OUT"
@@ -336,11 +348,12 @@ class ScalarUnit(wiring.Component):
 
             with m.State("CHECK"):
                 # the exponent's range, registered: RANGE loads the result from flags, not compares
-                m.d.sync += [e_over.eq(e > e_max), e_under.eq(e < e_min)]
+                m.d.sync += [e_over.eq(e > e_max), e_under.eq(e < e_min),
+                             to_recip.eq((op == Op.RSQRT) & ~rsqrt_recip)]
                 m.next = "RANGE"
 
             with m.State("RANGE"):
-                with m.If((op == Op.RSQRT) & ~rsqrt_recip):
+                with m.If(to_recip):
                     # the square root is in range (its exponent is about half the operand's)
                     m.d.sync += start_recip(v[:B], e) + [rsqrt_recip.eq(1)]
                     m.next = "DIV"
