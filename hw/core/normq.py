@@ -525,9 +525,14 @@ class NormQuantUnit(CoreUnit):
         m.d.comb += k1.eq(_L1 - 1 - reg_r.exponent)
         with m.If(r_calc):
             m.d.sync += [r_sh.eq(Mux(k1 < 0, 0, Mux(k1 > _V1.width - 1, _V1.width - 1, k1))), r_big.eq(k1 < 0)]
-        m.d.comb += [self.fwb.en.eq(s_fire), self.fwb.value.eq(res.value)]
+        # the F write-back from registers, the cycle after the result is taken (a -6 build's late
+        # paths ran from the scalar unit's result logic through the take into the F registers' enables)
+        fwb_en = Signal()
+        fwb_value = Signal.like(res.value)
+        m.d.sync += fwb_en.eq(s_fire)
+        m.d.comb += [self.fwb.en.eq(fwb_en), self.fwb.value.eq(fwb_value)]
         with m.If(s_fire):
-            m.d.sync += s_done.eq(1)
+            m.d.sync += [s_done.eq(1), fwb_value.eq(res.value)]
 
         # -- write: the words of the last pass from the last stage, in the cycle they are there -------
         final = Signal()
@@ -544,7 +549,7 @@ class NormQuantUnit(CoreUnit):
             with m.If(final):
                 m.d.sync += vec_done.eq(1)
 
-        m.d.comb += self.done.eq(busy & (vec_done | (self.wd.en & final)) & (~is_qnt | s_done | s_fire))
+        m.d.comb += self.done.eq(busy & (vec_done | (self.wd.en & final)) & (~is_qnt | s_done))
         with m.If(self.done):
             m.d.sync += busy.eq(0)
         return m
