@@ -1,12 +1,25 @@
 """Pieces shared by the hw/core units that are parametrized by an AccelConfig."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import operator
+from collections.abc import Callable, Sequence
 
+from amaranth.hdl import Mux, Value
 from amaranth.lib import wiring
 
 from spec import numerics as N
 from spec.accel import AccelConfig
+
+
+def and_or(sels: Sequence, values: Sequence) -> Value:
+    """The OR of ``values[k]`` where ``sels[k]`` is set: a choice among one-hot selects (or among
+    equal values where several are set), built as an AND-OR. Each select drives one gate per bit
+    and an OR tree follows, two pairs per LUT, instead of a chain of overriding muxes or a binary
+    choice whose low select bit reaches every bit's first level. 0 where no select is set."""
+    if len(sels) != len(values) or len(sels) == 0:
+        raise ValueError(f"and_or needs as many selects as values, at least one ({len(sels)}, {len(values)})")
+    return functools.reduce(operator.or_, (Mux(s, v, 0) for s, v in zip(sels, values, strict=True)))
 
 
 def check_config(config) -> None:

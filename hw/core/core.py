@@ -42,8 +42,6 @@ reads, which hw.top broadcasts to all cores).
 """
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Sequence
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
@@ -55,6 +53,7 @@ from spec import isa
 from spec.accel import AccelConfig
 
 from .argmax import ArgmaxUnit
+from .common import and_or
 from .iface import A_BITS, check_core_config, sf_layout, unit_cmd_layout
 from .lsu import LoadStoreUnit
 from .matmul import MatmulUnit
@@ -379,8 +378,8 @@ class Core(wiring.Component):
         opa_fields = ("b", "c", "d")
         base_picks = [(sig, p_oh[f]) for (n, f), sig in p_pick.items() if n == "base"]
         base_oh = Signal(isa.N_AREGS)
-        m.d.comb += base_oh.eq(functools.reduce(operator.or_, (Mux(sig, oh, 0) for sig, oh in base_picks),
-                                                Mux(Cat(sig for sig, _ in base_picks).any(), 0, 1)))
+        m.d.comb += base_oh.eq(and_or([sig for sig, _ in base_picks], [oh for _, oh in base_picks])
+                               | Mux(Cat(sig for sig, _ in base_picks).any(), 0, 1))
         ir_oh = {f: Signal(isa.N_AREGS, name=f"ir_oh_{f}") for f in (*opa_fields, "base")}
         with m.If(load):
             m.d.sync += [fld[k].eq(p_fld[k]) for k in fld]
@@ -401,8 +400,7 @@ class Core(wiring.Component):
         # and the register is reserved until then), so these hold its operands when it issues.
         opa = {f: Signal(signed(A_BITS), name=f"opa_{f}", reset_less=True) for f in ir_oh}
         for f, oh in ir_oh.items():
-            m.d.sync += opa[f].eq(functools.reduce(operator.or_, (A[i].as_unsigned() & oh[i].replicate(A_BITS)
-                                                                   for i in range(isa.N_AREGS))))
+            m.d.sync += opa[f].eq(and_or([oh[i] for i in range(isa.N_AREGS)], A))
         m.d.comb += base_val.eq(opa["base"] + imm_s)
         # the F operands likewise (FMUL's b and c, TMATMUL's scale d), read into registers every cycle
         opf = {f: Signal(sf_layout(), name=f"opf_{f}") for f in ("b", "c", "d")}
@@ -576,18 +574,17 @@ class Core(wiring.Component):
         a_b = opa["b"]
         a_c = opa["c"]
 
-        def sel_ext(v, mn):     # v sign-extended to A_BITS, masked by op mn
+        def ext(v, mn):         # v sign-extended to A_BITS, as unsigned bits
             w = Signal(signed(A_BITS), name=f"a_term_{mn}")
             m.d.comb += w.eq(v)
-            return w.as_unsigned() & is_op[mn].replicate(A_BITS)
+            return w.as_unsigned()
 
         # the instructions whose result the sequencer writes to an A register itself, the one table:
         # those through its one adder (b + y + carry), by their y, and those whose value is chosen
         # as it is (the ops are one-hot: an AND-OR choice, not a chain of overriding muxes)
-        a_sum_y = {"ADDI": sel_ext(imm_s, "ADDI"), "ADDS": sel_ext(a_c, "ADDS"),
-                   "SUBS": sel_ext(a_c, "SUBS") ^ is_op["SUBS"].replicate(A_BITS),
-                   "DJNZ": is_op["DJNZ"].replicate(A_BITS)}
-        a_value = {"MOVI": imm_s, "MULS": mul.result, "TOKIN": tok_r}
+        a_sum_y = {"ADDI": ext(imm_s, "ADDI"), "ADDS": ext(a_c, "ADDS"), "SUBS": ~ext(a_c, "SUBS"),
+                   "DJNZ": Const(-1, signed(A_BITS)).as_unsigned()}
+        a_value = {"MOVI": ext(imm_s, "MOVI"), "MULS": ext(mul.result, "MULS"), "TOKIN": ext(tok_r, "TOKIN")}
         # in two stages: at issue the adder's operands and the chosen value are registered (s1_*),
         # in the next cycle the sum and the AND-OR choice (a_wval_r); the write lands at the edge
         # after that (the register is pending until then: `pend` below)
@@ -597,9 +594,9 @@ class Core(wiring.Component):
         s1_sum_op = Signal()
         s1_val = Signal(A_BITS)
         m.d.sync += [s1_we.eq(a_we), s1_widx.eq(a_widx)]
-        m.d.sync += [s1_b.eq(a_b), s1_y.eq(functools.reduce(operator.or_, a_sum_y.values())),
+        m.d.sync += [s1_b.eq(a_b), s1_y.eq(and_or([is_op[mn] for mn in a_sum_y], list(a_sum_y.values()))),
                      s1_cin.eq(is_op["SUBS"]), s1_sum_op.eq(Cat(is_op[mn] for mn in a_sum_y).any()),
-                     s1_val.eq(functools.reduce(operator.or_, (sel_ext(v, mn) for mn, v in a_value.items())))]
+                     s1_val.eq(and_or([is_op[mn] for mn in a_value], list(a_value.values())))]
         a_result = Signal(signed(A_BITS))
         m.d.comb += a_result.eq(((s1_b + s1_y + s1_cin)[:A_BITS] & s1_sum_op.replicate(A_BITS)) | s1_val)
         # JMP is taken at issue; DJNZ and BLTZ compare an A register, so they resolve in the next

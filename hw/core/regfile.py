@@ -29,25 +29,17 @@ as in the golden machine's `reset()`.
 """
 from __future__ import annotations
 
-import functools
-import operator
-
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
 from spec.accel import AccelConfig
 
+from .common import and_or
 from .iface import FX, READ_LATENCY, ReadChannel, WriteChannel, check_core_config, words
 
 __all__ = ["RegisterFile"]
-
-
-def _and_or(sels, values):
-    """OR of `values[k]` where `sels[k]` (one-hot or values equal where several are set): two
-    pairs per LUT and an OR tree, not a chain of overriding muxes."""
-    return functools.reduce(operator.or_, (Mux(sels[k], v, 0) for k, v in enumerate(values)))
 
 
 class RegisterFile(wiring.Component):
@@ -128,7 +120,7 @@ class RegisterFile(wiring.Component):
             # same cycle, so their addresses are equal), not a priority chain of muxes
             rhits = [ch.en & (ch.reg == r) for ch in self.rd]
             with m.If(Cat(rhits).any()):
-                m.d.sync += raddr.eq(_and_or(rhits, [ch.addr for ch in self.rd]))
+                m.d.sync += raddr.eq(and_or(rhits, [ch.addr for ch in self.rd]))
             # The write port's address, data and enables are registers beside the block RAM: the
             # channel's choice is registered, and the word is written at the edge after (a routed
             # build's worst paths ended in a long last hop from the choice to the block RAM).
@@ -144,9 +136,9 @@ class RegisterFile(wiring.Component):
             with m.If(clearing):
                 m.d.comb += [s_addr.eq(clear_addr), s_en.eq((1 << lanes) - 1)]
             with m.Else():
-                m.d.comb += [s_addr.eq(_and_or(hits, [ch.addr for ch in self.wr])),
-                             s_data.eq(_and_or(hits, [ch.data for ch in self.wr])),
-                             s_en.eq(_and_or(hits, [ch.mask for ch in self.wr]))]
+                m.d.comb += [s_addr.eq(and_or(hits, [ch.addr for ch in self.wr])),
+                             s_data.eq(and_or(hits, [ch.data for ch in self.wr])),
+                             s_en.eq(and_or(hits, [ch.mask for ch in self.wr]))]
             with m.If(clearing | hits.any()):
                 m.d.sync += [w_addr.eq(s_addr), w_data.eq(s_data)]
             m.d.sync += w_en.eq(s_en)
