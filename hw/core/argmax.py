@@ -13,8 +13,8 @@ the same index.
 Datapath: words are read in order, one per cycle, through a hw.core.readq.ReadQueue (as in
 hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
-(a compare and the select it drives, registered: one carry chain per stage), then compared strictly
-with the running maximum (ties keep the earlier word), kept with its index. The running maximum is
+(a compare and the select it drives, registered: one carry chain per stage), registered once more,
+then compared strictly with the running maximum (ties keep the earlier word), kept with its index. The running maximum is
 FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range: no element exceeds it;
 below: the first valid element does), which decide every compare as the 64-bit value would; it is
 written back sign-extended.
@@ -42,10 +42,10 @@ def argmax_cycles(n_words: int, lanes: int) -> int:
     """The ``done`` cycle of an ARGMAX of `n_words` words of `lanes` lanes, counted from the cycle
     ``cmd`` is accepted (cycle 0), with no stalls: reads in cycles 1 .. W, the words at the read
     queue's head in cycles 1 + Q .. W + Q (Q = ``QUEUE_LATENCY``), the lane tree's
-    :func:`tree_levels` registers, the compare with the running maximum in cycle W + Q + levels,
-    Ao + index in the next and the write-backs from registers one cycle later. The next instruction
-    can be accepted one cycle after ``done``."""
-    return n_words + 2 + QUEUE_LATENCY + tree_levels(lanes)
+    :func:`tree_levels` registers and one more, the compare with the running maximum in cycle
+    W + Q + levels + 1, Ao + index in the next and the write-backs from registers one cycle later.
+    The next instruction can be accepted one cycle after ``done``."""
+    return n_words + 3 + QUEUE_LATENCY + tree_levels(lanes)
 
 
 class ArgmaxUnit(CoreUnit):
@@ -77,7 +77,7 @@ class ArgmaxUnit(CoreUnit):
         condition. The sequencer applies it after ``awb``: with ``ad == at`` this value wins, as in
         the golden machine.
 
-    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 2 + QUEUE_LATENCY + log2(lanes)) when
+    Timing: ``done`` in cycle :func:`argmax_cycles` (W + 3 + QUEUE_LATENCY + log2(lanes)) when
     nothing stalls.
     """
 
@@ -200,10 +200,15 @@ class ArgmaxUnit(CoreUnit):
             m.d.sync += [nv.eq(tvalid), nl.eq(tlast), nw.eq(tword)]
             tvalid, tlast, tword = nv, nl, nw
             level += 1
-        aok, av, ai = items[0]
+        tok, tv, ti = items[0]
+        # the word's winner registered once more before the compare: the compare's carry chain and
+        # its enables (about 100 flip-flops) then start at a flip-flop, not at the read queue's
+        # distributed RAM (one lane: no tree level) or a tree level's fan-out
+        aok, avalid, alast = Signal(), Signal(), Signal()
+        av = Signal(FX)
         aidx = Signal(index)
-        m.d.comb += aidx.eq(Cat(ai, tword) if shift else tword)      # word * lanes + lane: wiring
-        avalid, alast = tvalid, tlast
+        m.d.sync += [aok.eq(tok), av.eq(tv), aidx.eq(Cat(ti, tword) if shift else tword),  # word * lanes + lane
+                     avalid.eq(tvalid), alast.eq(tlast)]
 
         # -- the strict compare with the running maximum (FX + 1 bits), kept with its index -----------
         upd = Signal()
