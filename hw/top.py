@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Cat, Module, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -83,7 +83,6 @@ class Accelerator(wiring.Component):
                 c.rom_wr.en.eq(self.rom_wr.en), c.rom_wr.addr.eq(self.rom_wr.addr), c.rom_wr.data.eq(self.rom_wr.data),
                 c.start.eq(self.start),
                 self.halted[k].eq(c.halted), self.fault[k].eq(c.fault), self.waiting[k].eq(c.waiting),
-                self.busy[k].eq(c.busy),
             ]
         done = Cat(c.at_barrier | c.halted for c in cores).all()
         for c in cores:
@@ -114,5 +113,13 @@ class Accelerator(wiring.Component):
                 with m.If(c.mem.cmd.payload.addr >= self.state_base):
                     m.d.comb += port.cmd.payload.addr.eq(c.mem.cmd.payload.addr + k * self.state_stride)
         connect(m, arb.o, flipped(self.mem))
+        # a core's HALT and BARRIER wait until the arbiter holds no write (its stores are in memory):
+        # registered, a cycle late, which is safe because a store keeps its core's load/store unit
+        # busy until its last beat is in the arbiter, and from its command on the arbiter holds a
+        # write until the last beat has left; the host sees `busy` until then too
+        writing = Signal()
+        m.d.sync += writing.eq(arb.writing)
+        for k, c in enumerate(cores):
+            m.d.comb += [c.mem_idle.eq(~writing), self.busy[k].eq(c.busy | writing)]
         return m
 

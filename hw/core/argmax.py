@@ -14,8 +14,8 @@ Datapath: words are read in order, one per cycle, through a hw.core.readq.ReadQu
 hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
 (a compare and the select it drives, registered: one carry chain per stage), registered once more,
-then compared strictly with the running maximum (ties keep the earlier word), kept with its index. The running maximum is
-FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range: no element exceeds it;
+then compared strictly with the running maximum (ties keep the earlier word), kept with its index.
+The running maximum is FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range: no element exceeds it;
 below: the first valid element does), which decide every compare as the 64-bit value would; it is
 written back sign-extended.
 Ao + index is added in the cycle after the last compare; the write-backs and ``done`` come from

@@ -30,7 +30,7 @@ while a functional unit or a register it needs is busy. So does this one:
   write. Each unit reserves its registers at issue and releases them with its `done` pulse.
   Memory order: SV waits for TMATMUL's weight reads to finish and TMATMUL waits for a store in
   progress; loads and stores share one unit and stay in order. HALT and BARRIER wait until every
-  unit is idle.
+  unit is idle and no store is in flight beyond the core's port (`mem_idle`).
 * Units: `lsu` (LDV SV LDG LDGT LDE LDW LDF), `vec` (ADD SUB MUL DIV EXP SIG SILU GMUL ONEM MOVV),
   `nq` (NORM QNT), `mm` (TMATMUL), `arg` (ARGMAX). They run concurrently.
 
@@ -179,6 +179,10 @@ class Core(wiring.Component):
     barrier_go : In(1)
         BARRIER proceeds in a cycle where this is high (hw.top: every core is at a barrier or
         halted; tie high for a lone core).
+    mem_idle : In(1)
+        No write of this core is in flight beyond its `mem` port (hw.top: the arbiter holds no
+        write; high by default, for a core whose port takes a write when it is performed). HALT and
+        BARRIER wait for it, so a halted core's stores are in memory.
     halted, fault, waiting, at_barrier, busy : Out(1)
     pc : Out(range(rom_words))
     issued : Out(1)
@@ -200,6 +204,7 @@ class Core(wiring.Component):
             "rom_wr": In(rom_write_signature(config.rom_words)),
             "start": In(1),
             "barrier_go": In(1, init=1),
+            "mem_idle": In(1, init=1),
             "halted": Out(1),
             "fault": Out(1),
             "waiting": Out(1),
@@ -418,7 +423,7 @@ class Core(wiring.Component):
         busy = {u: Signal(name=f"busy_{u}") for u in UNITS}
         lsu_store = Signal()
         all_idle = Signal()
-        m.d.comb += all_idle.eq(~Cat(*busy.values()).any())
+        m.d.comb += all_idle.eq(~Cat(*busy.values()).any() & self.mem_idle)
         m.d.comb += self.busy.eq(~all_idle)
         s1_we = Signal()        # the sequencer writes an A register, in the write's second cycle
         s1_widx = Signal(range(isa.N_AREGS))

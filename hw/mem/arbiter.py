@@ -91,7 +91,13 @@ class _Side:
 
 
 class PortArbiter(wiring.Component):
-    """N initiators (`i0`..`i{n-1}`, In(MemPortSignature)) onto one port `o`."""
+    """N initiators (`i0`..`i{n-1}`, In(MemPortSignature)) onto one port `o`.
+
+    `writing` (Out(1)) is high while a write is inside the arbiter: a write command in an
+    initiator's slice or the command register, a write locked to its initiator, or a beat in the
+    write slice. An initiator whose last write beat was taken has its data in memory once `writing`
+    is low (the port takes a beat when it is performed: hw.mem.port); a core's HALT waits for that.
+    """
 
     def __init__(self, beat_bytes: int, n: int, *, depth: int = 8):
         if n < 1:
@@ -99,6 +105,7 @@ class PortArbiter(wiring.Component):
         self._beat, self._n, self._depth = beat_bytes, n, depth
         members = {f"i{k}": In(MemPortSignature(beat_bytes)) for k in range(n)}
         members["o"] = Out(MemPortSignature(beat_bytes))
+        members["writing"] = Out(1)
         super().__init__(members)
 
     @property
@@ -174,6 +181,10 @@ class PortArbiter(wiring.Component):
         with m.If(q.nonempty):
             m.d.comb += o.rd.ready.eq(Array(r.ready for r in rds)[q.head])
         m.d.comb += q.beat.eq(o.rd.valid & o.rd.ready)
+
+        # a write anywhere inside (every term a register or a slice's register)
+        m.d.comb += self.writing.eq(Cat(c.valid & c.payload.write for c in cmds).any() | (cfull & creg.write) |
+                                    wlock | wr_slice.o.valid)
         return m
 
 

@@ -64,10 +64,11 @@ def test_arbiter_routes_reads_and_writes(n, p):
         sim.add_testbench(_initiator(dut.inputs[k], k, random.Random(k), model, 25, p, finished, written))
 
     async def drain(ctx):
-        # a beat an initiator has sent may still be in the arbiter's write slice: wait until the
-        # RAM has taken every one (bounded, so a lost beat fails instead of hanging)
+        # a beat an initiator has sent may still be in the arbiter: `writing` says so, and once it
+        # is low every beat sent is in the RAM (bounded, so a lost beat fails instead of hanging)
         for _ in range(10_000):
-            if len(finished) == n and ram.writes == sum(written):
+            if len(finished) == n and not ctx.get(dut.writing):
+                assert ram.writes == sum(written), f"writing low with {ram.writes} of {sum(written)} beats in the RAM"
                 return
             await ctx.tick()
         raise AssertionError(f"the RAM took {ram.writes} of {sum(written)} write beats")
