@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from amaranth.build import ResourceError
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetInserter, Signal
+from amaranth.hdl import Elaboratable, Instance, Module, ResetInserter, Signal
 from amaranth.lib import io
 from amaranth.lib.wiring import connect
 
+from hw.boards.clocks import add_sync_clock, design_clock
 from hw.boards.link import HostLink
 from hw.mem.onchip import OnChipMemory
 from hw.mem.port import RegisterSlice
@@ -103,25 +104,33 @@ class BoardTop(Elaboratable):
         link = HostLink(self.gap_bits * self.divisor, token_bits=len(acc.tok_in[0].payload),
                         tokout_bits=len(acc.tok_out[0].payload))
         mem = OnChipMemory(beat, self.image_bytes + bytes(self.state_bytes), clear_from=self.state_base)
-        # the accelerator's reset: a register, set while the board's own reset is held (init) and
+        # The accelerator's reset: a register, set while the board's own reset is held (init) and
         # then by the host link's clear and the memory's clearing. It reaches nearly every flip-flop
-        # of the core (over 14,000 on a one-lane ECP5 build), so it starts at a flip-flop, and on
-        # ECP5 it is the only reset of the core's flip-flops and runs on a global network: a DCCA
-        # drives the reset of a domain `acc` on the same clock (routed through the fabric it took
-        # its share of the routing: a -6 build's router ripped up over 130,000 arcs). Elsewhere (and
-        # in the Amaranth simulator) it is added to the `sync` reset by a ResetInserter.
+        # of the core (over 14,000 on a one-lane ECP5 build), so it starts at a flip-flop. Where the
+        # design makes its own clock (an ECP5 PLL), the `sync` domain has no reset of its own: the
+        # board's reset (the PLL's lock, synchronized) is a register too, added to the board logic
+        # by a ResetInserter and folded into the accelerator's, which then is the only reset of the
+        # core's flip-flops and runs on a global network (a DCCA). Routed through the fabric as the
+        # OR of two resets it took its share of the routing: a -6 build's router ripped up over
+        # 130,000 arcs. Elsewhere (and in the Amaranth simulator) it is added to the `sync` domain's
+        # reset by a ResetInserter.
         acc_rst = Signal(init=1)
-        if getattr(platform, "family", None) == "ecp5":
-            m.domains.acc = cd_acc = ClockDomain("acc", local=True)
-            m.d.comb += cd_acc.clk.eq(ClockSignal("sync"))
-            m.submodules.acc_rst_buf = Instance("DCCA", i_CLKI=acc_rst, i_CE=1, o_CLKO=cd_acc.rst)
-            m.submodules.acc = DomainRenamer("acc")(acc)
+        own_clock = platform is not None and getattr(platform, "family", None) == "ecp5" and \
+            design_clock(platform, self.clk_freq)[0] != float(platform.default_clk_frequency)
+        board_rst = Signal(init=1)
+        rx, tx = UartRx(self.divisor), UartTx(self.divisor)
+        board_parts = {"mem": mem, "link": link, "uart_rx": rx, "uart_tx": tx}
+        if own_clock:
+            acc_rst_g = Signal()
+            m.submodules.acc_rst_buf = Instance("DCCA", i_CLKI=acc_rst, i_CE=1, o_CLKO=acc_rst_g)
+            m.submodules.acc = ResetInserter(acc_rst_g)(acc)
+            for name, part in board_parts.items():
+                m.submodules[name] = ResetInserter(board_rst)(part)
         else:
+            m.d.comb += board_rst.eq(0)
             m.submodules.acc = ResetInserter(acc_rst)(acc)
-        m.submodules.mem = mem
-        m.submodules.link = link
-        m.submodules.uart_rx = rx = UartRx(self.divisor)
-        m.submodules.uart_tx = tx = UartTx(self.divisor)
+            for name, part in board_parts.items():
+                m.submodules[name] = part
 
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
@@ -131,13 +140,13 @@ class BoardTop(Elaboratable):
         # slice, a -6 build still spent ~11 ns on a LUT or two and the route from the slice to the
         # core's token buffer), so the placer has a stage to put half-way
         tok_slices = [RegisterSlice(acc.tok_in[0].payload.shape()) for _ in range(2)]
-        m.submodules.tok_slice = tok_slices[0]
-        m.submodules.tok_slice2 = tok_slices[1]
+        m.submodules.tok_slice = ResetInserter(board_rst)(tok_slices[0])
+        m.submodules.tok_slice2 = ResetInserter(board_rst)(tok_slices[1])
         connect(m, link.tok_in, tok_slices[0].i)
         connect(m, tok_slices[0].o, tok_slices[1].i)
         connect(m, tok_slices[1].o, acc.tok_in[0])
         connect(m, acc.tok_out[0], link.tok_out)
-        m.d.sync += acc_rst.eq(link.clear | mem.clearing)
+        m.d.sync += acc_rst.eq(board_rst | link.clear | mem.clearing)
         m.d.comb += [
             mem.clear.eq(link.clear),
             link.clearing.eq(mem.clearing),
@@ -155,8 +164,7 @@ class BoardTop(Elaboratable):
         ]
 
         if platform is not None:
-            from hw.boards.clocks import add_sync_clock
-            add_sync_clock(m, platform, self.clk_freq)
+            add_sync_clock(m, platform, self.clk_freq, reset=board_rst if own_clock else None)
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
             m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
