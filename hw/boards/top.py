@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from amaranth.build import ResourceError
-from amaranth.hdl import Elaboratable, Instance, Module, ResetInserter, Signal
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import io
 from amaranth.lib.wiring import connect
 
@@ -110,27 +110,19 @@ class BoardTop(Elaboratable):
         # design makes its own clock (an ECP5 PLL), the `sync` domain has no reset of its own: the
         # board's reset (the PLL's lock, synchronized) is a register too, added to the board logic
         # by a ResetInserter and folded into the accelerator's, which then is the only reset of the
-        # core's flip-flops and runs on a global network (a DCCA). Routed through the fabric as the
-        # OR of two resets it took its share of the routing: a -6 build's router ripped up over
-        # 130,000 arcs. Elsewhere (and in the Amaranth simulator) it is added to the `sync` domain's
-        # reset by a ResetInserter.
+        # core's flip-flops, straight from its flip-flop (with the domain's reset it was their OR, a
+        # LUT driving the whole net). Elsewhere (and in the Amaranth simulator) it is added to the
+        # `sync` domain's reset.
         acc_rst = Signal(init=1)
         own_clock = platform is not None and getattr(platform, "family", None) == "ecp5" and \
             design_clock(platform, self.clk_freq)[0] != float(platform.default_clk_frequency)
         board_rst = Signal(init=1)
-        rx, tx = UartRx(self.divisor), UartTx(self.divisor)
-        board_parts = {"mem": mem, "link": link, "uart_rx": rx, "uart_tx": tx}
-        if own_clock:
-            acc_rst_g = Signal()
-            m.submodules.acc_rst_buf = Instance("DCCA", i_CLKI=acc_rst, i_CE=1, o_CLKO=acc_rst_g)
-            m.submodules.acc = ResetInserter(acc_rst_g)(acc)
-            for name, part in board_parts.items():
-                m.submodules[name] = ResetInserter(board_rst)(part)
-        else:
+        if not own_clock:
             m.d.comb += board_rst.eq(0)
-            m.submodules.acc = ResetInserter(acc_rst)(acc)
-            for name, part in board_parts.items():
-                m.submodules[name] = part
+        rx, tx = UartRx(self.divisor), UartTx(self.divisor)
+        m.submodules.acc = ResetInserter(acc_rst)(acc)
+        for name, part in {"mem": mem, "link": link, "uart_rx": rx, "uart_tx": tx}.items():
+            m.submodules[name] = ResetInserter(board_rst)(part) if own_clock else part
 
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
@@ -140,8 +132,8 @@ class BoardTop(Elaboratable):
         # slice, a -6 build still spent ~11 ns on a LUT or two and the route from the slice to the
         # core's token buffer), so the placer has a stage to put half-way
         tok_slices = [RegisterSlice(acc.tok_in[0].payload.shape()) for _ in range(2)]
-        m.submodules.tok_slice = ResetInserter(board_rst)(tok_slices[0])
-        m.submodules.tok_slice2 = ResetInserter(board_rst)(tok_slices[1])
+        for name, sl in (("tok_slice", tok_slices[0]), ("tok_slice2", tok_slices[1])):
+            m.submodules[name] = ResetInserter(board_rst)(sl) if own_clock else sl
         connect(m, link.tok_in, tok_slices[0].i)
         connect(m, tok_slices[0].o, tok_slices[1].i)
         connect(m, tok_slices[1].o, acc.tok_in[0])
