@@ -104,8 +104,9 @@ class BoardTop(Elaboratable):
         link = HostLink(self.gap_bits * self.divisor, token_bits=len(acc.tok_in[0].payload),
                         tokout_bits=len(acc.tok_out[0].payload))
         mem = OnChipMemory(beat, self.image_bytes + bytes(self.state_bytes), clear_from=self.state_base)
-        # The accelerator's reset: a register, set while the board's own reset is held (init) and
-        # then by the host link's clear and the memory's clearing. It reaches nearly every flip-flop
+        # The accelerator's reset: a register, set while the board's own reset is held and by the
+        # host link's clear and the memory's clearing (its init is 0: with init 1, driving this many
+        # resets, yosys's abc9 reintegration fails an assertion). It reaches nearly every flip-flop
         # of the core (over 14,000 on a one-lane ECP5 build), so it starts at a flip-flop. Where the
         # design makes its own clock (an ECP5 PLL), the `sync` domain has no reset of its own: the
         # board's reset (the PLL's lock, synchronized) is a register too, added to the board logic
@@ -113,7 +114,7 @@ class BoardTop(Elaboratable):
         # core's flip-flops, straight from its flip-flop (with the domain's reset it was their OR, a
         # LUT driving the whole net). Elsewhere (and in the Amaranth simulator) it is added to the
         # `sync` domain's reset.
-        acc_rst = Signal(init=1)
+        acc_rst = Signal()
         own_clock = platform is not None and getattr(platform, "family", None) == "ecp5" and \
             design_clock(platform, self.clk_freq)[0] != float(platform.default_clk_frequency)
         board_rst = Signal(init=1)
