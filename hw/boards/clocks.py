@@ -16,7 +16,7 @@ import dataclasses
 
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import io
-from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["EcpPll", "add_sync_clock", "design_clock", "ecp5_pll"]
 
@@ -97,20 +97,17 @@ def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:
                                 f"CLKFB_DIV {pll.clkfb_div}, CLKOP_DIV {pll.clkop_div}, VCO {pll.vco_mhz:g} MHz)")
 
 
-def add_sync_clock(m: Module, platform, freq_hz: float, *, reset: Signal | None = None) -> float:
+def add_sync_clock(m: Module, platform, freq_hz: float) -> float:
     """Make `m`'s `sync` domain run at `freq_hz` on `platform`: nothing to do when that is the
     board clock's frequency (the platform makes its own `sync` domain from it), else an ECP5 PLL
     from the board clock, with the domain's reset held until the PLL locks (and while the board's
-    reset button, if any, is pressed). With `reset` (a Signal, init 1) and a PLL, the domain has no
-    reset and `reset` is that condition instead, synchronized (two flip-flops), for the caller to
-    apply where it is needed (a ResetInserter, a register's next value). Returns the domain's
-    frequency (Hz)."""
+    reset button, if any, is pressed). Returns the domain's frequency (Hz)."""
     fin = float(platform.default_clk_frequency)
     freq, _ = design_clock(platform, freq_hz)
     if freq == fin:
         return fin
     pll = ecp5_pll(fin, freq_hz)
-    m.domains.sync = ClockDomain("sync", reset_less=reset is not None)
+    m.domains.sync = ClockDomain("sync")
     m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
     out, locked = Signal(), Signal()
     m.submodules.pll = Instance(
@@ -129,8 +126,5 @@ def add_sync_clock(m: Module, platform, freq_hz: float, *, reset: Signal | None 
     if platform.default_rst is not None:
         m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(platform.default_rst, dir="-"))
         hold = hold | rst_buf.i
-    if reset is None:
-        m.submodules.rst_sync = ResetSynchronizer(hold, domain="sync")
-    else:
-        m.submodules.rst_sync = FFSynchronizer(hold, reset, o_domain="sync", init=1)
+    m.submodules.rst_sync = ResetSynchronizer(hold, domain="sync")
     return pll.fout_mhz * 1e6

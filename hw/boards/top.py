@@ -26,7 +26,6 @@ from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from amaranth.lib import io
 from amaranth.lib.wiring import connect
 
-from hw.boards.clocks import add_sync_clock, design_clock
 from hw.boards.link import HostLink
 from hw.mem.onchip import OnChipMemory
 from hw.mem.port import RegisterSlice
@@ -104,26 +103,12 @@ class BoardTop(Elaboratable):
         link = HostLink(self.gap_bits * self.divisor, token_bits=len(acc.tok_in[0].payload),
                         tokout_bits=len(acc.tok_out[0].payload))
         mem = OnChipMemory(beat, self.image_bytes + bytes(self.state_bytes), clear_from=self.state_base)
-        # The accelerator's reset: a register, set while the board's own reset is held and by the
-        # host link's clear and the memory's clearing (its init is 0: with init 1, driving this many
-        # resets, yosys's abc9 reintegration fails an assertion). It reaches nearly every flip-flop
-        # of the core (over 14,000 on a one-lane ECP5 build), so it starts at a flip-flop. Where the
-        # design makes its own clock (an ECP5 PLL), the `sync` domain has no reset of its own: the
-        # board's reset (the PLL's lock, synchronized) is a register too, added to the board logic
-        # by a ResetInserter and folded into the accelerator's, which then is the only reset of the
-        # core's flip-flops, straight from its flip-flop (with the domain's reset it was their OR, a
-        # LUT driving the whole net). Elsewhere (and in the Amaranth simulator) it is added to the
-        # `sync` domain's reset.
         acc_rst = Signal()
-        own_clock = platform is not None and getattr(platform, "family", None) == "ecp5" and \
-            design_clock(platform, self.clk_freq)[0] != float(platform.default_clk_frequency)
-        board_rst = Signal(init=1)
-        if not own_clock:
-            m.d.comb += board_rst.eq(0)
-        rx, tx = UartRx(self.divisor), UartTx(self.divisor)
         m.submodules.acc = ResetInserter(acc_rst)(acc)
-        for name, part in {"mem": mem, "link": link, "uart_rx": rx, "uart_tx": tx}.items():
-            m.submodules[name] = ResetInserter(board_rst)(part) if own_clock else part
+        m.submodules.mem = mem
+        m.submodules.link = link
+        m.submodules.uart_rx = rx = UartRx(self.divisor)
+        m.submodules.uart_tx = tx = UartTx(self.divisor)
 
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
@@ -133,13 +118,15 @@ class BoardTop(Elaboratable):
         # slice, a -6 build still spent ~11 ns on a LUT or two and the route from the slice to the
         # core's token buffer), so the placer has a stage to put half-way
         tok_slices = [RegisterSlice(acc.tok_in[0].payload.shape()) for _ in range(2)]
-        for name, sl in (("tok_slice", tok_slices[0]), ("tok_slice2", tok_slices[1])):
-            m.submodules[name] = ResetInserter(board_rst)(sl) if own_clock else sl
+        m.submodules.tok_slice = tok_slices[0]
+        m.submodules.tok_slice2 = tok_slices[1]
         connect(m, link.tok_in, tok_slices[0].i)
         connect(m, tok_slices[0].o, tok_slices[1].i)
         connect(m, tok_slices[1].o, acc.tok_in[0])
         connect(m, acc.tok_out[0], link.tok_out)
-        m.d.sync += acc_rst.eq(board_rst | link.clear | mem.clearing)
+        # the accelerator's reset is a register: it reaches every flip-flop of the core (a net of
+        # over 12,000 sinks across the device), so it starts at a flip-flop, not after a LUT
+        m.d.sync += acc_rst.eq(link.clear | mem.clearing)
         m.d.comb += [
             mem.clear.eq(link.clear),
             link.clearing.eq(mem.clearing),
@@ -157,7 +144,8 @@ class BoardTop(Elaboratable):
         ]
 
         if platform is not None:
-            add_sync_clock(m, platform, self.clk_freq, reset=board_rst if own_clock else None)
+            from hw.boards.clocks import add_sync_clock
+            add_sync_clock(m, platform, self.clk_freq)
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
             m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
