@@ -193,8 +193,7 @@ class ScalarUnit(wiring.Component):
                         # product register: multiplier in the low half, accumulated above
                         m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B), e.eq(cmd.a.exponent + cmd.b.exponent)]
                     with m.Case(Op.RECIP):
-                        # floor(2**(2B) / mant) by restoring division (start_recip)
-                        m.d.sync += [r.eq(1 << (B - 2)), cnt.eq(B + 2)]
+                        m.d.sync += start_recip(cmd.a.mantissa, cmd.a.exponent)
                     with m.Case(Op.SQRT, Op.RSQRT):
                         # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
                         odd = cmd.a.exponent[0]
