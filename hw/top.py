@@ -116,10 +116,11 @@ class Accelerator(wiring.Component):
         # a core's HALT and BARRIER wait until the arbiter holds no write (its stores are in memory):
         # registered, a cycle late, which is safe because a store keeps its core's load/store unit
         # busy until its last beat is in the arbiter, and from its command on the arbiter holds a
-        # write until the last beat has left; the host sees `busy` until then too
+        # write until the last beat has left; the host sees `busy` until then too (a core is busy
+        # while it is not idle, and `mem_idle` is part of that)
         writing = Signal()
         m.d.sync += writing.eq(arb.writing)
         for k, c in enumerate(cores):
-            m.d.comb += [c.mem_idle.eq(~writing), self.busy[k].eq(c.busy | writing)]
+            m.d.comb += [c.mem_idle.eq(~writing), self.busy[k].eq(c.busy)]
         return m
 

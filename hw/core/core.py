@@ -181,8 +181,8 @@ class Core(wiring.Component):
         halted; tie high for a lone core).
     mem_idle : In(1)
         No write of this core is in flight beyond its `mem` port (hw.top: the arbiter holds no
-        write; high by default, for a core whose port takes a write when it is performed). HALT and
-        BARRIER wait for it, so a halted core's stores are in memory.
+        write; high by default, for a core wired straight to its memory). HALT and BARRIER wait for
+        it, so a halted core's stores have left the accelerator's port.
     halted, fault, waiting, at_barrier, busy : Out(1)
     pc : Out(range(rom_words))
     issued : Out(1)

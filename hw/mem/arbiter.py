@@ -95,8 +95,8 @@ class PortArbiter(wiring.Component):
 
     `writing` (Out(1)) is high while a write is inside the arbiter: a write command in an
     initiator's slice or the command register, a write locked to its initiator, or a beat in the
-    write slice. An initiator whose last write beat was taken has its data in memory once `writing`
-    is low (the port takes a beat when it is performed: hw.mem.port); a core's HALT waits for that.
+    write slice. Once it is low, every write beat the arbiter took has been taken by `o`, whose
+    later reads see it (hw.mem.port's command order); a core's HALT waits for that.
     """
 
     def __init__(self, beat_bytes: int, n: int, *, depth: int = 8):
