@@ -15,9 +15,9 @@ hw.core.vecunit); each word is reduced by a tree of pairwise comparisons to its
 first maximum among the lanes below VL (ties keep the lower lane), one tree level per pipeline stage
 (a compare and the select it drives, registered: one carry chain per stage), registered once more,
 then compared strictly with the running maximum (ties keep the earlier word), kept with its index.
-The running maximum is FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range: no element exceeds it;
-below: the first valid element does), which decide every compare as the 64-bit value would; it is
-written back sign-extended.
+The running maximum is FX-wide: A[Am] enters it as its FX bits and two flags (above FX's range:
+no element exceeds it; below: the first valid element does), which decide every compare as the
+64-bit value would; it is written back sign-extended.
 Ao + index is added in the cycle after the last compare; the write-backs and ``done`` come from
 registers in the cycle after that.
 """
@@ -202,8 +202,8 @@ class ArgmaxUnit(CoreUnit):
             level += 1
         tok, tv, ti = items[0]
         # the word's winner registered once more before the compare: the compare's carry chain and
-        # its enables (about 100 flip-flops) then start at a flip-flop, not at the read queue's
-        # distributed RAM (one lane: no tree level) or a tree level's fan-out
+        # its enables (the running maximum, its index and flags) then start at a flip-flop, not at
+        # the read queue's distributed RAM (one lane: no tree level) or a tree level's fan-out
         aok, avalid, alast = Signal(), Signal(), Signal()
         av = Signal(FX)
         aidx = Signal(index)
