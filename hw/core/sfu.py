@@ -167,10 +167,13 @@ class ScalarUnit(wiring.Component):
         cmd = cq
         sat = [res.value.mantissa.eq((1 << B) - 1), res.value.exponent.eq(e_max)]
 
-        def start_recip(mant, exp):
+        def recip_init():
             # floor(2**(2B) / mant) by restoring division: the quotient has at most B+2 bits, and
             # the partial remainder before its top bit is 2**(2B) >> (B+2) < mant
-            return [a_m.eq(mant), a_e.eq(exp), q.eq(0), r.eq(1 << (B - 2)), cnt.eq(B + 2)]
+            return [q.eq(0), r.eq(1 << (B - 2)), cnt.eq(B + 2)]
+
+        def start_recip(mant, exp):
+            return [a_m.eq(mant), a_e.eq(exp), *recip_init()]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -193,7 +196,7 @@ class ScalarUnit(wiring.Component):
                         # product register: multiplier in the low half, accumulated above
                         m.d.sync += [v.eq(cmd.b.mantissa), cnt.eq(B), e.eq(cmd.a.exponent + cmd.b.exponent)]
                     with m.Case(Op.RECIP):
-                        m.d.sync += start_recip(cmd.a.mantissa, cmd.a.exponent)
+                        m.d.sync += recip_init()        # a_m, a_e: DECODE loads them for every op
                     with m.Case(Op.SQRT, Op.RSQRT):
                         # make the exponent even (m <<= 1), radicand m << B (2B+2 bits)
                         odd = cmd.a.exponent[0]
