@@ -12,10 +12,11 @@ the same register they read the same word in the same cycle (equal addresses).
 
 Reads take five cycles (hw.core.iface.READ_LATENCY), each ending in a register: the address of
 the channel that names the register, registered beside its block RAM; the block RAM's read; its
-output, registered beside it (the DP16KD's 5.8 ns clock-to-output, ECP5 -6 without its output
-register, feeds only that flip-flop), and again (towards the units); the router's 8:1 choice of
-the channel's register. So `data` comes from a flip-flop five cycles after `en`, and no path
-runs from a unit to a block RAM or back in one cycle (the routed builds' worst paths did). The
+output register (hw.core.ram.RegisteredRAM: on ECP5 the DP16KD's own, whose clock-to-output is
+short where the array's, 5.8 ns at -6, had been the worst path into a fabric register); a fabric
+register towards the units; the router's 8:1 choice of the channel's register. So `data` comes
+from a flip-flop five cycles after `en`, and no path runs from a unit to a block RAM or back in
+one cycle (the routed builds' worst paths did). The
 block RAMs read every cycle; a channel's `data` is valid in the one cycle its read arrives
 (hw.core.readq queues it).
 
@@ -30,7 +31,7 @@ as in the golden machine's `reset()`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import isa
@@ -38,6 +39,7 @@ from spec.accel import AccelConfig
 
 from .common import and_or
 from .iface import FX, READ_LATENCY, ReadChannel, WriteChannel, check_core_config, words
+from .ram import RegisteredRAM
 
 __all__ = ["RegisterFile"]
 
@@ -92,29 +94,16 @@ class RegisterFile(wiring.Component):
 
         rdata = []
         for r in range(isa.N_VREGS):
-            # The read port is the block RAM's: an asynchronous read and a plain flip-flop on its
-            # output (no reset, no enable), which yosys merges into a synchronous port. no_rw_check
-            # lets it assume what the channel contract says (hw.core.iface: no read and write of one
-            # word in one cycle) instead of emulating read-first around the block RAM with a
-            # flip-flop per bit and a mux on its output; it applies only to a port it merges.
-            mem = m.submodules[f"v{r}"] = memory.Memory(shape=shape, depth=depth, init=[],
-                                                        attrs={"no_rw_check": 1})
-            rp = mem.read_port(domain="comb")
+            # The block RAM (hw.core.ram): its read address the register below, its read output
+            # registered in it (on ECP5 the DP16KD's output register: the 5.8 ns clock-to-output of a
+            # -6 block RAM without it had been the worst path into the first fabric register), then
+            # once more in fabric, towards the units
+            ram = m.submodules[f"v{r}"] = RegisteredRAM(shape.size, depth, granularity=FX.width, name=f"v{r}")
             # the read address, chosen among the channels and registered beside the block RAM
-            raddr = Signal.like(rp.addr, name=f"v{r}_raddr")
-            m.d.comb += rp.addr.eq(raddr)
-            rq0 = Signal(shape, name=f"v{r}_rdata0", reset_less=True)
-            m.d.sync += rq0.eq(rp.data)
-            # and the block RAM's output registered beside it (the DP16KD's 5.8 ns clock-to-output
-            # then feeds one flip-flop, not the router's choice across the device), and once more:
-            # the first register's only load is the second, so it can sit at the block RAM while the
-            # second moves towards the units (a -6 build placed a single register near its loads:
-            # up to 6 ns of routing after the clock-to-output)
-            rqb = Signal(shape, name=f"v{r}_rdatab", reset_less=True)
-            m.d.sync += rqb.eq(rq0)
+            raddr = Signal.like(ram.r_addr, name=f"v{r}_raddr")
+            m.d.comb += ram.r_addr.eq(raddr)
             rq = Signal(shape, name=f"v{r}_rdata", reset_less=True)
-            m.d.sync += rq.eq(rqb)
-            wp = mem.write_port(granularity=1)
+            m.d.sync += rq.eq(ram.r_data)
             # the read address: an AND-OR of the channels that name the register (at most one
             # instruction reads it; two channels of one unit that name it read the same word in the
             # same cycle, so their addresses are equal), not a priority chain of muxes
@@ -126,9 +115,9 @@ class RegisterFile(wiring.Component):
             # build's worst paths ended in a long last hop from the choice to the block RAM).
             # (address and data loaded when a channel names the register, the enable an OR of the
             # channels' hits, not the end of the choice's priority chain)
-            w_addr = Signal.like(wp.addr, name=f"v{r}_waddr")
-            w_data = Signal.like(wp.data, name=f"v{r}_wdata")
-            w_en = Signal.like(wp.en, name=f"v{r}_wen")
+            w_addr = Signal.like(ram.w_addr, name=f"v{r}_waddr")
+            w_data = Signal(shape, name=f"v{r}_wdata")
+            w_en = Signal.like(ram.w_en, name=f"v{r}_wen")
             s_addr, s_data, s_en = Signal.like(w_addr), Signal.like(w_data), Signal.like(w_en)
             hits = Signal(len(self.wr), name=f"v{r}_whits")
             m.d.comb += hits.eq(Cat(ch.en & (ch.reg == r) for ch in self.wr))
@@ -142,7 +131,7 @@ class RegisterFile(wiring.Component):
             with m.If(clearing | hits.any()):
                 m.d.sync += [w_addr.eq(s_addr), w_data.eq(s_data)]
             m.d.sync += w_en.eq(s_en)
-            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en)]
+            m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en)]
             rdata.append(rq)
 
         # the router: each channel's register chosen by its `reg` of the read cycle, registered

@@ -5,9 +5,10 @@ RAM, initialised from bytes at configuration.
     mem = OnChipMemory(beat_bytes=16, init=image_bytes + bytes(state_bytes), clear_from=len(image_bytes))
     connect(m, accelerator.mem, mem.port)
 
-Banks of `amaranth.lib.memory.Memory` of beat-wide words (one word per line; byte i of line L is
-byte ``L * beat_bytes + i``, little-endian, as the port defines; `bank_lines` lines a bank), each
-with one synchronous read port and one write port with byte enables. Commands are served one at a
+Banks of block RAM (hw.core.ram.RegisteredRAM) of beat-wide words (one word per line; byte i of
+line L is byte ``L * beat_bytes + i``, little-endian, as the port defines; `bank_lines` lines a
+bank), each with one read port whose output is registered in the block RAM and one write port with
+byte enables. Commands are served one at a
 time in command order (so a read sees every earlier write): a command is accepted when the previous
 one has issued its last beat; a read's first beat is offered five cycles after its command was
 accepted (the line's address, the banks' outputs, the addressed bank's word and the read FIFO are
@@ -23,17 +24,19 @@ its beats past the end are read as garbage and written nowhere.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, ResetInserter, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, flipped
 
+from hw.core.ram import RegisteredRAM
 from hw.mem.port import MemPortSignature
 
 __all__ = ["BANK_LINES", "OnChipMemory", "READ_FIFO"]
 
-#: Lines per block RAM bank (the 512 x 36 shape of an ECP5 DP16KD): each bank's read data is
-#: registered next to it, and the addressed bank's word is chosen in a stage of its own.
-BANK_LINES = 512
+#: Lines per block RAM bank (the 1024 x 18 shape of an ECP5 DP16KD, in which hw.core.ram uses its
+#: output register): each bank's read data is registered in it, and the addressed bank's word is
+#: chosen in a stage of its own.
+BANK_LINES = 1024
 
 #: Words the read FIFO holds: the three reads in flight plus room to stream one beat per cycle.
 READ_FIFO = 8
@@ -107,16 +110,14 @@ class OnChipMemory(wiring.Component):
         n_banks = -(-depth // lines)
         banks = []
         for b in range(n_banks):
-            # The read port is the block RAM's: an asynchronous read and a plain flip-flop on its
-            # output (`bank_q0` below), which yosys merges into a synchronous port, with no_rw_check:
-            # a read and a write of one bank never share a cycle (reads issue only in a read command,
-            # writes only in a write command or while clearing, which drops the reads), so yosys
-            # need not emulate read-first with a flip-flop per bit and a mux after the block RAM
-            # (a -6 build's critical path ran through that mux)
-            mem = m.submodules[f"bank{b}"] = memory.Memory(
-                shape=8 * beat, depth=lines, init=self._init[b * lines:(b + 1) * lines],
-                attrs={"no_rw_check": 1})
-            banks.append((mem.read_port(domain="comb"), mem.write_port(granularity=8)))
+            # hw.core.ram.RegisteredRAM: the read's output registered in the block RAM (on ECP5 the
+            # DP16KD's output register, whose short clock-to-output replaces the 5.8 ns of the array's
+            # at -6: the block RAM into its first fabric register had been among the worst paths).
+            # A read and a write of one bank never share a cycle (reads issue only in a read
+            # command, writes only in a write command or while clearing, which drops the reads).
+            ram = m.submodules[f"bank{b}"] = RegisteredRAM(
+                8 * beat, lines, granularity=8, init=self._init[b * lines:(b + 1) * lines], name=f"bank{b}")
+            banks.append(ram)
 
         line = Signal.like(port.cmd.payload.addr)   # next line of the command in progress (may be past the end)
         left = Signal(16)                       # beats still to issue
@@ -129,14 +130,12 @@ class OnChipMemory(wiring.Component):
         pend = Signal(range(READ_FIFO + 1))
         v1, v2, v3 = Signal(), Signal(), Signal()
         s1, s2 = Signal(range(max(2, n_banks))), Signal(range(max(2, n_banks)))
-        bank_q0 = [Signal(8 * beat, name=f"bank{b}_q0", reset_less=True) for b in range(n_banks)]
-        bank_q = Array(Signal(8 * beat, name=f"bank{b}_q", reset_less=True) for b in range(n_banks))
+        bank_q = Array(ram.r_data for ram in banks)
         d3 = Signal(8 * beat, reset_less=True)
         issue = (left != 0) & ~write & ~self.clearing & (pend < READ_FIFO)
         taken = port.rd.valid & port.rd.ready
-        for b, (rp, _) in enumerate(banks):
-            m.d.comb += rp.addr.eq(line[:lg])
-            m.d.sync += [bank_q0[b].eq(rp.data), bank_q[b].eq(bank_q0[b])]
+        for ram in banks:
+            m.d.comb += ram.r_addr.eq(line[:lg])
         m.d.sync += [v1.eq(issue), s1.eq(line[lg:]), v2.eq(v1), s2.eq(s1), v3.eq(v2), d3.eq(bank_q[s2]),
                      pend.eq(pend + issue - taken)]
         m.d.comb += [
@@ -155,8 +154,8 @@ class OnChipMemory(wiring.Component):
         w_addr = Signal(max(1, lg), name="w_addr", reset_less=True)
         w_data = Signal(8 * beat, name="w_data", reset_less=True)
         w_en = [Signal(beat, name=f"bank{b}_w_en") for b in range(n_banks)]
-        for b, (_, wp) in enumerate(banks):
-            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(w_en[b])]
+        for b, ram in enumerate(banks):
+            m.d.comb += [ram.w_addr.eq(w_addr), ram.w_data.eq(w_data), ram.w_en.eq(w_en[b])]
             m.d.sync += w_en[b].eq(0)
         with m.If(port.wr.valid & port.wr.ready):
             m.d.sync += [w_addr.eq(line[:lg]), w_data.eq(port.wr.payload.data)]
