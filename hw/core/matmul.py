@@ -343,14 +343,11 @@ class MatmulUnit(CoreUnit):
         ]
         for j in range(t):
             m.d.comb += arr.codes.payload.data[j].eq(buf[j])
-        n_after = Signal(range(slots + 1))
-        m.d.comb += n_after.eq(Mux(emit, Mux(ge_t, nbuf - t, 0), nbuf))
-        # n_after == k, from the one-hot code
-        after_is = [Mux(emit, Mux(ge_t, nb_oh[k + t] if k + t <= slots else 0, k == 0), nb_oh[k]) for k in range(t)]
+        # Every next-state value is computed twice, for emit = 0 and emit = 1, from registers only,
+        # and `emit` (the array's `ready`: a late signal) chooses between the two at the end: one
+        # LUT level after it, not the adder, the compares and the slot muxes (a -6 build's late
+        # arrivals ended in `ge_t` and `nb_oh`).
         take = Signal()                    # the queue's head word goes into the gearbox this cycle
-        # n_after <= t - 1: without an emit nbuf < t; with one nbuf < 2 t (or nbuf < t: n_after = 0)
-        lt_2t = Cat(nb_oh[:min(2 * t, slots + 1)]).any()
-        m.d.comb += take.eq(codes_on & rpend & Mux(emit, ~ge_t | lt_2t, ~ge_t))
         ren = Signal()
         m.d.comb += [
             ren.eq(codes_on & rmore & rq.space),
@@ -362,17 +359,37 @@ class MatmulUnit(CoreUnit):
             self.rs.reg.eq(vs),
         ]
         word_codes = [rq.dout0[j] for j in range(lanes)]
+        # n_after <= t - 1: without an emit nbuf < t; with one nbuf < 2 t (or nbuf < t: n_after = 0)
+        lt_2t = Cat(nb_oh[:min(2 * t, slots + 1)]).any()
+        nxt = {}
+        for e in (0, 1):
+            take_e = Signal(name=f"take_e{e}")
+            m.d.comb += take_e.eq(codes_on & rpend & ((~ge_t | lt_2t) if e else ~ge_t))
+            n_after = Signal(range(slots + 1), name=f"n_after_e{e}")
+            m.d.comb += n_after.eq(Mux(ge_t, nbuf - t, 0) if e else nbuf)
+            # n_after == k, from the one-hot code
+            after_is = [Mux(ge_t, nb_oh[k + t] if k + t <= slots else 0, k == 0) if e else nb_oh[k]
+                        for k in range(t)]
+            vals = []
+            for i in range(slots):
+                val = (buf[i + t] if i + t < slots else C(0, signed(CODE_BITS))) if e else buf[i]
+                for k in range(t):         # n_after == k: the word lands in slots k .. k+lanes-1
+                    if 0 <= i - k < lanes:
+                        val = Mux(take_e & after_is[k], word_codes[i - k], val)
+                v = Signal(signed(CODE_BITS), name=f"slot{i}_e{e}")
+                m.d.comb += v.eq(val)
+                vals.append(v)
+            n_next = Signal.like(nbuf, name=f"n_next_e{e}")
+            m.d.comb += n_next.eq(n_after + Mux(take_e, lanes, 0))
+            ge = Signal(name=f"ge_t_e{e}")
+            oh = Signal(slots + 1, name=f"nb_oh_e{e}")
+            m.d.comb += [ge.eq(n_next >= t), oh.eq(Cat(n_next == n for n in range(slots + 1)))]
+            nxt[e] = (take_e, vals, n_next, ge, oh)
+        m.d.comb += take.eq(Mux(emit, nxt[1][0], nxt[0][0]))
         for i in range(slots):
-            shifted = Mux(emit, buf[i + t], buf[i]) if i + t < slots else Mux(emit, 0, buf[i])
-            val = shifted
-            for k in range(t):             # n_after == k: the word lands in slots k .. k+lanes-1
-                if 0 <= i - k < lanes:
-                    val = Mux(take & after_is[k], word_codes[i - k], val)
-            m.d.sync += buf[i].eq(val)
-        n_next = Signal.like(nbuf)
-        m.d.comb += n_next.eq(n_after + Mux(take, lanes, 0))
-        m.d.sync += [nbuf.eq(n_next), ge_t.eq(n_next >= t)]
-        m.d.sync += [nb_oh[n].eq(n_next == n) for n in range(slots + 1)]
+            m.d.sync += buf[i].eq(Mux(emit, nxt[1][1][i], nxt[0][1][i]))
+        m.d.sync += [nbuf.eq(Mux(emit, nxt[1][2], nxt[0][2])), ge_t.eq(Mux(emit, nxt[1][3], nxt[0][3])),
+                     nb_oh.eq(Mux(emit, nxt[1][4], nxt[0][4]))]
         with m.If(ren):
             m.d.sync += [raddr.eq(raddr + 1), rmore.eq(raddr != last_read)]
         with m.If(emit):

@@ -95,7 +95,7 @@ class VectorOpUnit(CoreUnit):
     def __init__(self, config: AccelConfig):
         check_core_config(config)
         # built here so that a bad config (fx_bits) is rejected at construction
-        self._vu = VectorUnit(config)
+        self._vu = VectorUnit(config, held_op=True)   # `op` is set at accept, words arrive later
         self._div = VectorDivider(config)
         self._words = words(config)
         super().__init__(config, lambda lanes: {

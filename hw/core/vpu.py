@@ -181,13 +181,18 @@ class VectorUnit(LaneComponent):
     leaves `latency(op)` cycles after its request when `o` never stalls; the throughput is one
     vector per cycle while the op's exit does not change.
 
+    `held_op=True` promises that `i.payload.op` is held at least one cycle before `i.valid` rises
+    and while it is high (hw.core.vecunit's op register, set when its instruction is accepted,
+    cycles before its first word arrives); the exit choice then comes from a register.
+
     Raises
     ------
     TypeError
         If `config` is not an `AccelConfig`.
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, *, held_op: bool = False):
+        self._held_op = held_op
         super().__init__(config, lambda lanes: {
             "i": In(stream.Signature(request_layout(lanes))),
             "o": Out(stream.Signature(result_layout(lanes))),
@@ -233,8 +238,17 @@ class VectorUnit(LaneComponent):
                                         valid[k - 1] & ~short if k == ks + 1 else valid[k - 1])
         accept = Signal()
         emit = Signal()
+        # whether the request's op leaves from the short exit: with `held_op` (the requester holds
+        # `op` for at least one cycle before `valid` rises and while it is high) from a register of
+        # the previous cycle's op, so `i.ready` is one LUT of registers (an ECPIX-5 build's worst
+        # path ran from the requester's op through this compare and `ready` into its read queue)
+        op_short = Signal()
+        if self._held_op:
+            m.d.sync += op_short.eq(is_op(*SHORT_MNEMONICS))
+        else:
+            m.d.comb += op_short.eq(is_op(*SHORT_MNEMONICS))
         m.d.comb += [
-            self.i.ready.eq(en[0] & (empty | (is_op(*SHORT_MNEMONICS) == short))),
+            self.i.ready.eq(en[0] & (empty | (op_short == short))),
             self.o.valid.eq(Mux(short, valid[ks], valid[-1])),
             accept.eq(self.i.valid & self.i.ready),
             emit.eq(self.o.valid & self.o.ready),
@@ -243,7 +257,7 @@ class VectorUnit(LaneComponent):
         m.d.comb += n_next.eq(inflight + accept - emit)
         m.d.sync += [inflight.eq(n_next), empty.eq(n_next == 0)]
         with m.If(accept):
-            m.d.sync += short.eq(is_op(*SHORT_MNEMONICS))
+            m.d.sync += short.eq(op_short)
 
         def stage(k: int, name: str, shape, value):
             """A register of stage k (1-based) loading `value` when the stage advances."""
