@@ -1,12 +1,17 @@
 """The table of board builds in docs/boards.md, from the builds' own reports.
 
     python -m bitstreams.table DIR [DIR ...] [-o FILE]
+    python -m bitstreams.table DIR [DIR ...] --append docs/boards.md
 
 Each DIR is a `python -m bitstreams --out DIR` (or `make bitstream`) output directory; its
 manifest.json (what was built: board, git revision, config and overrides, clock) and report.json
 (nextpnr's resource use, post-route Fmax and critical path, wall times) become one row, in the order
 given; the FPGA and its speed grade come from the board's platform. Nothing in the table is typed
 by hand: a figure that is not in a report is not in the table.
+
+`--append FILE` adds the rows to the table already in FILE (the one under this header), after its
+last row, and replaces a row of the same board and git revision: the rows of earlier builds,
+generated from their reports when they were made, stay when their directories are gone.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "load_build", "row", "table"]
+__all__ = ["COLUMNS", "append_rows", "load_build", "row", "table"]
 
 COLUMNS = ("board", "device", "git", "config", "LUT", "FF", "BRAM", "DSP", "post-route Fmax", "critical path", "wall")
 
@@ -94,17 +99,52 @@ def table(dirs: list[Path]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for d in dirs:
         man, rep = load_build(d)
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row(man, rep)) + " |")
+        lines.append(_row_line(row(man, rep)))
     return "\n".join(lines) + "\n"
+
+
+def _row_line(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def append_rows(text: str, dirs: list[Path]) -> str:
+    """`text` (markdown) with the rows of `dirs` added to its build table (see the module docstring)."""
+    header = "| " + " | ".join(COLUMNS) + " |"
+    lines = text.split("\n")
+    if header not in lines:
+        raise TableError("no build table in the file (its header row: " + header + ")")
+    start = lines.index(header) + 2              # the header, the separator
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    def key(cells: list[str]) -> tuple[str, str]:      # board, git revision (without "(dirty)")
+        return cells[0].strip(), cells[2].strip().split(" ")[0]
+
+    rows = lines[start:end]
+    for d in dirs:
+        man, rep = load_build(d)
+        cells = row(man, rep)
+        rows = [r for r in rows if key(r.strip().strip("|").split("|")) != key(cells)]
+        rows.append(_row_line(cells))
+    return "\n".join(lines[:start] + rows + lines[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bitstreams.table",
                                  description="The markdown table of board builds (docs/boards.md) from their reports.")
     ap.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="build output directories, one row each")
-    ap.add_argument("-o", "--output", type=Path, help="write the table here (default: stdout)")
+    out = ap.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", type=Path, help="write the table here (default: stdout)")
+    out.add_argument("--append", type=Path, metavar="FILE",
+                     help="add the rows to the build table in FILE (a row of the same board and git revision "
+                          "is replaced), in place")
     args = ap.parse_args(argv)
     try:
+        if args.append:
+            if not args.append.is_file():
+                raise TableError(f"{args.append}: no such file")
+            args.append.write_text(append_rows(args.append.read_text(), args.dirs))
+            return 0
         text = table(args.dirs)
     except TableError as e:
         print(f"error: {e}", file=sys.stderr)

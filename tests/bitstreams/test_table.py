@@ -56,3 +56,30 @@ def test_output_file(tmp_path):
     out = tmp_path / "t.md"
     assert T.main([str(a), "-o", str(out)]) == 0
     assert out.read_text() == T.table([a])
+
+
+def test_append_adds_rows_to_the_doc_table_and_replaces_a_rebuilt_one(tmp_path):
+    a = _build_dir(tmp_path, "a", lanes=1, dirty=False, target=100.0, wall=100.0)
+    doc = tmp_path / "boards.md"
+    old_row = "| ulx3s_85f | LFE5U-85F-6 | 1234567 | an earlier build | - | - | - | - | **1.0 MHz** | - | - |"
+    doc.write_text("# Boards\n\nintro\n\n" + T.table([]) + old_row + "\n\nafter the table\n")
+    assert T.main([str(a), "--append", str(doc)]) == 0
+    text = doc.read_text()
+    lines = text.splitlines()
+    new_row = T._row_line(T.row(*T.load_build(a)))
+    assert lines.index(old_row) + 1 == lines.index(new_row)         # after the earlier rows
+    assert lines[lines.index(new_row) + 1] == "" and "after the table" in text and text.startswith("# Boards")
+    # the same build again (a rebuild of the same revision): its row is replaced, not repeated
+    (a / "report.json").write_text((a / "report.json").read_text().replace('"achieved_mhz": ', '"achieved_mhz": 1'))
+    assert T.main([str(a), "--append", str(doc)]) == 0
+    again = doc.read_text().splitlines()
+    assert old_row in again and new_row not in again and len(again) == len(lines)
+    assert sum("abcdef0" in ln for ln in again) == 1
+
+
+def test_append_needs_the_table(tmp_path, capsys):
+    a = _build_dir(tmp_path, "a", lanes=1, dirty=False, target=100.0, wall=100.0)
+    doc = tmp_path / "x.md"
+    doc.write_text("no table here\n")
+    assert T.main([str(a), "--append", str(doc)]) == 1
+    assert "no build table" in capsys.readouterr().err
