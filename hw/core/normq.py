@@ -175,10 +175,8 @@ def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     u0 = reg(k0, f"{name}_u0", v.shape(), v >> Cat(Const(0, lo), sh[lo:sh_bits]))
     u1 = reg(k0 + 1, f"{name}_u1", v.shape(), u0 >> sh[:lo])
     w = reg(k0 + 2, f"{name}_w", signed(len(v)), (u1 + 1) >> 1)
-    # w = floor((u1 + 1) / 2) fits FX exactly when -2**FX_BITS - 1 <= u1 <= 2**FX_BITS - 2: compared on
-    # u1 beside the rounding add and registered with w, so the saturation's select is a register
-    # (the compare of w's high bits before the select was a -6 build's late path)
-    inside = reg(k0 + 2, f"{name}_in", 1, (u1 >= -(1 << N.FX_BITS) - 1) & (u1 <= (1 << N.FX_BITS) - 2))
+    hi = w[N.FX_BITS - 1:]
+    inside = (hi == 0) | (hi == (1 << len(hi)) - 1)
     sat = Mux(inside, w[:N.FX_BITS], Mux(w[-1], N.FX_MIN, N.FX_MAX))
     if big is not None:
         pz = reg(k0, f"{name}_z", 1, p == 0)

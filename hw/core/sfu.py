@@ -340,12 +340,9 @@ class ScalarUnit(wiring.Component):
                 with m.Elif(~v[B - 1]):
                     m.d.sync += [v.eq(v << 1), e.eq(e - 1)]
                 with m.Else():
-                    # round half up; a carry out of the mantissa renormalizes to 2**(B-1). The carry
-                    # out is `all ones & rnd` (a LUT tree), not the adder's top bit: the choice of v's
-                    # next value does not wait for the carry chain (a -6 build's late path: rnd
-                    # through the chain into v's 64 selects)
+                    # round half up; a carry out of the mantissa renormalizes to 2**(B-1)
                     rounded = v[:B] + rnd
-                    with m.If(v[:B].all() & rnd):
+                    with m.If(rounded[B]):
                         m.d.sync += [v.eq(1 << (B - 1)), e.eq(e + 1)]
                     with m.Else():
                         m.d.sync += v.eq(rounded)
