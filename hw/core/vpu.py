@@ -160,9 +160,9 @@ class VectorUnit(LaneComponent):
     others from stage LATENCY; a request for the other exit than the requests in flight waits until
     the pipeline is empty, so results leave in request order:
 
-        1            a, b and the op's selects registered; the sigmoid table row |a| >> 16 (or
-                     the last row with fraction 1.0 where |a| >= SIG_RANGE) registered beside them
-        2            one adder per lane: a + b, a - b, GATE_ONE - a or |a|; the row is read
+        1            a, b and the op's selects registered
+        2            one adder per lane: a + b, a - b, GATE_ONE - a or |a|; the sigmoid table row
+                     |a| >> 16 (or the last row with fraction 1.0 where |a| >= SIG_RANGE) is read
         3            the row registered; the adder's result saturated (ADD, SUB, ONEM)
         4            (T[k+1] - T[k]) * fraction (one DSP); T[k], or GATE_ONE - T[k] for a < 0
         5            sigmoid(a) = T[k] +- round(product) (one adder); the multiplier's operands:
@@ -306,24 +306,21 @@ class VectorUnit(LaneComponent):
                 yw.eq(Mux(mode[1], a1, b[_S_IN])),
                 s.eq(xw + yw),
             ]
-            # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1]) where
-            # |a| is beyond the table; from the input, not through the wide adder: for a < 0,
-            # |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment. The row is registered
-            # beside a1, so the table's address is a register (the compares, the increment and the
-            # row choice after a1 were late paths into the block RAM's address on both speed grades)
+            # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1]); the
+            # row from a1 directly, not through the wide adder (a block RAM address is a late sink):
+            # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment
             mag = s ^ sign.replicate(w)
+            # |a| beyond the table: compared on the input, a register beside a1 (the compares and the
+            # row choice after a1 were an ECPIX-5 build's late path into the table's address)
             a_in = self.i.payload.a[j].as_signed()
-            over_in = Signal(name=f"sig_over_in{j}")
-            m.d.comb += over_in.eq((a_in >= _SIG_LIMIT) | (a_in <= -_SIG_LIMIT))
-            over = stage(_S_IN, f"over{j}", 1, over_in)
-            row_in = Signal(_SIG_IDX, name=f"sig_row_in{j}")
-            mid = a_in.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
-            low_zero = ~a_in.as_unsigned()[:_SIG_FRAC].any()
-            m.d.comb += row_in.eq(Mux(over_in, N.SIG_ENTRIES - 1, Mux(a_in[-1], ~mid + low_zero, mid)))
-            row = stage(_S_IN, f"sig_row{j}", _SIG_IDX, row_in)
+            over = stage(_S_IN, f"over{j}", 1, (a_in >= _SIG_LIMIT) | (a_in <= -_SIG_LIMIT))
+            row = Signal(_SIG_IDX, name=f"sig_row{j}")
+            mid = a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
+            low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
+            m.d.comb += row.eq(Mux(sign, ~mid + low_zero, mid))
             port = table.read_port()
             m.d.comb += [
-                port.addr.eq(row),
+                port.addr.eq(Mux(over, N.SIG_ENTRIES - 1, row)),
                 port.en.eq(en[_S_ALU - 1]),
             ]
             fr2 = stage(_S_ALU, f"fr{j}", unsigned(_SIG_FRAC + 1), Mux(over, 1 << _SIG_FRAC, mag[:_SIG_FRAC]))
