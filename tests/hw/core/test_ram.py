@@ -212,6 +212,8 @@ def _icarus(verilog: str, width, depth, gran, traffic, workdir: Path, extra: lis
     cycle; r_data sampled before each edge (None where it has X bits)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "top.v").write_text(verilog)
+    if "dp16kd.v" in extra:
+        (workdir / "dp16kd.v").write_text(dp16kd_model())
     (workdir / "vec.txt").write_text("".join(f"{wa:x} {wd:x} {wen:x} {ra:x}\n" for wa, wd, wen, ra in traffic))
     abits = max(1, (max(2, depth) - 1).bit_length())
     (workdir / "tb.v").write_text(f"""`timescale 1ns/1ps
@@ -291,13 +293,6 @@ def test_in_icarus(width, depth, gran, with_init, target, tmp_path):
     traffic = _traffic(width, depth, gran, depth + width + 1)
     got = _icarus(text, width, depth, gran, traffic, tmp_path, ["dp16kd.v"] if insts else [])
     _check(got, _reference(width, depth, gran, init, traffic))
-
-
-@pytest.fixture(autouse=True)
-def _model_file(request, tmp_path):
-    """Every Icarus run here has the model beside its sources."""
-    if "tmp_path" in request.fixturenames:
-        (tmp_path / "dp16kd.v").write_text(dp16kd_model())
 
 
 @needs_icarus
