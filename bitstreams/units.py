@@ -361,8 +361,13 @@ def analyse(netlist: dict, top: str | None = None) -> dict[str, Any]:
             if t == "TRELLIS_FF":
                 delay = DELAYS["clk_q"]
             elif t == "DP16KD":
-                regs = {c["parameters"].get(k, "NOREG") for k in ("REGMODE_A", "REGMODE_B")}
-                delay = DELAYS["bram_out_reg"] if regs == {"OUTREG"} else DELAYS["bram_out"]
+                # each port's output from its output register (REGMODE OUTREG) or from the array
+                for p in "AB":
+                    reg = str(c["parameters"].get(f"REGMODE_{p}", "NOREG")).strip('"') == "OUTREG"
+                    d = DELAYS["bram_out_reg" if reg else "bram_out"]
+                    start.update({b: d for b in _bits(c, f"DO{p}", "output")})
+                ends.update(ins)
+                continue
             elif t == "MULT18X18D":
                 delay = DELAYS["dsp_out_reg"]
                 # an unregistered operand still goes through the multiplier to the first register

@@ -17,18 +17,25 @@ block RAM (its REGMODE OUTREG), so on ECP5 this is an instantiated DP16KD with R
 simulator) it is `amaranth.lib.memory.Memory` with an asynchronous read and two flip-flops, the
 first of which yosys merges into the block RAM's synchronous read port: the same cycles.
 
-The ECP5 mapping (`DP16KD` in 1024 x 18 mode, port A writes, port B reads):
+The ECP5 mapping (`DP16KD`, port A writes, port B reads, both in the mode of 2**k words of
+18 >> k bits that the depth fills: 1024 x 18, 2048 x 9, 4096 x 4, 8192 x 2, 16384 x 1):
 
-* a granule of up to 9 bits sits in one 9-bit half of an 18-bit column, two granules a column, the
-  halves' byte enables (ADA0, ADA1 in x18 mode) its `w_en` bits; a wider granule takes whole
-  columns (`ceil(granularity / 18)`), written with WEA = its `w_en` bit;
-* the word address is AD[13:4] (AD[3:2] tied low; ADB[1:0] low);
-* `init` goes into INITVAL_00 .. INITVAL_3F, 16 words of 20 bits each (18 data bits, zero-extended),
-  the layout yosys's own DP16KD mapping writes.
+* in 1024 x 18 a granule of up to 9 bits sits in one 9-bit half of a column, two granules a
+  column, the halves' byte enables (ADA0, ADA1) its `w_en` bits; otherwise (a wider granule, or a
+  narrower mode) a granule takes whole columns (`ceil(granularity / mode width)`), written with
+  WEA = its `w_en` bit;
+* the word address is AD[13:14 - log2(depth)] (the pins below it low, but the byte enables);
+* `init` goes into INITVAL_00 .. INITVAL_3F as yosys's own DP16KD mapping writes it: 1024 rows of
+  18 bits (two bytes with a ninth bit each) in 20-bit slots, 16 rows an INITVAL; a 9-bit word is a
+  row's half, a narrower one lies in the rows' 16 byte bits (the ninth bits unused).
 
-It is used where the depth fills the 1024 x 18 block (``depth > 512``, at most 1024): a shallower
-memory would waste half of every block, and is left to yosys (no output register in the block
-RAM; its first register in fabric).
+It is used where the depth fills the mode it needs (more than half of it, at most 16384 words): a
+shallower memory would waste the rest of every block, and is left to yosys (no output register in
+the block RAM; its first register in fabric).
+
+`r_en` (default high) enables the read: the block RAM reads and the first flip-flop loads only
+while it is high; `o_en` (default high) enables the output register. With both tied high the read
+latency is 2 as above; a pipeline that stalls drives them from its stage enables.
 """
 from __future__ import annotations
 
@@ -39,47 +46,75 @@ from amaranth.lib import memory
 
 from .arith import is_ecp5
 
-__all__ = ["DP16KD_DEPTH", "DP16KD_WIDTH", "RegisteredRAM", "dp16kd_columns", "initval"]
+__all__ = ["DP16KD_MODES", "RegisteredRAM", "RegisteredROM", "dp16kd_columns", "dp16kd_mode", "initval"]
 
-#: the DP16KD mode used: 1024 words of 18 bits (two 9-bit halves with their own byte enables)
-DP16KD_DEPTH = 1024
-DP16KD_WIDTH = 18
+#: the DP16KD's modes, (depth, width): 1024 x 18 (two 9-bit halves with their own byte enables) to
+#: 16384 x 1
+DP16KD_MODES = ((1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 _HALF = 9
 
 
-def dp16kd_columns(width: int, granularity: int) -> list[list[tuple[int, int, int, int]]]:
-    """How `width` bits in granules of `granularity` bits fill 18-bit DP16KD columns.
+def dp16kd_mode(depth: int) -> tuple[int, int] | None:
+    """The DP16KD mode (depth, width) whose depth `depth` fills (more than half of it), or None."""
+    for d, w in DP16KD_MODES:
+        if d // 2 < depth <= d:
+            return d, w
+    return None
 
-    One list per column of (data bit offset, bits, column bit offset, granule index) pieces. A
-    granule of at most 9 bits sits in one 9-bit half (two granules a column); a wider one takes
-    ``ceil(granularity / 18)`` whole columns of its own."""
+
+def dp16kd_columns(width: int, granularity: int, mode_width: int = 18) -> list[list[tuple[int, int, int, int]]]:
+    """How `width` bits in granules of `granularity` bits fill DP16KD columns of `mode_width` bits.
+
+    One list per column of (data bit offset, bits, column bit offset, granule index) pieces. In the
+    18-bit mode a granule of at most 9 bits sits in one 9-bit half (two granules a column);
+    otherwise a granule takes ``ceil(granularity / mode_width)`` whole columns of its own."""
     if width < 1 or granularity < 1 or width % granularity:
         raise ValueError(f"width {width} is not a whole number of {granularity}-bit granules")
+    if mode_width not in {w for _, w in DP16KD_MODES}:
+        raise ValueError(f"no DP16KD mode is {mode_width} bits wide")
     n = width // granularity
     cols: list[list[tuple[int, int, int, int]]] = []
-    if granularity <= _HALF:
+    if mode_width == 18 and granularity <= _HALF:
         for g in range(n):
             if g % 2 == 0:
                 cols.append([])
             cols[-1].append((g * granularity, granularity, (g % 2) * _HALF, g))
     else:
         for g in range(n):
-            for off in range(0, granularity, DP16KD_WIDTH):
-                bits = min(DP16KD_WIDTH, granularity - off)
+            for off in range(0, granularity, mode_width):
+                bits = min(mode_width, granularity - off)
                 cols.append([(g * granularity + off, bits, 0, g)])
     return cols
 
 
-def initval(words: Sequence[int]) -> list[int]:
-    """The 64 INITVAL_xx values (320 bits each) of a DP16KD in x18 mode holding `words` (18-bit
-    words from address 0; the rest zero): word i in bits [20 * (i % 16), +18) of INITVAL_(i // 16)."""
-    if len(words) > DP16KD_DEPTH:
-        raise ValueError(f"{len(words)} words do not fit a {DP16KD_DEPTH}-word DP16KD")
-    out = [0] * (DP16KD_DEPTH // 16)
+def initval(words: Sequence[int], mode_width: int = 18) -> list[int]:
+    """The 64 INITVAL_xx values (320 bits each) of a DP16KD holding `words` (`mode_width`-bit words
+    from address 0; the rest zero), in yosys's layout: row r of 18 bits (bits 0-7 byte 0, 8 its
+    ninth bit, 9-16 byte 1, 17 its ninth bit) at bits [20 * (r % 16), +18) of INITVAL_(r // 16); an
+    18-bit word is a row, a 9-bit word a row's half, a narrower word lies in the 16 byte bits."""
+    depth = dict((w, d) for d, w in DP16KD_MODES).get(mode_width)
+    if depth is None:
+        raise ValueError(f"no DP16KD mode is {mode_width} bits wide")
+    if len(words) > depth:
+        raise ValueError(f"{len(words)} words do not fit a {depth}-word DP16KD")
+    out = [0] * 64
+
+    def put(row: int, pos: int, bit: int) -> None:
+        out[row // 16] |= bit << (20 * (row % 16) + pos)
+
     for i, w in enumerate(words):
-        if not 0 <= w < 1 << DP16KD_WIDTH:
-            raise ValueError(f"word {i} = {w:#x} is not an 18-bit value")
-        out[i // 16] |= w << (20 * (i % 16))
+        if not 0 <= w < 1 << mode_width:
+            raise ValueError(f"word {i} = {w:#x} is not a {mode_width}-bit value")
+        for b in range(mode_width):
+            bit = w >> b & 1
+            if mode_width == 18:
+                put(i, b, bit)
+            elif mode_width == 9:
+                put(i // 2, 9 * (i % 2) + b, bit)
+            else:
+                j = i * mode_width + b              # the bit in the 16 Kbit of byte bits
+                row, k = j // 16, j % 16
+                put(row, k + (k >= 8), bit)
     return out
 
 
@@ -101,10 +136,10 @@ class RegisteredRAM(Elaboratable):
     Attributes
     ----------
     w_addr, w_data, w_en : Signal, inputs
-    r_addr : Signal, input
+    r_addr, r_en, o_en : Signal, inputs (`r_en`, `o_en` start high: tied high unless driven)
     r_data : Signal(width), output (from a register)
-    uses_dp16kd : bool
-        Whether, on ECP5, the memory is instantiated DP16KDs (set at construction).
+    mode : (depth, width) or None
+        The DP16KD mode used on ECP5 (`dp16kd_mode`), or None where the memory is left to yosys.
     """
 
     def __init__(self, width: int, depth: int, *, granularity: int | None = None, init: Sequence[int] = (),
@@ -125,18 +160,26 @@ class RegisteredRAM(Elaboratable):
         self.w_data = Signal(width, name=f"{p}w_data")
         self.w_en = Signal(width // granularity, name=f"{p}w_en")
         self.r_addr = Signal(range(max(2, depth)), name=f"{p}r_addr")
+        self.r_en = Signal(init=1, name=f"{p}r_en")
+        self.o_en = Signal(init=1, name=f"{p}o_en")
         self.r_data = Signal(width, name=f"{p}r_data", reset_less=True)
         self._name = name or "ram"
-        self.uses_dp16kd = DP16KD_DEPTH // 2 < depth <= DP16KD_DEPTH
+        self.mode = dp16kd_mode(depth)
+
+    @property
+    def uses_dp16kd(self) -> bool:
+        """Whether, on ECP5, the memory is instantiated DP16KDs."""
+        return self.mode is not None
 
     def elaborate(self, platform):
         m = Module()
-        if is_ecp5(platform) and self.uses_dp16kd:
+        if is_ecp5(platform) and self.mode is not None:
             self._dp16kd(m)
             return m
-        # an asynchronous read and a plain flip-flop after it (no reset, no enable): yosys merges
-        # the two into the block RAM's synchronous read port; no_rw_check lets it assume the
-        # contract (no read and write of one word at one edge) instead of emulating read-first
+        # an asynchronous read and a flip-flop after it (no reset): yosys merges the two into the
+        # block RAM's synchronous read port (the flip-flop's enable its clock enable); no_rw_check
+        # lets it assume the contract (no read and write of one word at one edge) instead of
+        # emulating read-first
         mem = m.submodules.mem = memory.Memory(shape=self._width, depth=self._depth, init=self._init,
                                                attrs={"no_rw_check": 1, **self._attrs})
         rp = mem.read_port(domain="comb")
@@ -144,49 +187,155 @@ class RegisteredRAM(Elaboratable):
         q0 = Signal(self._width, name=f"{self._name}_q0", reset_less=True)
         m.d.comb += [rp.addr.eq(self.r_addr), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
                      wp.en.eq(self.w_en)]
-        m.d[self._domain] += [q0.eq(rp.data), self.r_data.eq(q0)]
+        with m.If(self.r_en):
+            m.d[self._domain] += q0.eq(rp.data)
+        with m.If(self.o_en):
+            m.d[self._domain] += self.r_data.eq(q0)
         return m
 
     def _dp16kd(self, m: Module) -> None:
         clk = ClockSignal(self._domain)
-        abits = (DP16KD_DEPTH - 1).bit_length()            # 10
+        mdepth, mwidth = self.mode
+        abits = (mdepth - 1).bit_length()
+        lo = 14 - abits                                  # the address's lowest pin
         wa, ra = Signal(abits), Signal(abits)
         m.d.comb += [wa.eq(self.w_addr), ra.eq(self.r_addr)]
-        for c, pieces in enumerate(dp16kd_columns(self._width, self._gran)):
-            di, do = Signal(DP16KD_WIDTH, name=f"c{c}_di"), Signal(DP16KD_WIDTH, name=f"c{c}_do")
-            be = [Const(1, 1), Const(1, 1)]
-            if self._gran <= _HALF:
-                be = [Const(0, 1), Const(0, 1)]
+        halves = mwidth == 18 and self._gran <= _HALF
+        for c, pieces in enumerate(dp16kd_columns(self._width, self._gran, mwidth)):
+            di, do = Signal(18, name=f"c{c}_di"), Signal(18, name=f"c{c}_do")
+            be = [Const(0, 1), Const(0, 1)] if halves else [Const(1, 1), Const(1, 1)]
             words = [0] * len(self._init)
             for doff, bits, coff, g in pieces:
                 m.d.comb += [di[coff:coff + bits].eq(self.w_data[doff:doff + bits]),
                              self.r_data[doff:doff + bits].eq(do[coff:coff + bits])]
-                if self._gran <= _HALF:
+                if halves:
                     be[coff // _HALF] = self.w_en[g]
                 for i, v in enumerate(self._init):
                     words[i] |= ((v >> doff) & ((1 << bits) - 1)) << coff
             grans = sorted({g for *_, g in pieces})
             we = Signal(name=f"c{c}_we")
             m.d.comb += we.eq(Cat(self.w_en[g] for g in grans).any())
-            ports = {"i_CLKA": clk, "i_CLKB": clk, "i_CEA": Const(1, 1), "i_CEB": Const(1, 1),
-                     "i_OCEA": Const(1, 1), "i_OCEB": Const(1, 1), "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1),
+            ports = {"i_CLKA": clk, "i_CLKB": clk, "i_CEA": Const(1, 1), "i_CEB": self.r_en,
+                     "i_OCEA": Const(1, 1), "i_OCEB": self.o_en, "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1),
                      "i_WEA": we, "i_WEB": Const(0, 1)}
             for i in range(3):
                 ports[f"i_CSA{i}"] = Const(0, 1)
                 ports[f"i_CSB{i}"] = Const(0, 1)
-            # x18: AD[13:4] the word, AD[3:2] low, ADA[1:0] the byte enables (ADB[1:0] low: a read)
+            # the word at AD[13:lo]; in x18 ADA[1:0] are the byte enables; every other pin low
             for i in range(14):
-                ports[f"i_ADA{i}"] = wa[i - 4] if i >= 4 else be[i] if i < 2 else Const(0, 1)
-                ports[f"i_ADB{i}"] = ra[i - 4] if i >= 4 else Const(0, 1)
-            for i in range(DP16KD_WIDTH):
-                ports[f"i_DIA{i}"] = di[i]
+                ports[f"i_ADA{i}"] = wa[i - lo] if i >= lo else be[i] if (mwidth == 18 and i < 2) else Const(0, 1)
+                ports[f"i_ADB{i}"] = ra[i - lo] if i >= lo else Const(0, 1)
+            for i in range(18):
+                ports[f"i_DIA{i}"] = di[i] if i < mwidth else Const(0, 1)
                 ports[f"i_DIB{i}"] = Const(0, 1)
                 ports[f"o_DOB{i}"] = do[i]
-            params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words))}
+            params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words, mwidth))}
             m.submodules[f"c{c}"] = Instance(
                 "DP16KD",
-                p_DATA_WIDTH_A=DP16KD_WIDTH, p_DATA_WIDTH_B=DP16KD_WIDTH,
+                p_DATA_WIDTH_A=mwidth, p_DATA_WIDTH_B=mwidth,
                 p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+                p_GSR="DISABLED",
+                **params, **ports,
+            )
+
+
+class _ReadPort:
+    """One read port of a :class:`RegisteredROM`: `addr`, `en` (the block RAM's read), `o_en` (its
+    output register) in; `data` out, from the output register."""
+
+    def __init__(self, width: int, depth: int, name: str):
+        self.addr = Signal(range(max(2, depth)), name=f"{name}_addr")
+        self.en = Signal(init=1, name=f"{name}_en")
+        self.o_en = Signal(init=1, name=f"{name}_o_en")
+        self.data = Signal(width, name=f"{name}_data", reset_less=True)
+
+
+class RegisteredROM(Elaboratable):
+    """`depth` words of `width` bits (`init`), read by one or two ports, each of read latency 2 as
+    :class:`RegisteredRAM`'s (`addr` in cycle t, `data` in t + 2; `en` and `o_en` start high).
+
+    On ECP5 (where the depth fills a DP16KD mode, `dp16kd_mode`) the ROM is instantiated DP16KDs
+    whose two ports are the two read ports, both with REGMODE OUTREG: two lanes share one copy of a
+    table. Elsewhere `lib.memory` with one asynchronous read port and two flip-flops a port.
+
+    Attributes
+    ----------
+    read : list of read ports (`addr`, `en`, `o_en` in; `data` out)
+    mode : (depth, width) or None
+    """
+
+    def __init__(self, width: int, depth: int, *, init: Sequence[int], ports: int = 1, domain: str = "sync",
+                 name: str | None = None):
+        if width < 1 or depth < 1:
+            raise ValueError(f"a ROM needs a width and a depth of at least 1, not {width} x {depth}")
+        if ports not in (1, 2):
+            raise ValueError(f"a ROM has 1 or 2 read ports, not {ports}")
+        init = [int(v) for v in init]
+        if len(init) > depth or any(not 0 <= v < 1 << width for v in init):
+            raise ValueError(f"init must be at most {depth} words of {width} bits")
+        self._width, self._depth, self._init, self._domain = width, depth, init, domain
+        self._name = name or "rom"
+        self.read = [_ReadPort(width, depth, f"{self._name}_r{k}") for k in range(ports)]
+        self.mode = dp16kd_mode(depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        if is_ecp5(platform) and self.mode is not None:
+            self._dp16kd(m)
+            return m
+        mem = m.submodules.mem = memory.Memory(shape=self._width, depth=self._depth, init=self._init,
+                                               attrs={"rom_style": "block"})
+        for k, port in enumerate(self.read):
+            rp = mem.read_port(domain="comb")
+            q0 = Signal(self._width, name=f"{self._name}_q{k}", reset_less=True)
+            m.d.comb += rp.addr.eq(port.addr)
+            with m.If(port.en):
+                m.d[self._domain] += q0.eq(rp.data)
+            with m.If(port.o_en):
+                m.d[self._domain] += port.data.eq(q0)
+        return m
+
+    def _dp16kd(self, m: Module) -> None:
+        clk = ClockSignal(self._domain)
+        mdepth, mwidth = self.mode
+        abits = (mdepth - 1).bit_length()
+        lo = 14 - abits
+        # port B reads for read[0], port A for read[1] (or stays idle)
+        sides = {"B": self.read[0], "A": self.read[1] if len(self.read) > 1 else None}
+        addr = {}
+        for p, port in sides.items():
+            addr[p] = Signal(abits, name=f"{self._name}_a{p}")
+            if port is not None:
+                m.d.comb += addr[p].eq(port.addr)
+        for c, pieces in enumerate(dp16kd_columns(self._width, self._width, mwidth)):
+            ports = {"i_CLKA": clk, "i_CLKB": clk, "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1),
+                     "i_WEA": Const(0, 1), "i_WEB": Const(0, 1)}
+            words = [0] * len(self._init)
+            for p, port in sides.items():
+                do = Signal(18, name=f"c{c}_do{p.lower()}")
+                ports[f"i_CE{p}"] = port.en if port is not None else Const(0, 1)
+                ports[f"i_OCE{p}"] = port.o_en if port is not None else Const(0, 1)
+                for i in range(3):
+                    ports[f"i_CS{p}{i}"] = Const(0, 1)
+                for i in range(14):
+                    ports[f"i_AD{p}{i}"] = addr[p][i - lo] if i >= lo else Const(0, 1)
+                for i in range(18):
+                    ports[f"i_DI{p}{i}"] = Const(0, 1)
+                    ports[f"o_DO{p}{i}"] = do[i]
+                if port is not None:
+                    for doff, bits, coff, _ in pieces:
+                        m.d.comb += port.data[doff:doff + bits].eq(do[coff:coff + bits])
+            for doff, bits, coff, _ in pieces:
+                for i, v in enumerate(self._init):
+                    words[i] |= ((v >> doff) & ((1 << bits) - 1)) << coff
+            params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words, mwidth))}
+            m.submodules[f"c{c}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=mwidth, p_DATA_WIDTH_B=mwidth,
+                p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG",
                 p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                 p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                 p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",

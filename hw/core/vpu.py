@@ -28,6 +28,7 @@ from spec.accel import AccelConfig
 
 from .arith import pipelined_product, product_stages
 from .common import LaneComponent
+from .ram import RegisteredROM
 
 __all__ = ["LATENCY", "PIPELINED_MNEMONICS", "SHORT_LATENCY", "SHORT_MNEMONICS", "VectorDivider", "VectorOp",
            "VectorUnit", "divide_layout", "latency", "request_layout", "result_layout"]
@@ -204,8 +205,15 @@ class VectorUnit(LaneComponent):
 
         sinit = [{"lo": _SIG_TABLE[k] - _SIG_BASE, "d": _SIG_TABLE[k + 1] - _SIG_TABLE[k]}
                  for k in range(N.SIG_ENTRIES)]
-        m.submodules.sig_table = table = memory.Memory(shape=_SIG_ROW, depth=len(sinit), init=sinit,
-                                                       attrs={"rom_style": "block"})
+        # the sigmoid table (4096 rows): a RegisteredROM per two lanes (one read port each), its
+        # second read register the lane's stage-3 register (on ECP5 the block RAM's output
+        # register: a 4096-deep table's output straight from the array was a late path of a -6 build)
+        sig_words = [_SIG_ROW.const(r).as_value().value for r in sinit]
+        sig_ports = []
+        for t in range((lanes + 1) // 2):
+            rom = m.submodules[f"sig_table{t}"] = RegisteredROM(_SIG_ROW.size, len(sig_words), init=sig_words,
+                                                                ports=min(2, lanes - 2 * t), name=f"sig_table{t}")
+            sig_ports += rom.read
         einit = [{"lo": _EXP_TABLE[i] - _ONE, "d": _EXP_TABLE[i + 1] - _EXP_TABLE[i]}
                  for i in range(N.EXP_ENTRIES)]
         m.submodules.exp_table = etable = memory.Memory(shape=_EXP_ROW, depth=len(einit), init=einit,
@@ -306,9 +314,11 @@ class VectorUnit(LaneComponent):
                 yw.eq(Mux(mode[1], a1, b[_S_IN])),
                 s.eq(xw + yw),
             ]
-            # the sigmoid row: |a| >> _SIG_FRAC, or the last row with fraction 1.0 (T[last+1]); the
-            # row from a1 directly, not through the wide adder (a block RAM address is a late sink):
-            # for a < 0, |a| >> F = (~a >> F) + (a mod 2**F == 0), a short increment
+            # the sigmoid row and fraction: |a| = row * 2**F + fr with fr in [0, 2**F) for a >= 0 and
+            # in [1, 2**F] for a < 0, where |a| - 1 = ~a: row = ~a >> F and fr = (~a mod 2**F) + 1 (the
+            # interpolation at fr = 2**F is T[row] + d = T[row + 1], exact), so the block RAM's
+            # address is one LUT of registers (a >= 0: a >> F; a < 0: ~a >> F), no carry chain; |a|
+            # beyond the table: the last row with fraction 1.0 (T[last+1])
             mag = s ^ sign.replicate(w)
             # |a| beyond the table: compared on the input, a register beside a1 (the compares and the
             # row choice after a1 were an ECPIX-5 build's late path into the table's address)
@@ -317,19 +327,21 @@ class VectorUnit(LaneComponent):
             row = Signal(_SIG_IDX, name=f"sig_row{j}")
             mid = a1.as_unsigned()[_SIG_FRAC:_SIG_FRAC + _SIG_IDX]
             low_zero = ~a1.as_unsigned()[:_SIG_FRAC].any()
-            m.d.comb += row.eq(Mux(sign, ~mid + low_zero, mid))
-            port = table.read_port()
+            m.d.comb += row.eq(mid ^ sign.replicate(_SIG_IDX))
+            port = sig_ports[j]
             m.d.comb += [
                 port.addr.eq(Mux(over, N.SIG_ENTRIES - 1, row)),
-                port.en.eq(en[_S_ALU - 1]),
+                port.en.eq(en[_S_ALU - 1]),             # the block RAM's read: stage 2
+                port.o_en.eq(en[_S_TAB - 1]),           # its output register: stage 3
             ]
-            fr2 = stage(_S_ALU, f"fr{j}", unsigned(_SIG_FRAC + 1), Mux(over, 1 << _SIG_FRAC, mag[:_SIG_FRAC]))
+            sig_row = _SIG_ROW(port.data)
+            fr2 = stage(_S_ALU, f"fr{j}", unsigned(_SIG_FRAC + 1),
+                        Mux(over | (sign & low_zero), 1 << _SIG_FRAC, mag[:_SIG_FRAC]))
             neg2 = stage(_S_ALU, f"neg{j}", 1, sign)
             sum2 = stage(_S_ALU, f"sum{j}", signed(w), s ^ (mode[0] ^ mode[1]).replicate(w))
 
             # stage 3: the row registered; the sum saturated
-            lo3 = stage(_S_TAB, f"lo{j}", _SIG_ROW["lo"].shape, port.data.lo)
-            d3 = stage(_S_TAB, f"d{j}", _SIG_D, port.data.d)
+            lo3, d3 = sig_row.lo, sig_row.d
             fr3 = stage(_S_TAB, f"fr{j}", fr2.shape(), fr2)
             neg3 = stage(_S_TAB, f"neg{j}", 1, neg2)
             # from here on `a` is the saturated sum for ADD, SUB and ONEM (they need no other)

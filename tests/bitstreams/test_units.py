@@ -222,3 +222,43 @@ def test_an_ecp5_platform_instantiates_registered_dsps(tmp_path):
 def test_unit_is_within_its_budget(unit):
     rep = U.synth_unit(unit, "ecp5")
     assert not U.check_budget(rep), "\n".join(U.check_budget(rep))
+
+
+@pytest.mark.synth
+@needs_yosys
+def test_block_ram_outputs_start_at_their_own_ports_register(tmp_path):
+    """A DP16KD's DOA / DOB start at the output register's delay where that port's REGMODE is
+    OUTREG, at the array's 5.8 ns where it is not: RegisteredRAM's write port A (NOREG) does not make
+    its read port B's registered output late, and both ports of a RegisteredROM are registered."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.core.ram import RegisteredRAM, RegisteredROM
+
+    class Reader(wiring.Component):
+        def __init__(self, rom: bool):
+            self.rom = rom
+            super().__init__({"a": In(10), "b": In(10), "y": Out(18)})
+
+        def elaborate(self, platform):
+            m = Module()
+            if self.rom:
+                mem = m.submodules.mem = RegisteredROM(18, 1024, init=range(1024), ports=2)
+                m.d.comb += [mem.read[0].addr.eq(self.a), mem.read[1].addr.eq(self.b)]
+                out = mem.read[0].data ^ mem.read[1].data
+            else:
+                mem = m.submodules.mem = RegisteredRAM(18, 1024, init=range(1024))
+                m.d.comb += [mem.r_addr.eq(self.a), mem.w_addr.eq(self.b), mem.w_en.eq(1)]
+                out = mem.r_data
+            y = Signal(18)
+            m.d.sync += y.eq(out)
+            m.d.comb += self.y.eq(y)
+            return m
+
+    for rom in (False, True):
+        net = U.synth_netlist(Reader(rom), "reader", tmp_path / str(rom), "ecp5")
+        rep = U.analyse(net)
+        assert rep["cells"].get("DP16KD") == 1
+        # the data's path: output register (2.0) + a route (+ one LUT for the ROM's XOR) into y
+        assert rep["path_ns"] < U.DELAYS["bram_out"], rep
