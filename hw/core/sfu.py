@@ -340,24 +340,28 @@ class ScalarUnit(wiring.Component):
                 with m.Elif(~v[B - 1]):
                     m.d.sync += [v.eq(v << 1), e.eq(e - 1)]
                 with m.Else():
-                    # round half up; a carry out of the mantissa renormalizes to 2**(B-1)
-                    rounded = v[:B] + rnd
-                    with m.If(rounded[B]):
-                        m.d.sync += [v.eq(1 << (B - 1)), e.eq(e + 1)]
-                    with m.Else():
-                        m.d.sync += v.eq(rounded)
+                    # round half up: v takes the sum whatever it is (the carry chain does not select
+                    # among v's sources: a -6 build's late path); a carry out (v = 2**B) is
+                    # renormalized to 2**(B-1), e + 1 in CHECK, selected by the register bit v[B]
+                    m.d.sync += v.eq(v[:B] + rnd)
                     m.next = "CHECK"
 
             with m.State("CHECK"):
                 # the exponent's range, registered: RANGE loads the result from flags, not compares
-                m.d.sync += [e_over.eq(e > e_max), e_under.eq(e < e_min),
+                # (of e + 1 where rounding carried out: v = 2**B stands for 2**(B-1) * 2, v[:B] = 0,
+                # so the mantissa is v[:B] | v[B] << (B-1), an OR where v is read, not a source of v)
+                with m.If(v[B]):
+                    m.d.sync += e.eq(e + 1)
+                m.d.sync += [e_over.eq(Mux(v[B], e >= e_max, e > e_max)),
+                             e_under.eq(Mux(v[B], e < e_min - 1, e < e_min)),
                              to_recip.eq((op == Op.RSQRT) & ~rsqrt_recip)]
                 m.next = "RANGE"
 
             with m.State("RANGE"):
+                mant = v[:B] | (v[B] << (B - 1))
                 with m.If(to_recip):
                     # the square root is in range (its exponent is about half the operand's)
-                    m.d.sync += start_recip(v[:B], e) + [rsqrt_recip.eq(1)]
+                    m.d.sync += start_recip(mant, e) + [rsqrt_recip.eq(1)]
                     m.next = "DIV"
                 with m.Elif(e_over):
                     m.d.sync += sat + [res.status.eq(Status.OVERFLOW)]
@@ -366,7 +370,7 @@ class ScalarUnit(wiring.Component):
                     m.d.sync += [res.value.eq(0), res.status.eq(Status.UNDERFLOW)]
                     m.next = "OUT"
                 with m.Else():
-                    m.d.sync += [res.value.mantissa.eq(v[:B]), res.value.exponent.eq(e)]
+                    m.d.sync += [res.value.mantissa.eq(mant), res.value.exponent.eq(e)]
                     m.next = "OUT"
 
             with m.State("OUT"):
