@@ -238,18 +238,20 @@ class TernaryArray(wiring.Component):
                 # the end beat's codes are read at this edge; later writes cannot reach it
                 m.d.sync += loaded.eq(0)
 
-        # the beat's flags down the pipeline: stage k holds them after edge k (k = 1 .. 4)
+        # the beat's flags down the pipeline: stage k holds them after edge k (k = 1 .. 4). Only
+        # `valid` and the accumulators are reset: the data registers (and `last`, `end`) are read only
+        # under `valid`, and a reset net into every lane's registers was an ECPIX-5 build's worst path
         n = ARRAY_LATENCY - 1
         valid = [Signal(name=f"v{k}") for k in range(n + 1)]
-        last = [Signal(name=f"last{k}") for k in range(n + 1)]
-        end = [Signal(name=f"end{k}") for k in range(n + 1)]
+        last = [Signal(name=f"last{k}", reset_less=True) for k in range(n + 1)]
+        end = [Signal(name=f"end{k}", reset_less=True) for k in range(n + 1)]
         m.d.comb += [valid[0].eq(take), last[0].eq(self.weights.payload.last), end[0].eq(self.weights.payload.end)]
         for k in range(1, n + 1):
             m.d.sync += [valid[k].eq(valid[k - 1]), last[k].eq(last[k - 1]), end[k].eq(end[k - 1])]
 
         # -- edge 1: the codes group and every lane's trits, registered ------------------------------
         trits = self._trits(m, b, t, take)  # per lane: T trits valid after edge 1 (data.View)
-        codes1 = Signal(data.ArrayLayout(signed(CODE_BITS), t))
+        codes1 = Signal(data.ArrayLayout(signed(CODE_BITS), t), reset_less=True)
         m.d.sync += codes1.eq(rd.data)
 
         # -- edge 2: products (muxes of +code, ~code, 0) and the first sums --------------------------
@@ -276,15 +278,15 @@ class TernaryArray(wiring.Component):
                 m.d.comb += p.eq(Mux(trit[0], Mux(trit[1], ~pos[j], pos[j]), 0))
                 products.append(p)
                 negs.append(trit[0] & trit[1])
-            nneg = Signal(range(t + 1), name=f"nneg{i}")
+            nneg = Signal(range(t + 1), name=f"nneg{i}", reset_less=True)
             m.d.sync += nneg.eq(sum(negs))
             pairs = []
             for k in range(0, t, 2):
-                s2 = Signal(signed(CODE_BITS + 2), name=f"s{i}_{k}")
+                s2 = Signal(signed(CODE_BITS + 2), name=f"s{i}_{k}", reset_less=True)
                 m.d.sync += s2.eq(products[k] + products[k + 1] if k + 1 < t else products[k])
                 pairs.append(s2)
             # -- edge 3: the lane sum --------------------------------------------------------------------
-            lane_sum = Signal(sum_shape, name=f"lane_sum{i}")
+            lane_sum = Signal(sum_shape, name=f"lane_sum{i}", reset_less=True)
             m.d.sync += lane_sum.eq(_adder_tree(pairs + [nneg]))
             # -- edge 4: accumulate; a tile's last beat moves the total to the output register and clears
             # the lane, so the next tile's first beat (one edge behind) starts from zero
@@ -313,16 +315,16 @@ class TernaryArray(wiring.Component):
                 for i in range(2 * pair, min(2 * pair + 2, b)):
                     port = rom.read_port()
                     m.d.comb += [port.addr.eq(beat[8 * i:8 * i + 8]), port.en.eq(1)]
-                    r = Signal(layout, name=f"trits{i}")
+                    r = Signal(layout, name=f"trits{i}", reset_less=True)
                     m.d.sync += r.eq(port.data)
                     out.append(r)
             return out
-        beat1 = Signal.like(beat, name="beat1")
+        beat1 = Signal.like(beat, name="beat1", reset_less=True)
         m.d.sync += beat1.eq(beat)
         for i in range(b):
             dec = m.submodules[f"dec{i}"] = TritDecoder(self._config.packing)
             m.d.comb += dec.byte.eq(beat1[8 * i:8 * i + 8])
-            r = Signal(layout, name=f"trits{i}")
+            r = Signal(layout, name=f"trits{i}", reset_less=True)
             m.d.sync += r.eq(dec.trits)
             out.append(r)
         return out

@@ -272,8 +272,9 @@ class VectorUnit(LaneComponent):
             m.d.sync += short.eq(op_short)
 
         def stage(k: int, name: str, shape, value):
-            """A register of stage k (1-based) loading `value` when the stage advances."""
-            reg = Signal(shape, name=f"{name}_s{k}")
+            """A register of stage k (1-based) loading `value` when the stage advances (no reset: it is
+            read only under the stage's `valid`)."""
+            reg = Signal(shape, name=f"{name}_s{k}", reset_less=True)
             with m.If(en[k - 1]):
                 m.d.sync += reg.eq(value)
             return reg
@@ -380,15 +381,24 @@ class VectorUnit(LaneComponent):
             r = rnd[1:].as_signed()
             fits = Signal(name=f"fits{j}")
             yv = Signal(FX, name=f"y{j}")
+            # saturated: the sign r[-1], each other bit r[i] where r fits FX, else ~r[-1] (FX_MIN /
+            # FX_MAX): one LUT4 a bit after the two flags of r's top bits
+            hi1, hi0 = Signal(name=f"hi1_{j}"), Signal(name=f"hi0_{j}")
             m.d.comb += [
-                fits.eq(r[N.FX_BITS - 1:].all() | ~r[N.FX_BITS - 1:].any()),
-                yv.eq(Mux(fits, r[:N.FX_BITS].as_signed(), Mux(r[-1], N.FX_MIN, N.FX_MAX))),
+                hi1.eq(r[N.FX_BITS - 1:].all()),
+                hi0.eq(~r[N.FX_BITS - 1:].any()),
+                fits.eq(hi1 | hi0),
+                yv.eq(Cat(Mux(fits, r[:N.FX_BITS - 1], (~r[-1]).replicate(N.FX_BITS - 1)), r[-1]).as_signed()),
             ]
             ysat = stage(_S_SAT, f"y{j}", FX, yv)
             yc = carry(ysat, _S_SAT, _S_ESH - 1, f"y{j}")
             eport = etable.read_port()
             m.d.comb += [
-                eport.addr.eq(yv[_EXP_FRAC:N.FX_FRAC]),
+                # the 2**f row from r's fraction bits, not y's: where y saturates (y = FX_MAX: k
+                # clamped high, the result saturated; FX_MIN: k clamped low, the result 0 for any p
+                # <= 2**(FX_FRAC+1)) the row does not matter, so no saturation select (the
+                # compare over r's top bits) sits before the block RAM's address
+                eport.addr.eq(r[_EXP_FRAC:N.FX_FRAC]),
                 eport.en.eq(en[_S_SAT - 1]),
             ]
 
