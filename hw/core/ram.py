@@ -118,6 +118,40 @@ def initval(words: Sequence[int], mode_width: int = 18) -> list[int]:
     return out
 
 
+def _column_words(init: Sequence[int], pieces) -> list[int]:
+    """A column's words from the memory's `init`: the (data offset, bits, column offset) pieces."""
+    words = [0] * len(init)
+    for doff, bits, coff, _ in pieces:
+        for i, v in enumerate(init):
+            words[i] |= ((v >> doff) & ((1 << bits) - 1)) << coff
+    return words
+
+
+def _add_dp16kd(m: Module, name: str, mode_width: int, words: list[int], regmode_a: str, ports: dict) -> None:
+    """A DP16KD in `mode_width` mode on both ports holding `words`; port B registered (OUTREG)."""
+    params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words, mode_width))}
+    m.submodules[name] = Instance(
+        "DP16KD",
+        p_DATA_WIDTH_A=mode_width, p_DATA_WIDTH_B=mode_width,
+        p_REGMODE_A=regmode_a, p_REGMODE_B="OUTREG",
+        p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+        p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+        p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+        p_GSR="DISABLED",
+        **params, **ports,
+    )
+
+
+def _read_registers(m: Module, domain: str, data, en, o_en, out, name: str) -> None:
+    """An asynchronous read's two registers: the first (yosys's synchronous read port) under `en`,
+    `out` under `o_en`."""
+    q0 = Signal(len(out), name=name, reset_less=True)
+    with m.If(en):
+        m.d[domain] += q0.eq(data)
+    with m.If(o_en):
+        m.d[domain] += out.eq(q0)
+
+
 class RegisteredRAM(Elaboratable):
     """`depth` words of `width` bits, written in granules of `granularity` bits; read latency 2.
 
@@ -184,13 +218,9 @@ class RegisteredRAM(Elaboratable):
                                                attrs={"no_rw_check": 1, **self._attrs})
         rp = mem.read_port(domain="comb")
         wp = mem.write_port(domain=self._domain, granularity=self._gran)
-        q0 = Signal(self._width, name=f"{self._name}_q0", reset_less=True)
         m.d.comb += [rp.addr.eq(self.r_addr), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data),
                      wp.en.eq(self.w_en)]
-        with m.If(self.r_en):
-            m.d[self._domain] += q0.eq(rp.data)
-        with m.If(self.o_en):
-            m.d[self._domain] += self.r_data.eq(q0)
+        _read_registers(m, self._domain, rp.data, self.r_en, self.o_en, self.r_data, f"{self._name}_q0")
         return m
 
     def _dp16kd(self, m: Module) -> None:
@@ -204,14 +234,11 @@ class RegisteredRAM(Elaboratable):
         for c, pieces in enumerate(dp16kd_columns(self._width, self._gran, mwidth)):
             di, do = Signal(18, name=f"c{c}_di"), Signal(18, name=f"c{c}_do")
             be = [Const(0, 1), Const(0, 1)] if halves else [Const(1, 1), Const(1, 1)]
-            words = [0] * len(self._init)
             for doff, bits, coff, g in pieces:
                 m.d.comb += [di[coff:coff + bits].eq(self.w_data[doff:doff + bits]),
                              self.r_data[doff:doff + bits].eq(do[coff:coff + bits])]
                 if halves:
                     be[coff // _HALF] = self.w_en[g]
-                for i, v in enumerate(self._init):
-                    words[i] |= ((v >> doff) & ((1 << bits) - 1)) << coff
             grans = sorted({g for *_, g in pieces})
             we = Signal(name=f"c{c}_we")
             m.d.comb += we.eq(Cat(self.w_en[g] for g in grans).any())
@@ -229,17 +256,7 @@ class RegisteredRAM(Elaboratable):
                 ports[f"i_DIA{i}"] = di[i] if i < mwidth else Const(0, 1)
                 ports[f"i_DIB{i}"] = Const(0, 1)
                 ports[f"o_DOB{i}"] = do[i]
-            params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words, mwidth))}
-            m.submodules[f"c{c}"] = Instance(
-                "DP16KD",
-                p_DATA_WIDTH_A=mwidth, p_DATA_WIDTH_B=mwidth,
-                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
-                p_GSR="DISABLED",
-                **params, **ports,
-            )
+            _add_dp16kd(m, f"c{c}", mwidth, _column_words(self._init, pieces), "NOREG", ports)
 
 
 class _ReadPort:
@@ -290,12 +307,8 @@ class RegisteredROM(Elaboratable):
                                                attrs={"rom_style": "block"})
         for k, port in enumerate(self.read):
             rp = mem.read_port(domain="comb")
-            q0 = Signal(self._width, name=f"{self._name}_q{k}", reset_less=True)
             m.d.comb += rp.addr.eq(port.addr)
-            with m.If(port.en):
-                m.d[self._domain] += q0.eq(rp.data)
-            with m.If(port.o_en):
-                m.d[self._domain] += port.data.eq(q0)
+            _read_registers(m, self._domain, rp.data, port.en, port.o_en, port.data, f"{self._name}_q{k}")
         return m
 
     def _dp16kd(self, m: Module) -> None:
@@ -313,7 +326,6 @@ class RegisteredROM(Elaboratable):
         for c, pieces in enumerate(dp16kd_columns(self._width, self._width, mwidth)):
             ports = {"i_CLKA": clk, "i_CLKB": clk, "i_RSTA": Const(0, 1), "i_RSTB": Const(0, 1),
                      "i_WEA": Const(0, 1), "i_WEB": Const(0, 1)}
-            words = [0] * len(self._init)
             for p, port in sides.items():
                 do = Signal(18, name=f"c{c}_do{p.lower()}")
                 ports[f"i_CE{p}"] = port.en if port is not None else Const(0, 1)
@@ -328,17 +340,4 @@ class RegisteredROM(Elaboratable):
                 if port is not None:
                     for doff, bits, coff, _ in pieces:
                         m.d.comb += port.data[doff:doff + bits].eq(do[coff:coff + bits])
-            for doff, bits, coff, _ in pieces:
-                for i, v in enumerate(self._init):
-                    words[i] |= ((v >> doff) & ((1 << bits) - 1)) << coff
-            params = {f"p_INITVAL_{k:02X}": Const(v, 320) for k, v in enumerate(initval(words, mwidth))}
-            m.submodules[f"c{c}"] = Instance(
-                "DP16KD",
-                p_DATA_WIDTH_A=mwidth, p_DATA_WIDTH_B=mwidth,
-                p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG",
-                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
-                p_GSR="DISABLED",
-                **params, **ports,
-            )
+            _add_dp16kd(m, f"c{c}", mwidth, _column_words(self._init, pieces), "OUTREG", ports)

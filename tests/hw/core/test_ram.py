@@ -127,6 +127,13 @@ def _reference(width, depth, gran, init, traffic):
     return out
 
 
+def _simulate(dut, bench) -> None:
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def _init(width, depth, with_init, seed):
     rng = random.Random(seed)
     return [rng.getrandbits(width) for _ in range(depth - 3)] if with_init else []
@@ -151,10 +158,7 @@ def test_behavioural_in_amaranth_simulation(width, depth, gran, with_init):
             ctx.set(ram.o_en, oen)
             await ctx.tick()
 
-    sim = Simulator(ram)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(ram, bench)
     checked = [(c, g, w) for c, (g, w) in enumerate(zip(got, want, strict=True)) if w is not None]
     assert len(checked) >= CYCLES - 4
     bad = [(c, hex(g), hex(w)) for c, g, w in checked if g != w]
@@ -303,24 +307,30 @@ def _icarus(verilog: str, width, depth, gran, traffic, workdir: Path, extra: lis
         (workdir / "dp16kd.v").write_text(dp16kd_model())
     (workdir / "vec.txt").write_text("".join(" ".join(f"{v:x}" for v in t) + "\n" for t in traffic))
     abits = max(1, (max(2, depth) - 1).bit_length())
+    ins = [("w_addr", abits), ("w_data", width), ("w_en", width // gran), ("r_addr", abits), ("r_en", 1), ("o_en", 1)]
+    rows = _run_icarus(workdir, ins, [("r_data", width)], len(traffic), extra)
+    return [row[0] for row in rows]
+
+
+def _run_icarus(workdir: Path, ins: list, outs: list, cycles: int, extra: list[str]) -> list[list[int | None]]:
+    """Run `top` (clk, rst, the `ins` and `outs` ports: (name, width)) in Icarus with a testbench
+    that, each cycle, samples the outputs (None where a value has X bits), then applies the next
+    line of vec.txt (the inputs in hex) and clocks."""
+    decl = "".join(f"    reg [{w - 1}:0] {n} = 0;\n" for n, w in ins)      # each set before the first edge
+    decl += "".join(f"    wire [{w - 1}:0] {n};\n" for n, w in outs)
+    conn = ", ".join(f".{n}({n})" for n, _ in ins + outs)
     (workdir / "tb.v").write_text(f"""`timescale 1ns/1ps
 module tb;
     reg clk = 0, rst = 0;
-    reg [{abits - 1}:0] w_addr = 0, r_addr = 0;
-    reg [{width - 1}:0] w_data = 0;
-    reg [{width // gran - 1}:0] w_en = 0;
-    reg r_en = 1, o_en = 1;
-    wire [{width - 1}:0] r_data;
-    top dut(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en), .r_addr(r_addr), .r_en(r_en),
-            .o_en(o_en), .r_data(r_data));
+{decl}    top dut(.clk(clk), .rst(rst), {conn});
     integer fi, fo, r, c;
     initial begin
         fi = $fopen("vec.txt", "r");
         fo = $fopen("out.txt", "w");
-        for (c = 0; c < {len(traffic)}; c = c + 1) begin
-            #4 $fdisplay(fo, "%h", r_data);
-            r = $fscanf(fi, "%h %h %h %h %h %h\\n", w_addr, w_data, w_en, r_addr, r_en, o_en);
-            if (r != 6) $fatal(1, "bad vector %0d", c);
+        for (c = 0; c < {cycles}; c = c + 1) begin
+            #4 $fdisplay(fo, "{" ".join(["%h"] * len(outs))}", {", ".join(n for n, _ in outs)});
+            r = $fscanf(fi, "{" ".join(["%h"] * len(ins))}\\n", {", ".join(n for n, _ in ins)});
+            if (r != {len(ins)}) $fatal(1, "bad vector %0d", c);
             #1 clk = 1;
             #5 clk = 0;
         end
@@ -335,8 +345,8 @@ endmodule
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=workdir, capture_output=True, text=True)
     assert r.returncode == 0 and "FATAL" not in r.stdout + r.stderr, r.stdout + r.stderr
-    lines = [w for w in (workdir / "out.txt").read_text().split() if w]
-    return [None if re.search("[xXzZ]", w) else int(w, 16) for w in lines]
+    rows = [line.split() for line in (workdir / "out.txt").read_text().splitlines() if line.strip()]
+    return [[None if re.search("[xXzZ]", w) else int(w, 16) for w in row] for row in rows]
 
 
 class _Top(Elaboratable):
@@ -472,10 +482,7 @@ def test_rom_in_amaranth_simulation(width, depth, ports):
                 ctx.set(p.o_en, oen)
             await ctx.tick()
 
-    sim = Simulator(rom)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(rom, bench)
     checked = [(c, k) for c, row in enumerate(want) for k, w in enumerate(row) if w is not None]
     assert len(checked) >= ports * (CYCLES - 4)
     bad = [(c, k, hex(got[c][k]), hex(want[c][k])) for c, k in checked if got[c][k] != want[c][k]]
@@ -485,46 +492,14 @@ def test_rom_in_amaranth_simulation(width, depth, ports):
 def _rom_icarus(verilog: str, width, depth, traffic, workdir: Path, model: bool) -> list[list[int | None]]:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "top.v").write_text(verilog)
-    srcs = []
     if model:
         (workdir / "dp16kd.v").write_text(dp16kd_model())
-        srcs = ["dp16kd.v"]
     ports = len(traffic[0])
     (workdir / "vec.txt").write_text("".join(" ".join(f"{v:x}" for t in cyc for v in t) + "\n" for cyc in traffic))
     abits = max(1, (max(2, depth) - 1).bit_length())
-    decl = "".join(f"    reg [{abits - 1}:0] a{k} = 0;\n    reg en{k} = 1, oen{k} = 1;\n"
-                   f"    wire [{width - 1}:0] d{k};\n" for k in range(ports))
-    conn = ", ".join(f".p{k}_addr(a{k}), .p{k}_en(en{k}), .p{k}_o_en(oen{k}), .p{k}_data(d{k})" for k in range(ports))
-    fmt = " ".join(["%h %h %h"] * ports)
-    args = ", ".join(f"a{k}, en{k}, oen{k}" for k in range(ports))
-    outs = ", ".join(f"d{k}" for k in range(ports))
-    (workdir / "tb.v").write_text(f"""`timescale 1ns/1ps
-module tb;
-    reg clk = 0, rst = 0;
-{decl}    top dut(.clk(clk), .rst(rst), {conn});
-    integer fi, fo, r, c;
-    initial begin
-        fi = $fopen("vec.txt", "r");
-        fo = $fopen("out.txt", "w");
-        for (c = 0; c < {len(traffic)}; c = c + 1) begin
-            #4 $fdisplay(fo, "{" ".join(["%h"] * ports)}", {outs});
-            r = $fscanf(fi, "{fmt}\\n", {args});
-            if (r != {3 * ports}) $fatal(1, "bad vector %0d", c);
-            #1 clk = 1;
-            #5 clk = 0;
-        end
-        $fclose(fo);
-        $finish;
-    end
-endmodule
-""")
-    r = subprocess.run(["iverilog", "-g2012", "-o", "sim.vvp", "tb.v", "top.v", *srcs], cwd=workdir,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    r = subprocess.run(["vvp", "-n", "sim.vvp"], cwd=workdir, capture_output=True, text=True)
-    assert r.returncode == 0 and "FATAL" not in r.stdout + r.stderr, r.stdout + r.stderr
-    rows = [line.split() for line in (workdir / "out.txt").read_text().splitlines() if line.strip()]
-    return [[None if re.search("[xXzZ]", w) else int(w, 16) for w in row] for row in rows]
+    ins = [(f"p{k}_{n}", w) for k in range(ports) for n, w in (("addr", abits), ("en", 1), ("o_en", 1))]
+    return _run_icarus(workdir, ins, [(f"p{k}_data", width) for k in range(ports)], len(traffic),
+                       ["dp16kd.v"] if model else [])
 
 
 @needs_icarus
