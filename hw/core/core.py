@@ -8,7 +8,7 @@ while a functional unit or a register it needs is busy. So does this one:
   `rom_wr`) is read one word per cycle, ahead of the PC, into a queue of FETCH_DEPTH words; its
   read address comes from registers only. The queue's head is decoded in two registered stages
   (P, then IR), so issue starts from registers. Instructions issue every two cycles at most
-  (below); the one after a taken jump or branch issues six cycles after it (JMP redirects the
+  (below); the one after a taken jump or branch issues seven cycles after it (JMP redirects the
   stream in the cycle after it issues, DJNZ and BLTZ resolve then from a registered condition),
   after a branch not taken three.
 * Decode is derived from spec.isa (`_decode_tables`: each opcode's operand list, which fields
@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from hw.mem.port import MemPortSignature
@@ -58,6 +58,7 @@ from .iface import A_BITS, check_core_config, sf_layout, unit_cmd_layout
 from .lsu import LoadStoreUnit
 from .matmul import MatmulUnit
 from .normq import NormQuantUnit
+from .ram import RegisteredRAM
 from .regfile import RegisterFile
 from .scalar_mul import MulOp, ScalarMultiplier
 from .vecunit import VectorOpUnit
@@ -256,24 +257,29 @@ class Core(wiring.Component):
         # The ROM is read ahead of issue into a small queue, and its read address comes from
         # registers only (this cycle's issue decision never reaches it):
         #   F   the read address: the sequential stream `s_next`, or a redirect's target;
-        #   Q   the block RAM's output (late in its cycle), written straight into the queue;
+        #   Q1  the block RAM reads (its internal register);
+        #   Q2  its output register (REGMODE OUTREG), written into the queue;
         #   W   the queue (FETCH_DEPTH words in flip-flops, shifting towards its head), read at its head;
         #   P   the head word predecoded into registers (see "decode");
         #   IR  the instruction decoded into registers, so issue starts from registers.
-        # A read is started when the queue has room counting the read in flight (`fill`). A jump,
+        # A read is started when the queue has room counting the reads in flight (`fill`). A jump,
         # HALT or fault empties the queue at issue and redirects the stream in the next cycle; DJNZ
         # and BLTZ resolve a cycle after issue from a registered condition and redirect then. Either
-        # way the target's word is in IR five cycles after the jump or branch issued. HALT and a
+        # way the target's word is in IR six cycles after the jump or branch issued. HALT and a
         # fault redirect to 0, so a `start` finds the word at 0 decoded.
-        m.submodules.rom = rom = memory.Memory(shape=isa.WORD_BITS, depth=cfg.rom_words, init=self._rom)
-        rom_rd = rom.read_port()
-        rom_wp = rom.write_port()
-        m.d.comb += [rom_wp.en.eq(self.rom_wr.en), rom_wp.addr.eq(self.rom_wr.addr), rom_wp.data.eq(self.rom_wr.data)]
+        # a block RAM with its output registered in the block (hw.core.ram: read latency 2), at least
+        # 1024 words so that on ECP5 it fills a DP16KD mode with REGMODE OUTREG (a ROM read straight
+        # into the queue's entries was a -6 build's wall of late paths: 5.8 ns clock-to-out, then
+        # the entry's choice)
+        rom_depth = 1 << max(10, (cfg.rom_words - 1).bit_length())
+        m.submodules.rom = rom = RegisteredRAM(isa.WORD_BITS, rom_depth, init=self._rom, name="rom")
+        m.d.comb += [rom.w_en.eq(self.rom_wr.en), rom.w_addr.eq(self.rom_wr.addr), rom.w_data.eq(self.rom_wr.data)]
         next_pc = Signal.like(pc)
         pc1 = Signal.like(pc, init=1)         # pc + 1, kept with pc
         s_next = Signal.like(pc)              # the next address of the sequential stream
         fetch = Signal.like(pc)               # the ROM read address this cycle
         go = Signal()                         # the read of this cycle goes into the queue
+        q1 = Signal()                         # the read of the cycle before is a word to queue (in flight)
         q_ok = Signal()                       # the ROM's output this cycle is a word to queue
         fill = Signal(range(FETCH_DEPTH + 1))  # words queued or read
         # the queue shifts towards its head, wq0: the head is a register, with no choice after it
@@ -292,7 +298,7 @@ class Core(wiring.Component):
         br_target = Signal.like(pc)
         m.d.comb += [fetch.eq(Mux(redir, redir_to, Mux(br_taken, br_target, s_next))),
                      go.eq(redir | br_taken | (fill < FETCH_DEPTH)),
-                     rom_rd.addr.eq(fetch), rom_rd.en.eq(1)]
+                     rom.r_addr.eq(fetch)]
         ir_ok = Signal()                      # the decoded registers hold the instruction at pc (not
         m.d.comb += ir_ok.eq(ir_has)          # halted: while halted they hold the word at 0)
         ir_valid = Signal()
@@ -661,7 +667,7 @@ class Core(wiring.Component):
         # written as the queue empties is not counted
         for i in range(FETCH_DEPTH):
             with m.If(push & Mux(pop, cnt_oh[i + 1], cnt_oh[i])):
-                m.d.sync += wq[i].eq(rom_rd.data)
+                m.d.sync += wq[i].eq(rom.r_data)
             if i + 1 < FETCH_DEPTH:
                 with m.Elif(pop):
                     m.d.sync += wq[i].eq(wq[i + 1])
@@ -672,11 +678,12 @@ class Core(wiring.Component):
             m.d.comb += oh_next.eq(1)
         m.d.sync += [cnt_oh.eq(oh_next), nonempty.eq(~oh_next[0])]
         with m.If(kill):
-            m.d.sync += [q_ok.eq(0), fill.eq(0), p_has.eq(0), ir_has.eq(0)]
+            m.d.sync += [q1.eq(0), q_ok.eq(0), fill.eq(0), p_has.eq(0), ir_has.eq(0)]
         with m.Elif(br_taken):
-            m.d.sync += [q_ok.eq(1), fill.eq(1), p_has.eq(0), ir_has.eq(0)]
+            # the target's read is this cycle's; the word in flight and the one arriving are dropped
+            m.d.sync += [q1.eq(1), q_ok.eq(0), fill.eq(1), p_has.eq(0), ir_has.eq(0)]
         with m.Else():
-            m.d.sync += [q_ok.eq(go), fill.eq(fill + go - pop)]
+            m.d.sync += [q1.eq(go), q_ok.eq(q1), fill.eq(fill + go - pop)]
             with m.If(p_load):
                 m.d.sync += p_has.eq(nonempty)
             with m.If(load):
