@@ -40,7 +40,7 @@ class Op(enum.Enum, shape=3):
 
 
 #: Worst-case cycles from a command's transfer to ``result.valid`` at the default widths (ScalarUnit).
-WORST_LATENCY = {Op.MUL: 40, Op.ADD: 42, Op.RECIP: 35, Op.SQRT: 33, Op.RSQRT: 65, Op.NORM: 18, Op.SHIFT: 5}
+WORST_LATENCY = {Op.MUL: 41, Op.ADD: 43, Op.RECIP: 36, Op.SQRT: 34, Op.RSQRT: 67, Op.NORM: 19, Op.SHIFT: 5}
 
 
 class Status(enum.Enum, shape=2):
@@ -99,13 +99,14 @@ class ScalarUnit(wiring.Component):
     unit is idle, so a command is accepted only after the previous result has been taken.
 
     Latency (cycles from the command's transfer to ``result.valid``), worst case at the default
-    widths: :data:`WORST_LATENCY` (MUL 40, ADD 42, RECIP 35, SQRT 33, RSQRT 65, NORM 18, about one
-    more per 8 bits of ``norm_bits``, SHIFT 5). Zero operands and NORM of 0 take 3 or 4 cycles, ADD's
+    widths: :data:`WORST_LATENCY` (MUL 41, ADD 43, RECIP 36, SQRT 34, RSQRT 67, NORM 19, about one
+    more per 8 bits of ``norm_bits``, SHIFT 5). Zero operands take 3 cycles, NORM of 0 5, ADD's
     "exponents differ by more than SF_BITS" case 5. The command is registered before it is decoded (one
     cycle), so no path starts at the ``cmd`` payload; the exponent differences (ADD), the operands'
-    zero flags and each operation's starting registers, and the result's range checks each have a
-    cycle of their own (PREP, CHECK): on a -6 board all were among the late paths, through the
-    NORM/QNT unit's command mux, the zero compares and the op's choice into ``v`` and the result.
+    zero flags and each operation's starting registers, the compares of the value being normalized,
+    and the result's range checks each have a cycle of their own (PREP, NORM_F, CHECK): on a -6
+    board all were among the late paths, through the NORM/QNT unit's command mux, the zero compares
+    and the op's choice into ``v`` and the result.
     """
 
     def __init__(self, *, exponent_bits: int = SF_EXP_BITS, norm_bits: int = SF_NORM_BITS):
@@ -166,6 +167,14 @@ class ScalarUnit(wiring.Component):
         a_zero, b_zero = Signal(), Signal()                         # a.mantissa == 0, b.mantissa == 0
         cmd = cq
         sat = [res.value.mantissa.eq((1 << B) - 1), res.value.exponent.eq(e_max)]
+
+        # v's compares for NORM, as registers (NORM_F loads them, NORM keeps them v's)
+        f_zero, f_hi8, f_hi1, f_lo8, f_top = Signal(), Signal(), Signal(), Signal(), Signal()
+
+        def norm_flags(x):
+            """v == 0, v >= 2**(B+8), v >= 2**B, v < 2**(B-8), v's bit B-1, for a v of value x."""
+            return [f_zero.eq(x == 0), f_hi8.eq(x[B + 8:] != 0), f_hi1.eq(x[B:] != 0),
+                    f_lo8.eq(x[B - 8:] == 0), f_top.eq(x[B - 1])]
 
         def recip_init():
             # floor(2**(2B) / mant) by restoring division: the quotient has at most B+2 bits, and
@@ -260,7 +269,7 @@ class ScalarUnit(wiring.Component):
                         with m.Else():
                             m.next = "SQRT"
                     with m.Case(Op.NORM):
-                        m.next = "NORM"
+                        m.next = "NORM_F"
                     with m.Case(Op.SHIFT):
                         with m.If(a_zero):
                             m.d.sync += res.value.eq(cmd.a)
@@ -278,7 +287,7 @@ class ScalarUnit(wiring.Component):
                 m.d.sync += [v.eq(Cat(v[1:B], acc)), cnt.eq(cnt - 1)]
                 with m.If(cnt == 1):
                     m.d.sync += rnd.eq(0)
-                    m.next = "NORM"
+                    m.next = "NORM_F"
 
             with m.State("ADD_FAR"):
                 with m.If(d_ab > B):
@@ -293,7 +302,7 @@ class ScalarUnit(wiring.Component):
                 # (big << d) + small, exact, at the small operand's exponent
                 with m.If(cnt == 0):
                     m.d.sync += [v.eq(v + b_m), rnd.eq(0)]
-                    m.next = "NORM"
+                    m.next = "NORM_F"
                 with m.Else():
                     m.d.sync += [v.eq(v << 1), cnt.eq(cnt - 1)]
 
@@ -308,7 +317,7 @@ class ScalarUnit(wiring.Component):
                 # sf_norm(floor(2**(2B) / m), -2B - e) rounds exactly like the golden
                 # sf_norm((floor(2**(2B) / m) + 1) >> 1, -(2B-1) - e): the quotient has B+1 or B+2 bits
                 m.d.sync += [v.eq(q), e.eq(-2 * B - a_e), rnd.eq(0)]
-                m.next = "NORM"
+                m.next = "NORM_F"
 
             with m.State("SQRT"):
                 # one root bit per cycle from the radicand's top two bits: r' = 4r + pair,
@@ -323,22 +332,30 @@ class ScalarUnit(wiring.Component):
 
             with m.State("SQRT_END"):
                 m.d.sync += [v.eq(q), rnd.eq(0)]
+                m.next = "NORM_F"
+
+            with m.State("NORM_F"):
+                # v's flags, registered: NORM chooses from them (the wide compares of v had driven
+                # v's choice and the result's enable in one cycle, a -6 build's worst path)
+                m.d.sync += norm_flags(v)
                 m.next = "NORM"
 
             with m.State("NORM"):
                 # bring v into [2**(B-1), 2**B): shift right keeping the last bit shifted out, or
-                # left (only when nothing was shifted out); 8 bits at a time where there is room
-                with m.If(v == 0):
+                # left (only when nothing was shifted out); 8 bits at a time where there is room.
+                # The flags are v's (registered); each branch loads the flags of the v it makes,
+                # computed from this v's bits (a shifted v's compares are v's bits, shifted)
+                with m.If(f_zero):
                     m.d.sync += res.value.eq(0)
                     m.next = "OUT"
-                with m.Elif(v[B + 8:] != 0):
-                    m.d.sync += [rnd.eq(v[7]), v.eq(v >> 8), e.eq(e + 8)]
-                with m.Elif(v[B:] != 0):
-                    m.d.sync += [rnd.eq(v[0]), v.eq(v >> 1), e.eq(e + 1)]
-                with m.Elif(v[B - 8:] == 0):
-                    m.d.sync += [v.eq(v << 8), e.eq(e - 8)]
-                with m.Elif(~v[B - 1]):
-                    m.d.sync += [v.eq(v << 1), e.eq(e - 1)]
+                with m.Elif(f_hi8):
+                    m.d.sync += [rnd.eq(v[7]), v.eq(v >> 8), e.eq(e + 8), *norm_flags(v >> 8)]
+                with m.Elif(f_hi1):
+                    m.d.sync += [rnd.eq(v[0]), v.eq(v >> 1), e.eq(e + 1), *norm_flags(v >> 1)]
+                with m.Elif(f_lo8):
+                    m.d.sync += [v.eq(v << 8), e.eq(e - 8), *norm_flags((v << 8)[:vw])]
+                with m.Elif(~f_top):
+                    m.d.sync += [v.eq(v << 1), e.eq(e - 1), *norm_flags((v << 1)[:vw])]
                 with m.Else():
                     # round half up: v takes the sum whatever it is (the carry chain does not select
                     # among v's sources: a -6 build's late path); a carry out (v = 2**B) is
