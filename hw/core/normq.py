@@ -104,8 +104,8 @@ _V1 = signed(_P1.width + _L1)
 #: exponent (exp >= GAMMA_EXP_MIN).
 _L2 = 1 - N.GAMMA_EXP_MIN
 _GSH = unsigned((N.GAMMA_EXP_MAX + _L2 - 1).bit_length())
-#: stages of `_round_stages`: two shifter halves, the rounding add, the saturation
-_ROUND = 4
+#: stages of `_round_stages`: two shifter halves, the rounding add, the range compare, the saturation
+_ROUND = 5
 
 # The pipeline's stages (the registers of stage k hold a word k cycles after it left the read queue,
 # without stalls). Per lane, two multipliers (hw.core.arith.pipelined_product) serve every pass:
@@ -166,7 +166,7 @@ class _Phase(enum.Enum, shape=2):
 def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     """sat_fx(rround(p << left, sh)) in _ROUND stages from k0 (p valid at stage k0 - 1), valid at
     stage k0 + _ROUND - 1: the right shift by the high bits of sh, by its low bits, the rounding
-    add, the saturation. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
+    add, the range compare, the saturating choice. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
     shifts of _L1 or more). `sh` and `big` are constant while words flow."""
     p = p.as_signed()
     v = p << left
@@ -175,17 +175,21 @@ def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     u0 = reg(k0, f"{name}_u0", v.shape(), v >> Cat(Const(0, lo), sh[lo:sh_bits]))
     u1 = reg(k0 + 1, f"{name}_u1", v.shape(), u0 >> sh[:lo])
     w = reg(k0 + 2, f"{name}_w", signed(len(v)), (u1 + 1) >> 1)
+    # the range compare of w's top bits in a stage of its own, the saturating choice in the next
+    # (compare and choice in one stage were a -6 build's late paths)
     hi = w[N.FX_BITS - 1:]
-    inside = (hi == 0) | (hi == (1 << len(hi)) - 1)
-    sat = Mux(inside, w[:N.FX_BITS], Mux(w[-1], N.FX_MIN, N.FX_MAX))
+    inside = reg(k0 + 3, f"{name}_in", 1, (hi == 0) | (hi == (1 << len(hi)) - 1))
+    w_lo = reg(k0 + 3, f"{name}_lo", FX, w[:N.FX_BITS])
+    w_neg = reg(k0 + 3, f"{name}_neg", 1, w[-1])
+    sat = Mux(inside, w_lo, Mux(w_neg, N.FX_MIN, N.FX_MAX))
     if big is not None:
         pz = reg(k0, f"{name}_z", 1, p == 0)
         pn = reg(k0, f"{name}_n", 1, p < 0)
-        for k in (k0 + 1, k0 + 2):
+        for k in (k0 + 1, k0 + 2, k0 + 3):
             pz = reg(k, f"{name}_z", 1, pz)
             pn = reg(k, f"{name}_n", 1, pn)
         sat = Mux(big, Mux(pz, 0, Mux(pn, N.FX_MIN, N.FX_MAX)), sat)
-    return reg(k0 + 3, f"{name}_r", FX, sat)
+    return reg(k0 + 4, f"{name}_r", FX, sat)
 
 
 class NormQuantUnit(CoreUnit):
