@@ -153,15 +153,23 @@ class PortArbiter(wiring.Component):
         for k in reversed(range(n)):
             with m.If(cmds[k].valid & (last < k)):
                 m.d.comb += pick.eq(k)
+        # the pick is registered (`grant`): the slices' `ready` is an AND of registers, not the
+        # round-robin logic (that path into the command slices' enables was a -6 build's late path).
+        # A command waits a cycle longer where the arbiter was idle; loads of `creg` are at least two
+        # cycles apart (`cfull`), so the grant is never older than the state it serves, and a slice's
+        # `valid` falls only when it is taken
+        grant = Signal(range(max(2, n)))
+        granted = Signal()
+        m.d.sync += [grant.eq(pick), granted.eq(found)]
         for k in range(n):
-            m.d.comb += cmds[k].ready.eq(can_take & found & (pick == k))
-        with m.If(can_take & found):
-            sel = Array(c.payload for c in cmds)[pick]
-            m.d.sync += [creg.eq(sel), cfull.eq(1), last.eq(pick)]
+            m.d.comb += cmds[k].ready.eq(can_take & granted & (grant == k))
+        with m.If(can_take & granted & Array(c.valid for c in cmds)[grant]):
+            sel = Array(c.payload for c in cmds)[grant]
+            m.d.sync += [creg.eq(sel), cfull.eq(1), last.eq(grant)]
             with m.If(sel.write):
-                m.d.sync += [wlock.eq(1), wsrc.eq(pick), wleft.eq(sel.len)]
+                m.d.sync += [wlock.eq(1), wsrc.eq(grant), wleft.eq(sel.len)]
             with m.Else():
-                m.d.comb += [q.push.eq(1), q.push_tag.eq(pick), q.push_len.eq(sel.len)]
+                m.d.comb += [q.push.eq(1), q.push_tag.eq(grant), q.push_len.eq(sel.len)]
 
         # write beats from the locked initiator
         for k in range(n):
