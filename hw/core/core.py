@@ -66,8 +66,6 @@ from .vecunit import VectorOpUnit
 __all__ = ["Core", "SCALAR_OPS", "UNITS", "UNIT_OF", "TOKEN_BITS", "rom_write_signature"]
 
 UNITS = ("lsu", "vec", "nq", "mm", "arg")
-#: the units whose `done` is a flip-flop output (the others' is registered in the sequencer)
-DONE_IS_REGISTER = ("lsu", "arg")
 UNIT_OF: dict[str, str] = {}
 for _mn in ("LDV", "SV", "LDG", "LDGT", "LDE", "LDW", "LDF"):
     UNIT_OF[_mn] = "lsu"
@@ -540,16 +538,14 @@ class Core(wiring.Component):
                 m.d.sync += c_valid.eq(1)
             m.d.comb += [units[u].cmd.payload.eq(c_payload), units[u].cmd.valid.eq(c_valid)]
 
-        # Each unit's `done` as the scoreboard sees it: a register. The LSU's and ARGMAX's are
-        # registers already; the others' end a unit's pipeline logic, so they are registered here
-        # (the unit is free a cycle later; on a board the units sit far from the sequencer).
+        # Each unit's `done` as the scoreboard sees it: registered here, a cycle after the unit's (the
+        # unit is free a cycle later; on a board the units sit far from the sequencer). The A
+        # write-backs of LSU and ARGMAX, which come with their `done`, are registered likewise
+        # (below), so a register is released in the cycle its new value lands.
         done = {}
         for u in UNITS:
-            if u in DONE_IS_REGISTER:
-                done[u] = units[u].done
-            else:
-                done[u] = Signal(name=f"done_{u}")
-                m.d.sync += done[u].eq(units[u].done)
+            done[u] = Signal(name=f"done_{u}")
+            m.d.sync += done[u].eq(units[u].done)
         for u in UNITS:
             m.d.comb += [held_next[u][k].eq(held[u][k]) for k in held[u]]
             with m.If(done[u]):
@@ -705,14 +701,20 @@ class Core(wiring.Component):
         f_widx_r = Signal.like(fd_idx)
         f_wval_r = Signal.like(f_wval)
         m.d.sync += [f_we_r.eq(f_we), f_widx_r.eq(fd_idx), f_wval_r.eq(mul.f_result)]
-        wbs = [(units["lsu"].awb.en, units["lsu"].awb.idx, units["lsu"].awb.value),
-               (units["arg"].awb.en, units["arg"].awb.idx, units["arg"].awb.value),
-               (units["arg"].awb2.en, units["arg"].awb2.idx, units["arg"].awb2.value)]
+        # the units' A write-backs registered first, the register one-hot: each A register's enable
+        # and choice are then a few registered bits (the units' enables and index compares straight
+        # into every A register's enable were a -6 build's late paths)
+        wbs = []
+        for k, wb in enumerate((units["lsu"].awb, units["arg"].awb, units["arg"].awb2)):
+            oh = Signal(isa.N_AREGS, name=f"awb{k}_oh")
+            val = Signal.like(wb.value, name=f"awb{k}_value", reset_less=True)
+            m.d.sync += [oh.eq(Mux(wb.en, (Const(1, isa.N_AREGS) << wb.idx)[:isa.N_AREGS], 0)), val.eq(wb.value)]
+            wbs.append((oh, val))
         for i in range(isa.N_AREGS):
             with m.If(a_woh_r[i]):
                 m.d.sync += A[i].eq(a_wval_r)
-            for en, idx, val in wbs:
-                with m.If(en & (idx == i)):
+            for oh, val in wbs:
+                with m.If(oh[i]):
                     m.d.sync += A[i].eq(val)
         fwbs = [(f_we_r, f_widx_r, f_wval_r), (units["lsu"].fwb.en, units["lsu"].fwb.idx, units["lsu"].fwb.value),
                 (units["nq"].fwb.en, units["nq"].fwb.idx, units["nq"].fwb.value)]
