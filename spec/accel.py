@@ -137,7 +137,7 @@ UNIT_BUDGETS: dict[str, UnitBudget] = {
     "tmac": UnitBudget(luts=2_560, ffs=1_640, dsps=0, brams=10, path_ns=8.0),
     "matmul": UnitBudget(luts=7_000, ffs=3_850, dsps=10, brams=10, path_ns=10.2),
     "vec": UnitBudget(luts=9_500, ffs=9_010, dsps=44, brams=24, path_ns=8.5),
-    "normq": UnitBudget(luts=17_280, ffs=11_430, dsps=36, brams=0, path_ns=10.0),
+    "normq": UnitBudget(luts=17_280, ffs=12_000, dsps=36, brams=0, path_ns=10.0),   # FFs: the range-compare stage
     "argmax": UnitBudget(luts=660, ffs=540, dsps=0, brams=0, path_ns=8.3),
     "lsu": UnitBudget(luts=3_730, ffs=1_210, dsps=0, brams=0, path_ns=8.8),
     "regfile": UnitBudget(luts=14_060, ffs=6_400, dsps=0, brams=48, path_ns=6.9),
