@@ -186,10 +186,12 @@ class ScalarUnit(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # the command is registered first: nothing is computed from the stream's payload
+                # the command is registered first: nothing is computed from the stream's payload.
+                # The register loads in every idle cycle, not on `valid` (the command's valid, late
+                # from the NORM/QNT sequence, into this 130-bit register's enable was a -6 late path)
                 m.d.comb += self.cmd.ready.eq(1)
+                m.d.sync += cq.eq(self.cmd.payload)
                 with m.If(self.cmd.valid):
-                    m.d.sync += cq.eq(self.cmd.payload)
                     m.next = "PREP"
 
             with m.State("PREP"):
