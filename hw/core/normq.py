@@ -166,8 +166,8 @@ class _Phase(enum.Enum, shape=2):
 def _round_stages(reg, k0: int, name: str, p, left: int, sh, big):
     """sat_fx(rround(p << left, sh)) in _ROUND stages from k0 (p valid at stage k0 - 1), valid at
     stage k0 + _ROUND - 1: the right shift by the high bits of sh, by its low bits, the rounding
-    add, the range compare, the saturating choice. `big` (or None): instead FX_MAX, FX_MIN or 0 by p's sign (apply_sf's left
-    shifts of _L1 or more). `sh` and `big` are constant while words flow."""
+    add, the range compare, the saturating choice. `big` (or None): instead FX_MAX, FX_MIN or 0 by
+    p's sign (apply_sf's left shifts of _L1 or more). `sh` and `big` are constant while words flow."""
     p = p.as_signed()
     v = p << left
     sh_bits = len(sh)
