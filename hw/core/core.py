@@ -58,7 +58,7 @@ from .iface import A_BITS, check_core_config, sf_layout, unit_cmd_layout
 from .lsu import LoadStoreUnit
 from .matmul import MatmulUnit
 from .normq import NormQuantUnit
-from .ram import RegisteredRAM
+from .ram import DP16KD_MODES, RegisteredRAM
 from .regfile import RegisterFile
 from .scalar_mul import MulOp, ScalarMultiplier
 from .vecunit import VectorOpUnit
@@ -269,7 +269,7 @@ class Core(wiring.Component):
         # 1024 words so that on ECP5 it fills a DP16KD mode with REGMODE OUTREG (a ROM read straight
         # into the queue's entries was a -6 build's wall of late paths: 5.8 ns clock-to-out, then
         # the entry's choice)
-        rom_depth = 1 << max(10, (cfg.rom_words - 1).bit_length())
+        rom_depth = max(DP16KD_MODES[0][0], 1 << (cfg.rom_words - 1).bit_length())
         m.submodules.rom = rom = RegisteredRAM(isa.WORD_BITS, rom_depth, init=self._rom, name="rom")
         m.d.comb += [rom.w_en.eq(self.rom_wr.en), rom.w_addr.eq(self.rom_wr.addr), rom.w_data.eq(self.rom_wr.data)]
         next_pc = Signal.like(pc)
@@ -708,7 +708,7 @@ class Core(wiring.Component):
         for k, wb in enumerate((units["lsu"].awb, units["arg"].awb, units["arg"].awb2)):
             oh = Signal(isa.N_AREGS, name=f"awb{k}_oh")
             val = Signal.like(wb.value, name=f"awb{k}_value", reset_less=True)
-            m.d.sync += [oh.eq(Mux(wb.en, (Const(1, isa.N_AREGS) << wb.idx)[:isa.N_AREGS], 0)), val.eq(wb.value)]
+            m.d.sync += [oh.eq(Mux(wb.en, onehot(wb.idx, isa.N_AREGS), 0)), val.eq(wb.value)]
             wbs.append((oh, val))
         for i in range(isa.N_AREGS):
             with m.If(a_woh_r[i]):
