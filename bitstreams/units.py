@@ -212,8 +212,13 @@ def synth_netlist(design, name: str, workdir: Path, platform=None) -> dict:
     log = ""
     for mapper, script in SCRIPTS.items():
         (workdir / "synth.ys").write_text(script.format(name=name))
-        r = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir, capture_output=True,
-                           text=True)
+        for _attempt in range(2):
+            r = subprocess.run([_yosys(), "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir, capture_output=True,
+                               text=True)
+            # killed by a signal (SIGBUS): on a fresh machine another yowasp process can rewrite the
+            # compiled-code cache this one has mapped; a second run finds the cache complete
+            if r.returncode >= 0:
+                break
         log = (workdir / "yosys.log").read_text(errors="replace") if (workdir / "yosys.log").exists() else r.stderr
         if r.returncode == 0:
             netlist = json.loads((workdir / f"{name}.json").read_text())
