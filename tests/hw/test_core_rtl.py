@@ -4,9 +4,9 @@ sim/rtl/tb_accel.py under Verilator (and Icarus), against the golden machine, bi
 * differential fuzz: random valid programs from sim.fuzz (every opcode, hazards, loops), each
   compared on every TOKOUT and the whole state region including dumps of all registers; a
   sample runs by default, the full count (1,000 programs) is `slow`;
-* the compiled demo model (sw/demo, trained): 16 token steps, every token and the final
-  recurrent state;
-* batch: two cores on one broadcast weight stream, different prompts;
+* the compiled demo model (sw/demo, trained): 8 token steps (16 in the slow run), every token
+  and the final recurrent state;
+* batch (slow): two cores on one broadcast weight stream, different prompts;
 * Icarus: one short fuzz run with the same bench.
 
 Every run has random pauses on the memory port (commands, read beats, write beats) and on the
@@ -45,7 +45,7 @@ def _fuzz(name: str, seeds, stall: dict, simulator: str = "verilator") -> int:
 
 @pytest.mark.parametrize("name", ["ecp5", "b8"])
 def test_fuzz_sample(name):
-    _fuzz(name, range(24), STALL)
+    _fuzz(name, range(16), STALL)
 
 
 @pytest.mark.slow
@@ -57,14 +57,16 @@ def test_fuzz_full(name, p):
     _fuzz(name, range(base, base + 167), dict(STALL, seed=base, cmd=p, rd=p, wr=p, tok=p))
 
 
-def test_demo_model_16_token_steps():
-    """The compiled demo program: 4 prompt tokens and 12 greedy ones, each step's token and the
-    final recurrent state equal to the golden machine's."""
+@pytest.mark.parametrize("n_new", [4, pytest.param(12, marks=pytest.mark.slow)])
+def test_demo_model_token_steps(n_new):
+    """The compiled demo program: 4 prompt tokens and `n_new` greedy ones (8 steps by default, 16
+    in the slow run), each step's token and the final recurrent state equal to the golden
+    machine's."""
     cfg = get_config("ecp5")
-    job, gold = model_run(cfg, demo_image(cfg), prompt=[1, 17, 42, 99], n_new=12)
+    job, gold = model_run(cfg, demo_image(cfg), prompt=[1, 17, 42, 99], n_new=n_new)
     res = rtl.run_job(rtl.build(cfg), [job], stall=STALL)[0]
     check_model(res, gold)
-    assert len(res["tokouts"][0]) == 16
+    assert len(res["tokouts"][0]) == 4 + n_new
 
 
 @pytest.mark.slow
@@ -75,9 +77,12 @@ def test_demo_model_long_greedy_no_stalls():
     check_model(res, gold)
 
 
+@pytest.mark.slow
 def test_two_cores_run_fuzz_programs_side_by_side():
     """Batch 2 on the fuzz config: both cores run each program with their own state region and
-    the weights from the broadcast; each core's observations equal the golden machine's."""
+    the weights from the broadcast; each core's observations equal the golden machine's. (Slow:
+    a Verilator build of its own; the default run has two cores in the Amaranth simulator,
+    tests/sw/test_device.py's batch test.)"""
     from sim.fuzz import Observed
 
     cfg, progs, gold, cases = fuzz_jobs("ecp5", range(100, 103))
