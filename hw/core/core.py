@@ -667,15 +667,16 @@ class Core(wiring.Component):
         # fan-out of 64).
         wr_a = Signal(FETCH_DEPTH)      # entry i takes the ROM's word, with an issue this cycle ...
         wr_b = Signal(FETCH_DEPTH)      # ... and without
-        ce_a = Signal(FETCH_DEPTH)      # entry i loads (the ROM's word, or the next entry's), with an issue
-        ce_b = Signal(FETCH_DEPTH)      # ... and without
+        ce_a = Signal(FETCH_DEPTH - 1)  # entry i loads (the ROM's word, or the next entry's), with an issue
+        ce_b = Signal(FETCH_DEPTH - 1)  # ... and without
         for i in range(FETCH_DEPTH):
-            wr = Signal(name=f"wq_wr{i}")
-            ce = Signal(name=f"wq_ce{i}")
-            m.d.comb += [wr.eq(Mux(issue, wr_a[i], wr_b[i])), ce.eq(Mux(issue, ce_a[i], ce_b[i]))]
-            with m.If(ce):
-                nxt = wq[i + 1] if i + 1 < FETCH_DEPTH else rom.r_data
-                m.d.sync += wq[i].eq(Mux(wr, rom.r_data, nxt))
+            wr = Mux(issue, wr_a[i], wr_b[i])
+            if i + 1 < FETCH_DEPTH:
+                with m.If(Mux(issue, ce_a[i], ce_b[i])):
+                    m.d.sync += wq[i].eq(Mux(wr, rom.r_data, wq[i + 1]))
+            else:                               # the last entry only takes the ROM's word
+                with m.If(wr):
+                    m.d.sync += wq[i].eq(rom.r_data)
         # the count kept one-hot: a shift by push and pop (no adder and compares after them)
         oh_next = Signal.like(cnt_oh)
         m.d.comb += oh_next.eq(Mux(push & ~pop, cnt_oh << 1, Mux(pop & ~push, cnt_oh >> 1, cnt_oh)))
@@ -695,18 +696,18 @@ class Core(wiring.Component):
                 m.d.sync += ir_has.eq(p_has)
         # the entries' next enables: from the state the queue has next cycle where no redirect
         # empties it (a redirect clears them: q_ok is 0 then and the queue empty)
-        oh_nk = Mux(q_ok & ~pop, cnt_oh << 1, Mux(pop & ~q_ok, cnt_oh >> 1, cnt_oh))[:FETCH_DEPTH + 1]
+        oh_nk = Signal.like(cnt_oh)
+        m.d.comb += oh_nk.eq(Mux(q_ok & ~pop, cnt_oh << 1, Mux(pop & ~q_ok, cnt_oh >> 1, cnt_oh)))
         full_nk = Signal()                    # P and IR both hold a word next cycle: no pop without an issue
         m.d.comb += full_nk.eq(Mux(p_load, nonempty, p_has) & Mux(load, p_has, ir_has))
+        stay = ~(kill | br_taken)
         for i in range(FETCH_DEPTH):
             at_a = oh_nk[i + 1] | (oh_nk[0] if i == 0 else 0)    # the write slot when one pops
             at_b = Mux(full_nk, oh_nk[i], at_a)
-            shift_a = ~oh_nk[0] if i + 1 < FETCH_DEPTH else 0
-            shift_b = ~oh_nk[0] & ~full_nk if i + 1 < FETCH_DEPTH else 0
-            m.d.sync += [wr_a[i].eq(q1 & at_a), wr_b[i].eq(q1 & at_b),
-                         ce_a[i].eq((q1 & at_a) | shift_a), ce_b[i].eq((q1 & at_b) | shift_b)]
-        with m.If(kill | br_taken):
-            m.d.sync += [wr_a.eq(0), wr_b.eq(0), ce_a.eq(0), ce_b.eq(0)]
+            m.d.sync += [wr_a[i].eq(stay & q1 & at_a), wr_b[i].eq(stay & q1 & at_b)]
+            if i + 1 < FETCH_DEPTH:
+                m.d.sync += [ce_a[i].eq(stay & ((q1 & at_a) | ~oh_nk[0])),
+                             ce_b[i].eq(stay & ((q1 & at_b) | (~oh_nk[0] & ~full_nk)))]
         m.d.sync += pc.eq(next_pc)
         with m.If(next_pc == pc1):
             m.d.sync += pc1.eq(pc1 + 1)
