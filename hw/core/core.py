@@ -700,14 +700,15 @@ class Core(wiring.Component):
         m.d.comb += oh_nk.eq(Mux(q_ok & ~pop, cnt_oh << 1, Mux(pop & ~q_ok, cnt_oh >> 1, cnt_oh)))
         full_nk = Signal()                    # P and IR both hold a word next cycle: no pop without an issue
         m.d.comb += full_nk.eq(Mux(p_load, nonempty, p_has) & Mux(load, p_has, ir_has))
-        stay = ~(kill | br_taken)
         for i in range(FETCH_DEPTH):
             at_a = oh_nk[i + 1] | (oh_nk[0] if i == 0 else 0)    # the write slot when one pops
             at_b = Mux(full_nk, oh_nk[i], at_a)
-            m.d.sync += [wr_a[i].eq(stay & q1 & at_a), wr_b[i].eq(stay & q1 & at_b)]
+            m.d.sync += [wr_a[i].eq(q1 & at_a), wr_b[i].eq(q1 & at_b)]
             if i + 1 < FETCH_DEPTH:
-                m.d.sync += [ce_a[i].eq(stay & ((q1 & at_a) | ~oh_nk[0])),
-                             ce_b[i].eq(stay & ((q1 & at_b) | (~oh_nk[0] & ~full_nk)))]
+                m.d.sync += [ce_a[i].eq((q1 & at_a) | ~oh_nk[0]), ce_b[i].eq((q1 & at_b) | (~oh_nk[0] & ~full_nk))]
+        # a redirect empties the queue: the registers' synchronous reset (no LUT after `kill`)
+        with m.If(kill | br_taken):
+            m.d.sync += [wr_a.eq(0), wr_b.eq(0), ce_a.eq(0), ce_b.eq(0)]
         m.d.sync += pc.eq(next_pc)
         with m.If(next_pc == pc1):
             m.d.sync += pc1.eq(pc1 + 1)
