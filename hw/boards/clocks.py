@@ -1,14 +1,18 @@
 """The board design's clock: the board oscillator as it is, or an ECP5 PLL (EHXPLLL) that makes the
 frequency the design is built for (docs/boards.md).
 
-    m.domains.sync = ClockDomain("sync")
-    f = add_sync_clock(m, platform, 100e6)      # the PLL's output frequency, Hz
+    f, rst = add_sync_clock(m, platform, 100e6)   # the PLL's output frequency (Hz), the reset
 
 `ecp5_pll(fin, fout)` solves the EHXPLLL dividers: the output is fin * CLKFB_DIV / CLKI_DIV with
 the feedback taken from CLKOP, within the PLL's ranges (Lattice TN1263: input 8-400 MHz, phase
 detector 3.125-400 MHz, VCO 400-800 MHz, output 3.125-400 MHz). The divider set that comes
-closest to `fout` wins; ties go to the VCO frequency nearest the middle of its range. The `sync`
-domain's reset is held until the PLL reports lock.
+closest to `fout` wins; ties go to the VCO frequency nearest the middle of its range.
+
+On ECP5 the `sync` domain has no reset of its own: `add_sync_clock` returns the reset as a
+flip-flop, held until the PLL reports lock, for the design to apply where it wants one (with
+`ResetInserter`) and to derive other resets from. A domain reset would be ORed by Amaranth into
+every reset derived from it: one LUT between the flip-flop and every reset pin, on a net of
+thousands of sinks.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import dataclasses
 
 from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import io
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.cdc import AsyncFFSynchronizer
 
 __all__ = ["EcpPll", "add_sync_clock", "design_clock", "ecp5_pll"]
 
@@ -97,34 +101,44 @@ def design_clock(platform, freq_hz: float | None) -> tuple[float, str]:
                                 f"CLKFB_DIV {pll.clkfb_div}, CLKOP_DIV {pll.clkop_div}, VCO {pll.vco_mhz:g} MHz)")
 
 
-def add_sync_clock(m: Module, platform, freq_hz: float) -> float:
-    """Make `m`'s `sync` domain run at `freq_hz` on `platform`: nothing to do when that is the
-    board clock's frequency (the platform makes its own `sync` domain from it), else an ECP5 PLL
-    from the board clock, with the domain's reset held until the PLL locks (and while the board's
-    reset button, if any, is pressed). Returns the domain's frequency (Hz)."""
+def add_sync_clock(m: Module, platform, freq_hz: float) -> tuple[float, Signal | None]:
+    """Make `m`'s `sync` domain run at `freq_hz` on `platform`; returns its frequency (Hz) and its
+    reset.
+
+    On ECP5: the board clock as it is, or an ECP5 PLL from it, in a `sync` domain without a reset
+    of its own; the returned reset is a flip-flop (`sync`), high from configuration until the PLL
+    locks (and while the board's reset button, if any, is pressed), for the caller to apply.
+    Elsewhere (no PLL here): the platform makes its own `sync` domain, reset included, and the
+    returned reset is None."""
     fin = float(platform.default_clk_frequency)
     freq, _ = design_clock(platform, freq_hz)
-    if freq == fin:
-        return fin
-    pll = ecp5_pll(fin, freq_hz)
-    m.domains.sync = ClockDomain("sync")
+    if getattr(platform, "family", None) != "ecp5":
+        return fin, None
+    m.domains.sync = ClockDomain("sync", reset_less=True)
     m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
-    out, locked = Signal(), Signal()
-    m.submodules.pll = Instance(
-        "EHXPLLL",
-        a_FREQUENCY_PIN_CLKI=f"{pll.fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.fout_mhz:g}",
-        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
-        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
-        p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-        p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div, p_FEEDBK_PATH="CLKOP",
-        p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll.clkop_div, p_CLKOP_CPHASE=pll.clkop_div - 1, p_CLKOP_FPHASE=0,
-        i_CLKI=clk_buf.i, i_CLKFB=out, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
-        i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-        o_CLKOP=out, o_LOCK=locked)
-    m.d.comb += ClockSignal("sync").eq(out)
-    hold = ~locked
+    hold = Signal()
+    if freq == fin:
+        m.d.comb += ClockSignal("sync").eq(clk_buf.i)
+    else:
+        pll = ecp5_pll(fin, freq_hz)
+        out, locked = Signal(), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=f"{pll.fin_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.fout_mhz:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED", p_DPHASE_SOURCE="DISABLED",
+            p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB", p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+            p_CLKI_DIV=pll.clki_div, p_CLKFB_DIV=pll.clkfb_div, p_FEEDBK_PATH="CLKOP",
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll.clkop_div, p_CLKOP_CPHASE=pll.clkop_div - 1, p_CLKOP_FPHASE=0,
+            i_CLKI=clk_buf.i, i_CLKFB=out, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
+            i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+            o_CLKOP=out, o_LOCK=locked)
+        m.d.comb += [ClockSignal("sync").eq(out), hold.eq(~locked)]
+        freq = pll.fout_mhz * 1e6
     if platform.default_rst is not None:
         m.submodules.rst_buf = rst_buf = io.Buffer("i", platform.request(platform.default_rst, dir="-"))
         hold = hold | rst_buf.i
-    m.submodules.rst_sync = ResetSynchronizer(hold, domain="sync")
-    return pll.fout_mhz * 1e6
+    # asserted at once, released on a `sync` edge; its flip-flops start high at configuration
+    rst = Signal(name="board_rst")
+    m.submodules.rst_sync = AsyncFFSynchronizer(hold, rst, o_domain="sync")
+    return freq, rst

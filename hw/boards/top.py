@@ -12,9 +12,11 @@ accelerator in reset while the memory zeroes the state region, so every sequence
 state of a fresh golden machine.
 
 With a platform (amaranth-boards), `elaborate` runs the `sync` domain at `clk_freq`: the board's
-clock and reset as they are when that is their frequency, else an ECP5 PLL from the board clock
-(hw/boards/clocks.py). It uses the platform's ``uart`` resource; LEDs 0..2, where the board has them, show `waiting`,
-`fault` and the memory's out-of-range `error`. Without one (simulation) the pins are the plain
+clock as it is when that is its frequency, else an ECP5 PLL from the board clock
+(hw/boards/clocks.py). The domain has no reset: the board's (until the PLL locks) is a flip-flop
+applied to the link, the memory and the UART, and held in the accelerator's. It uses the
+platform's ``uart`` resource; LEDs 0..2, where the board has them, show `waiting`, `fault` and
+the memory's out-of-range `error`. Without one (simulation) the pins are the plain
 signals `rx` (in) and `tx` (out), with the status signals beside them.
 """
 from __future__ import annotations
@@ -99,16 +101,30 @@ class BoardTop(Elaboratable):
         m = Module()
         cfg = self.config
         beat = cfg.beat_bytes
+        # the board's reset: with a platform, a flip-flop held until the clock is good (the `sync`
+        # domain then has no reset of its own, hw/boards/clocks.py); in simulation the domain's own
+        board_rst = None
+        if platform is not None:
+            from hw.boards.clocks import add_sync_clock
+            _, board_rst = add_sync_clock(m, platform, self.clk_freq)
+
+        def board_reset(elaboratable):
+            return elaboratable if board_rst is None else ResetInserter(board_rst)(elaboratable)
+
         acc = Accelerator(cfg, self.program)
         link = HostLink(self.gap_bits * self.divisor, token_bits=len(acc.tok_in[0].payload),
                         tokout_bits=len(acc.tok_out[0].payload))
         mem = OnChipMemory(beat, self.image_bytes + bytes(self.state_bytes), clear_from=self.state_base)
-        acc_rst = Signal()
+        # the accelerator's reset is a flip-flop that reaches every reset pin of the core (a net
+        # of over 12,000 sinks across the device) with no LUT between: it holds the board's reset
+        # itself, so the accelerator needs no other (where the domain has one, in simulation,
+        # Amaranth ORs the two)
+        acc_rst = Signal(init=1)
         m.submodules.acc = ResetInserter(acc_rst)(acc)
-        m.submodules.mem = mem
-        m.submodules.link = link
-        m.submodules.uart_rx = rx = UartRx(self.divisor)
-        m.submodules.uart_tx = tx = UartTx(self.divisor)
+        m.submodules.mem = board_reset(mem)
+        m.submodules.link = board_reset(link)
+        m.submodules.uart_rx = board_reset(rx := UartRx(self.divisor))
+        m.submodules.uart_tx = board_reset(tx := UartTx(self.divisor))
 
         connect(m, acc.mem, mem.port)
         connect(m, rx.o, link.rx)
@@ -118,15 +134,13 @@ class BoardTop(Elaboratable):
         # slice, a -6 build still spent ~11 ns on a LUT or two and the route from the slice to the
         # core's token buffer), so the placer has a stage to put half-way
         tok_slices = [RegisterSlice(acc.tok_in[0].payload.shape()) for _ in range(2)]
-        m.submodules.tok_slice = tok_slices[0]
-        m.submodules.tok_slice2 = tok_slices[1]
+        m.submodules.tok_slice = board_reset(tok_slices[0])
+        m.submodules.tok_slice2 = board_reset(tok_slices[1])
         connect(m, link.tok_in, tok_slices[0].i)
         connect(m, tok_slices[0].o, tok_slices[1].i)
         connect(m, tok_slices[1].o, acc.tok_in[0])
         connect(m, acc.tok_out[0], link.tok_out)
-        # the accelerator's reset is a register: it reaches every flip-flop of the core (a net of
-        # over 12,000 sinks across the device), so it starts at a flip-flop, not after a LUT
-        m.d.sync += acc_rst.eq(link.clear | mem.clearing)
+        m.d.sync += acc_rst.eq(link.clear | mem.clearing | (0 if board_rst is None else board_rst))
         m.d.comb += [
             mem.clear.eq(link.clear),
             link.clearing.eq(mem.clearing),
@@ -144,8 +158,6 @@ class BoardTop(Elaboratable):
         ]
 
         if platform is not None:
-            from hw.boards.clocks import add_sync_clock
-            add_sync_clock(m, platform, self.clk_freq)
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
             m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)

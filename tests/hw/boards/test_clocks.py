@@ -5,6 +5,7 @@ ECP5 platform with and without the PLL (the RTLIL the toolchain would get; no to
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -61,10 +62,30 @@ def _rtlil(freq: float) -> str:
     return plan.files["top.il"] if isinstance(plan.files["top.il"], str) else plan.files["top.il"].decode()
 
 
+def _module(il: str, name: str) -> str:
+    start = il.index(f"module \\{name}\n")
+    return il[start:il.index("\nend\n", start)]
+
+
+def _acc_reset_is_a_flip_flop(il: str) -> None:
+    """The accelerator's only reset input is `acc_rst`, and in the top it is the Q of a plain
+    `$dff`: no LUT (an OR with a domain reset) between the flip-flop and the core's reset pins."""
+    acc = _module(il, "top.acc")
+    inputs = re.findall(r"^  wire width \d+ input \d+\s+(?:signed\s+)?\\(\S+)$", acc, re.M)
+    assert "acc_rst" in inputs and "rst" not in inputs, inputs
+    top = _module(il, "top")
+    cells = re.findall(r"^  cell (\$\w+) \S+\n((?:    .*\n)*?)  end", top + "\n", re.M)
+    drivers = [kind for kind, body in cells if re.search(r"connect \\Q \\acc_rst$", body, re.M)]
+    assert drivers == ["$dff"], drivers
+
+
 def test_board_design_gets_a_pll_only_when_the_clock_differs():
     with_pll = _rtlil(100e6)
     assert "EHXPLLL" in with_pll and "CLKFB_DIV" in with_pll
-    assert "EHXPLLL" not in _rtlil(25e6)
+    _acc_reset_is_a_flip_flop(with_pll)
+    direct = _rtlil(25e6)
+    assert "EHXPLLL" not in direct
+    _acc_reset_is_a_flip_flop(direct)
 
 
 def test_non_ecp5_board_refuses_a_pll():
