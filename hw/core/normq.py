@@ -383,8 +383,11 @@ class NormQuantUnit(CoreUnit):
         # -- the pipeline ---------------------------------------------------------------------------
         # One register stage per step, all advancing together (`adv`); stage k's tags say which
         # word it holds. Stage numbers are the module constants' (S_*).
-        def reg(k: int, name: str, shape, value):
-            r = Signal(shape, name=f"{name}_q{k}")
+        def reg(k: int, name: str, shape, value, *, reset: bool = False):
+            # the data registers have no reset: only the stage's valid bit and pass decide
+            # whether a word is used (fewer pins on the accelerator's reset, and no LUT merging
+            # the reset with a register's zeroing, like lanes at or past VL into x_q1)
+            r = Signal(shape, name=f"{name}_q{k}", reset_less=not reset)
             with m.If(adv):
                 m.d.sync += r.eq(value)
             return r
@@ -394,9 +397,9 @@ class NormQuantUnit(CoreUnit):
         with m.If(adv):
             m.d.sync += [tv[1].eq(take), tph[1].eq(pphase), tlast[1].eq(plast)]
         for k in range(2, _S_Y + 1):
-            tv.append(reg(k, "v", 1, tv[k - 1]))
-            tph.append(reg(k, "ph", _Phase, tph[k - 1]))
-            tlast.append(reg(k, "last", 1, tlast[k - 1]))
+            tv.append(reg(k, "v", 1, tv[k - 1], reset=True))
+            tph.append(reg(k, "ph", _Phase, tph[k - 1], reset=True))
+            tlast.append(reg(k, "last", 1, tlast[k - 1], reset=True))
 
         def at(k, phase):
             """Stage k holds the last word of pass `phase` (and advances)."""
