@@ -68,7 +68,8 @@ class RegisterSlice(wiring.Component):
     `o.valid` and `o.payload` come from a main register, `i.ready` from a register ("the skid
     register is empty"), so neither side's timing reaches the other: a stream between two units
     placed far apart costs a cycle of latency and no throughput. Two registers of the payload's
-    width (main and skid) and a 2:1 choice per bit.
+    width (main and skid) and a 2:1 choice per bit. The payload registers have no reset (a payload
+    means nothing without its `valid`): a slice of a 128-bit beat adds no pins to the reset net.
     """
 
     def __init__(self, shape):
@@ -78,14 +79,15 @@ class RegisterSlice(wiring.Component):
         m = Module()
         i, o = self.i, self.o
         sk_valid = Signal()
-        sk_data = Signal.like(i.payload)
-        m.d.comb += i.ready.eq(~sk_valid)
+        sk_data = Signal.like(i.payload, reset_less=True)
+        o_data = Signal.like(o.payload, reset_less=True)
+        m.d.comb += [i.ready.eq(~sk_valid), o.payload.eq(o_data)]
         take = i.valid & i.ready
         with m.If(o.ready | ~o.valid):
             with m.If(sk_valid):
-                m.d.sync += [o.payload.eq(sk_data), o.valid.eq(1), sk_valid.eq(0)]
+                m.d.sync += [o_data.eq(sk_data), o.valid.eq(1), sk_valid.eq(0)]
             with m.Elif(take):
-                m.d.sync += [o.payload.eq(i.payload), o.valid.eq(1)]
+                m.d.sync += [o_data.eq(i.payload), o.valid.eq(1)]
             with m.Else():
                 m.d.sync += o.valid.eq(0)
         with m.Elif(take):
