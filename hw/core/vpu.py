@@ -525,10 +525,8 @@ class VectorDivider(wiring.Component):
         run = Signal()
         fin = Signal()
         done = Signal()
-        # the datapath registers have no reset (the one-hot state decides what is used): a reset
-        # merged with load's zeroing would put a LUT before their reset pins
-        step = Signal(range(qbits), reset_less=True)
-        last = Signal(reset_less=True)          # step == 0
+        step = Signal(range(qbits))
+        last = Signal()                         # step == 0
         m.d.comb += [self.i.ready.eq(idle), self.o.valid.eq(done)]
         m.d.sync += [
             idle.eq((idle & ~self.i.valid) | (done & self.o.ready)),
@@ -543,17 +541,17 @@ class VectorDivider(wiring.Component):
             m.d.sync += [step.eq(step - 1), last.eq(step == 1)]
 
         for j in range(self._lanes):
-            a = Signal(FX, name=f"a{j}", reset_less=True)
-            b = Signal(FX, name=f"b{j}", reset_less=True)
+            a = Signal(FX, name=f"a{j}")
+            b = Signal(FX, name=f"b{j}")
             with m.If(idle):
                 m.d.sync += [a.eq(self.i.payload.a[j]), b.eq(self.i.payload.b[j])]
 
-            rem = Signal(mag, name=f"rem{j}", reset_less=True)                  # < |b| while Q fits
-            feed = Signal(unsigned(qbits), name=f"feed{j}", reset_less=True)    # the dividend's next bits, top first
-            den = Signal(mag, name=f"den{j}", reset_less=True)
-            quo = Signal(unsigned(qbits), name=f"quo{j}", reset_less=True)
-            neg = Signal(name=f"neg{j}", reset_less=True)
-            zero = Signal(name=f"zero{j}", reset_less=True)                    # a == 0: the quotient is 0, b == 0 too
+            rem = Signal(mag, name=f"rem{j}")                  # < |b| while Q fits
+            feed = Signal(unsigned(qbits), name=f"feed{j}")    # the dividend's next bits, top first
+            den = Signal(mag, name=f"den{j}")
+            quo = Signal(unsigned(qbits), name=f"quo{j}")
+            neg = Signal(name=f"neg{j}")
+            zero = Signal(name=f"zero{j}")                    # a == 0: the quotient is 0, b == 0 too
             with m.If(load):
                 mag_a = Mux(a < 0, -a, a)[:N.FX_BITS]
                 mag_b = Mux(b < 0, -b, b)[:N.FX_BITS]
