@@ -22,7 +22,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import AsyncFFSynchronizer
 
-__all__ = ["EcpPll", "add_sync_clock", "design_clock", "ecp5_pll", "global_net"]
+__all__ = ["EcpPll", "add_sync_clock", "design_clock", "ecp5_pll"]
 
 #: EHXPLLL ranges in MHz (Lattice TN1263, ECP5 and ECP5-5G sysCLOCK PLL/DLL design guide)
 ECP5_PLL_IN = (8.0, 400.0)
@@ -142,18 +142,3 @@ def add_sync_clock(m: Module, platform, freq_hz: float) -> tuple[float, Signal |
     rst = Signal(name="board_rst")
     m.submodules.rst_sync = AsyncFFSynchronizer(hold, rst, o_domain="sync")
     return freq, rst
-
-
-def global_net(m: Module, platform, sig: Signal, name: str) -> Signal:
-    """`sig` through one of the device's global networks where the platform is an ECP5 (a DCCA,
-    which nextpnr routes on a global network); `sig` itself elsewhere (and in simulation).
-
-    For a net that is not a clock but reaches thousands of flip-flops across the device, like the
-    accelerator's reset: nextpnr promotes clock nets to globals on its own, not a flip-flop's
-    output that drives only reset (LSR) pins, which the router then fans out through the fabric.
-    On a global network every sink sees the same short delay."""
-    if platform is None or getattr(platform, "family", None) != "ecp5":
-        return sig
-    out = Signal(name=name)
-    m.submodules[f"{name}_dcc"] = Instance("DCCA", i_CLKI=sig, i_CE=1, o_CLKO=out)
-    return out

@@ -119,13 +119,8 @@ class BoardTop(Elaboratable):
         # of over 12,000 sinks across the device) with no LUT between: it holds the board's reset
         # itself, so the accelerator needs no other (where the domain has one, in simulation,
         # Amaranth ORs the two)
-        # (itself on a global network on ECP5: a fabric route to 12,000 pins took 8.4 ns)
         acc_rst = Signal(init=1)
-        acc_rst_net = acc_rst
-        if platform is not None:
-            from hw.boards.clocks import global_net
-            acc_rst_net = global_net(m, platform, acc_rst, "acc_rst_g")
-        m.submodules.acc = ResetInserter(acc_rst_net)(acc)
+        m.submodules.acc = ResetInserter(acc_rst)(acc)
         m.submodules.mem = board_reset(mem)
         m.submodules.link = board_reset(link)
         m.submodules.uart_rx = board_reset(rx := UartRx(self.divisor))
