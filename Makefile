@@ -19,7 +19,7 @@ help:
 	@echo "make bench-golden   golden-model decode speed on the random-init 370m (JSON + table)"
 	@echo "make demo-fidelity  golden vs float model on the demo checkpoint (JSON + table)"
 	@echo "make bench-dram     DDR4 controller efficiency under Verilator beside the references (JSON + table)"
-	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny] [CLOCK_MHZ=f]"
+	@echo "make bitstream BOARD=ulx3s_85f|ecpix5_85|orangecrab_85f|butterstick|icebreaker [CONFIG=ecp5] [MODEL=tiny] [CLOCK_MHZ=f] [VECTOR_LANES=n]"
 	@echo "                    bitstream + manifest + utilisation/Fmax report under build/bitstreams/BOARD (yowasp)"
 	@echo "make units          each core unit synthesized alone for ECP5: LUTs, DSPs, block RAMs, estimated worst path vs budget"
 	@echo "make verilog TARGET=d5005|mig [CONFIG=ddr4] [MODEL=370m]"
@@ -77,7 +77,7 @@ demo-fidelity:
 BOARD ?=
 bitstream:
 	$(PY) -m bitstreams --board "$(BOARD)" $(if $(CONFIG),--config $(CONFIG)) $(if $(CLOCK_MHZ),--clock-mhz $(CLOCK_MHZ)) \
-	  $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
+	  $(if $(VECTOR_LANES),--vector-lanes $(VECTOR_LANES)) $(if $(filter command line,$(origin MODEL)),--model $(MODEL))
 
 TARGET ?=
 verilog:
