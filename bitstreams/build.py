@@ -45,12 +45,36 @@ from sw.artifacts import ROOT, ArtifactError, Artifacts, build_dir, prepare, pro
 
 OUT = build_dir("bitstreams")
 
-__all__ = ["BOARDS", "Board", "BuildError", "build", "late_arrivals", "manifest", "parse_nextpnr_report",
-           "report_markdown"]
+__all__ = ["BOARDS", "NOABC9", "Board", "BuildError", "ToolError", "abc9_asserted", "build", "late_arrivals",
+           "manifest", "parse_nextpnr_report", "report_markdown"]
 
 
 class BuildError(RuntimeError):
     """A build that cannot go on (the message says why)."""
+
+
+class ToolError(BuildError):
+    """A tool of the build script exited non-zero; `tool` is its variable's name in lower case
+    ("yosys", "nextpnr_ecp5", ...)."""
+
+    def __init__(self, message: str, tool: str):
+        super().__init__(message)
+        self.tool = tool
+
+
+#: yosys's ECP5 flow maps LUTs with abc9; yosys 0.70 (yowasp) asserts in abc9's reintegration on
+#: some netlists (`Assert ... failed in .../abc_ops_reintegrate.cc`, or `GetSize(conn.first) ==
+#: GetSize(conn.second)` after ABC9). A build that meets it synthesizes again with the classic
+#: abc mapper; the manifest and the report say so.
+NOABC9 = "-noabc9"
+
+
+def abc9_asserted(yosys_log: str) -> bool:
+    """Whether a failed yosys run is yosys's abc9 assertion (not a fault of the design)."""
+    if "ERROR: Assert" not in yosys_log:
+        return False
+    before = yosys_log[:yosys_log.rindex("ERROR: Assert")]
+    return "abc_ops_reintegrate" in yosys_log or "ABC9" in before[-20_000:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,6 +298,8 @@ def report_markdown(board: str, rep: dict[str, Any], man: dict[str, Any], wall_s
                   "| arrival | fan-out | net | driver -> sink |", "|---:|---:|---|---|"]
         lines += [f"| {r['arrival_ns']:.2f} ns | {r['fanout']} | {r['net']} | {r['driver']} -> {r['sink']} |"
                   for r in rep["late_arrivals"]]
+    if man.get("synth_opts"):
+        lines += ["", f"Synthesis: synth_ecp5 {man['synth_opts']} ({man.get('synth_note', '')})"]
     if wall_s is not None:
         lines.append(f"Build wall time on the build machine: {wall_s:.0f} s")
     return "\n".join(lines) + "\n"
@@ -326,7 +352,8 @@ def run_script(script: Path, cwd: Path, env: dict[str, str]) -> dict[str, float]
             if proc.returncode != 0:
                 logf.flush()
                 tail = "\n".join((cwd / "build.log").read_text(errors="replace").splitlines()[-15:])
-                raise BuildError(f"{var.lower()} failed (exit {proc.returncode}); see {cwd / 'build.log'}:\n{tail}")
+                raise ToolError(f"{var.lower()} failed (exit {proc.returncode}); see {cwd / 'build.log'}:\n{tail}",
+                                var.lower())
     return times
 
 
@@ -380,13 +407,32 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
 
     env = {**os.environ, **dict(board.env), **{k: _tool(v) for k, v in TOOLS.items()}}
-    t0 = time.perf_counter()
-    _log("elaborating the design and writing Verilog ...")
-    plan = plat.prepare(top, name=NAME, nextpnr_opts=pnr_opts)
-    plan.extract(str(out))
-    _log(f"  {time.perf_counter() - t0:.0f} s")
+
+    def toolchain(plat, top, **prepare_opts) -> dict[str, float]:
+        t0 = time.perf_counter()
+        _log("elaborating the design and writing Verilog ...")
+        plan = plat.prepare(top, name=NAME, nextpnr_opts=pnr_opts, **prepare_opts)
+        plan.extract(str(out))
+        _log(f"  {time.perf_counter() - t0:.0f} s")
+        return run_script(out / f"build_{NAME}.sh", out, env)
+
     t1 = time.perf_counter()
-    steps = run_script(out / f"build_{NAME}.sh", out, env)
+    try:
+        steps = toolchain(plat, top)
+    except ToolError as e:
+        yosys_log = out / f"{NAME}.rpt"
+        if not (e.tool == "yosys" and board.family == "ecp5" and yosys_log.exists()
+                and abc9_asserted(yosys_log.read_text(errors="replace"))):
+            raise
+        _log(f"yosys's abc9 LUT mapping asserted (a yosys fault on this netlist): synthesizing again with "
+             f"the classic abc mapper (synth_ecp5 {NOABC9})")
+        man["synth_opts"] = NOABC9
+        man["synth_note"] = "yosys's abc9 mapping asserted on this netlist; LUTs mapped by the classic abc"
+        (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+        # a platform prepares one design once: a new platform and design, the same inputs
+        steps = toolchain(make_platform(board), BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq,
+                                                         baud=baud or HL.DEFAULT_BAUD, state_bytes=m.state_bytes),
+                          synth_opts=NOABC9)
     build_s = time.perf_counter() - t1
     _log(f"  toolchain done in {build_s:.0f} s")
     rep_path = out / REPORT

@@ -231,3 +231,40 @@ def test_clock_option_makes_a_pll_and_is_the_target(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(B, "build", fake_build)
     assert B.main(["--board", "ulx3s_85f", "--clock-mhz", "100"]) == 1
     assert seen["clock_mhz"] == 100.0
+
+
+def test_yosys_abc9_assertion_is_retried_with_the_classic_mapper(tmp_path, monkeypatch, capsys):
+    """yosys 0.70's abc9 assertion (a fault of the tool, met on some netlists): the build
+    synthesizes again with `synth_ecp5 -noabc9` and says so in the manifest; any other yosys
+    failure stops the build as it is."""
+    calls = []
+
+    def fake(script, cwd, env, *, log):
+        calls.append((cwd / "top.ys").read_text())
+        if len(calls) == 1:
+            (cwd / "top.rpt").write_text(log)
+            raise B.ToolError("yosys failed (exit 1)", "yosys")
+        raise B.BuildError("stopped by the test")
+
+    monkeypatch.setattr(B, "run_script", lambda s, c, e: fake(s, c, e, log=(
+        "2.46.18.1. Executing ABC9_OPS pass (helper functions for ABC9).\n"
+        "ERROR: Assert `wire' failed in passes/techmap/abc_ops_reintegrate.cc:596.\n")))
+    with pytest.raises(B.BuildError, match="stopped by the test"):
+        B.build("ulx3s_85f", config="ice40", model="micro", out_dir=tmp_path, overrides={"vlen": 64})
+    assert len(calls) == 2 and B.NOABC9 not in calls[0] and f"synth_ecp5 {B.NOABC9}" in calls[1]
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["synth_opts"] == B.NOABC9 and "abc9" in man["synth_note"]
+    assert "classic abc mapper" in capsys.readouterr().out
+
+    calls.clear()
+    monkeypatch.setattr(B, "run_script", lambda s, c, e: fake(s, c, e, log="ERROR: Module `foo' not found\n"))
+    with pytest.raises(B.ToolError, match="yosys failed"):
+        B.build("ulx3s_85f", config="ice40", model="micro", out_dir=tmp_path / "b", overrides={"vlen": 64})
+    assert len(calls) == 1
+
+
+def test_abc9_asserted_reads_the_yosys_log():
+    assert B.abc9_asserted("Executing ABC9.\nERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed")
+    assert B.abc9_asserted("ERROR: Assert `wire' failed in /x/passes/techmap/abc_ops_reintegrate.cc:596.")
+    assert not B.abc9_asserted("Executing ABC9.\nERROR: Module `foo' not found")
+    assert not B.abc9_asserted("ERROR: Assert `x' failed in kernel/rtlil.cc")
