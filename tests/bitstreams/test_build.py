@@ -235,8 +235,9 @@ def test_clock_option_makes_a_pll_and_is_the_target(tmp_path, monkeypatch, capsy
 
 def test_yosys_abc9_assertion_is_retried_with_the_classic_mapper(tmp_path, monkeypatch, capsys):
     """yosys 0.70's abc9 assertion (a fault of the tool, met on some netlists): the build
-    synthesizes again with `synth_ecp5 -noabc9` and says so in the manifest; any other yosys
-    failure stops the build as it is."""
+    synthesizes again with the classic abc mapper (synth_ecp5 up to its LUT mapping, `abc -lut
+    4:7`, the rest of synth_ecp5) and says so in the manifest; any other yosys failure stops the
+    build as it is."""
     calls = []
 
     def fake(script, cwd, env, *, log):
@@ -251,9 +252,13 @@ def test_yosys_abc9_assertion_is_retried_with_the_classic_mapper(tmp_path, monke
         "ERROR: Assert `wire' failed in passes/techmap/abc_ops_reintegrate.cc:596.\n")))
     with pytest.raises(B.BuildError, match="stopped by the test"):
         B.build("ulx3s_85f", config="ice40", model="micro", out_dir=tmp_path, overrides={"vlen": 64})
-    assert len(calls) == 2 and B.NOABC9 not in calls[0] and f"synth_ecp5 {B.NOABC9}" in calls[1]
+    assert len(calls) == 2 and "abc -lut" not in calls[0] and "-run :map_luts" not in calls[0]
+    second = [ln.strip() for ln in calls[1].splitlines()]
+    at = second.index("synth_ecp5 -run :map_luts -top top")
+    assert second[at + 1:at + 5] == ["techmap -map +/lattice/latches_map.v", "abc -lut 4:7 -dress", "clean",
+                                     "synth_ecp5 -top top -run map_cells:"]
     man = json.loads((tmp_path / "manifest.json").read_text())
-    assert man["synth_opts"] == B.NOABC9 and "abc9" in man["synth_note"]
+    assert man["synth_mapper"] == "abc" and "abc9" in man["synth_note"]
     assert "classic abc mapper" in capsys.readouterr().out
 
     calls.clear()
