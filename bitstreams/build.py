@@ -396,8 +396,10 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
     except ValueError as e:
         raise BuildError(str(e)) from None
     _log(f"clock {freq / 1e6:g} MHz: {clock_source}")
-    top = BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq, baud=baud or HL.DEFAULT_BAUD,
-                   state_bytes=m.state_bytes)
+    def make_top() -> BoardTop:
+        return BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq, baud=baud or HL.DEFAULT_BAUD,
+                        state_bytes=m.state_bytes)
+    top = make_top()
     est = estimate_board(top, plat.device)
     _log(f"estimated for the {est['device']}: {est['luts']:,} LUTs, {est['brams']} block RAMs, {est['dsps']} DSPs "
          f"(bitstreams.estimate, before synthesis)")
@@ -435,9 +437,7 @@ def build(board_name: str, *, config: str | None = None, model: str | None = Non
         man["synth_note"] = "yosys's abc9 mapping asserted on this netlist; LUTs mapped by the classic abc"
         (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
         # a platform prepares one design once: a new platform and design, the same inputs
-        steps = toolchain(make_platform(board), BoardTop(cfg, m.image_bytes, m.program, clk_freq=freq,
-                                                         baud=baud or HL.DEFAULT_BAUD, state_bytes=m.state_bytes),
-                          **CLASSIC_ABC)
+        steps = toolchain(make_platform(board), make_top(), **CLASSIC_ABC)
     build_s = time.perf_counter() - t1
     _log(f"  toolchain done in {build_s:.0f} s")
     rep_path = out / REPORT
