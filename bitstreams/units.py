@@ -50,8 +50,8 @@ from typing import Any
 from spec.accel import TARGET_PATH_NS, UNIT_BUDGETS, AccelConfig, UnitBudget, get_config
 from sw.artifacts import build_dir
 
-__all__ = ["DELAYS", "PLATFORMS", "ROUTE", "UNITS", "UnitReport", "analyse", "check_budget", "ecp5_platform", "main",
-           "synth_netlist", "synth_unit"]
+__all__ = ["CLASSIC_LUT_MAP", "DELAYS", "PLATFORMS", "ROUTE", "SCRIPTS", "UNITS", "UnitReport", "abc9_asserted",
+           "analyse", "check_budget", "ecp5_platform", "main", "synth_netlist", "synth_unit"]
 
 #: cell delays in ns (ECP5, speed grade -6, as nextpnr's timing database gives them)
 DELAYS = {
@@ -164,12 +164,26 @@ def _yosys() -> str:
 #: classic `abc` for the LUT mapping. Some units alone (the TMATMUL unit) hit an assertion in yosys
 #: 0.70's abc9 reintegration; they are mapped by the classic mapper instead, which the report names
 #: (it maps a little less tightly: the whole core 9 % more LUTs, the same depth).
+#: synth_ecp5's LUT mapping step (`map_luts`) with the classic abc instead of abc9: run between
+#: `synth_ecp5 -run :map_luts` and `synth_ecp5 -run map_cells:` (yosys 0.70's synth_ecp5 has no
+#: option to leave abc9 out; bitstreams.build falls back to it as well)
+CLASSIC_LUT_MAP = "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean"
 SCRIPTS = {
     "abc9": "read_rtlil {name}.il\nsynth_ecp5 -top {name} -flatten -json {name}.json\n",
     "abc": ("read_rtlil {name}.il\nsynth_ecp5 -top {name} -flatten -run :map_luts\n"
-            "techmap -map +/lattice/latches_map.v\nabc -lut 4:7 -dress\nclean\n"
+            f"{CLASSIC_LUT_MAP}\n"
             "synth_ecp5 -top {name} -flatten -run map_cells: -json {name}.json\n"),
 }
+
+
+def abc9_asserted(yosys_log: str) -> bool:
+    """Whether a failed yosys run is yosys 0.70's abc9 assertion (a fault of the tool on some
+    netlists, not of the design): `Assert ... failed in .../abc_ops_reintegrate.cc`, or another
+    assertion after an ABC9 pass began."""
+    if "ERROR: Assert" not in yosys_log:
+        return False
+    before = yosys_log[:yosys_log.rindex("ERROR: Assert")]
+    return "abc_ops_reintegrate" in yosys_log or "ABC9" in before[-20_000:]
 
 
 def _wrapped(design):
@@ -224,7 +238,7 @@ def synth_netlist(design, name: str, workdir: Path, platform=None) -> dict:
             netlist = json.loads((workdir / f"{name}.json").read_text())
             netlist["mapper"] = mapper
             return netlist
-        if mapper != "abc9" or "ERROR: Assert" not in log:
+        if mapper != "abc9" or not abc9_asserted(log):
             break
     tail = "\n".join(log.splitlines()[-15:])
     raise RuntimeError(f"yosys failed on {name} (exit {r.returncode}); see {workdir / 'yosys.log'}:\n{tail}")
